@@ -1,0 +1,44 @@
+# Every target sets up what it needs: `make run` and `make test` work on a fresh clone.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PROTOS := $(wildcard proto/llmconfig/v1/*.proto)
+GENERATED := client/llmconfig/v1
+
+.PHONY: install proto proto-check lint test run clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+## Regenerate the committed Python stubs from proto/ (grpcio-tools is pinned in pyproject).
+proto: install
+	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=client --pyi_out=client \
+		--grpc_python_out=client $(PROTOS)
+
+## Fail when the committed stubs differ from what `make proto` generates.
+proto-check: proto
+	@if ! git diff --quiet -- $(GENERATED) || [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then \
+		git status --short -- $(GENERATED); \
+		echo "generated code in $(GENERATED) is stale: run 'make proto' and commit it" >&2; \
+		exit 1; \
+	fi
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: install
+	$(BIN)/python -m pytest -q
+
+## Serve on the embedded defaults (local mode, Ollama, no key). Extra flags: make run ARGS='--mode cloud'
+run: install
+	$(BIN)/llmconfig-server $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info client/*.egg-info

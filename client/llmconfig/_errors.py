@@ -1,0 +1,86 @@
+"""Typed errors: every non-OK status becomes one of these, carrying the server's violations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One thing the server found wrong. `subject` is the request field path
+    (`overrides.temperature`) or the variable, flag or file key a bad server value came from."""
+
+    subject: str
+    reason: str
+    description: str
+
+
+class LLMConfigError(Exception):
+    """Base of every error the client raises."""
+
+    def __init__(self, code: grpc.StatusCode, message: str,
+                 violations: tuple[Violation, ...] = (), reason: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.violations = violations
+        self.reason = reason
+
+
+class ConfigInvalid(LLMConfigError):
+    """INVALID_ARGUMENT: something the caller sent is wrong (see `violations`)."""
+
+
+class PreconditionFailed(LLMConfigError):
+    """FAILED_PRECONDITION: the server's own configuration cannot serve this request."""
+
+
+class PermissionDenied(LLMConfigError):
+    """PERMISSION_DENIED: the server refuses this request (e.g. an unapproved probe target)."""
+
+
+class ServiceUnavailable(LLMConfigError):
+    """UNAVAILABLE (after retries) or DEADLINE_EXCEEDED: the service could not be reached."""
+
+
+class Unimplemented(LLMConfigError):
+    """UNIMPLEMENTED: the server is older than this client."""
+
+
+_BY_CODE: dict[grpc.StatusCode, type[LLMConfigError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: ConfigInvalid,
+    grpc.StatusCode.FAILED_PRECONDITION: PreconditionFailed,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
+    grpc.StatusCode.UNAVAILABLE: ServiceUnavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: ServiceUnavailable,
+    grpc.StatusCode.UNIMPLEMENTED: Unimplemented,
+}
+
+
+def from_rpc_error(error: grpc.RpcError) -> LLMConfigError:
+    code: grpc.StatusCode = error.code()
+    message: str = error.details() or code.name
+    violations: list[Violation] = []
+    reason = ""
+    status = rpc_status.from_call(error)
+    for detail in status.details if status else ():
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            violations += [Violation(v.field, v.reason, v.description)
+                           for v in bad.field_violations]
+        elif detail.Is(error_details_pb2.PreconditionFailure.DESCRIPTOR):
+            failure = error_details_pb2.PreconditionFailure()
+            detail.Unpack(failure)
+            violations += [Violation(v.subject, v.type, v.description)
+                           for v in failure.violations]
+        elif detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            reason = info.reason
+    cls = _BY_CODE.get(code, LLMConfigError)
+    return cls(code, message, tuple(violations), reason)

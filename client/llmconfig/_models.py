@@ -1,0 +1,62 @@
+"""Immutable results. They mirror the proto but are plain Python: no protobuf in callers' code."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Source(enum.Enum):
+    """The cascade layer a value came from."""
+
+    REQUEST = "request"
+    FLAG = "flag"
+    ENV = "env"
+    FILE = "file"
+    DEFAULT = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    field: str
+    source: Source
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class LLMConfig:
+    provider: str
+    model: str
+    requested_model: str
+    base_url: str
+    openai_base_url: str
+    api_key: str  # empty unless resolved with include_secrets=True
+    api_key_present: bool
+    api_key_hint: str
+    max_tokens: int | None  # None: the provider's default
+    temperature: float | None  # None: the provider's default
+    mode: str
+
+    def __repr__(self) -> str:
+        # Never print a key, even when the caller asked for it.
+        shown = ", ".join(
+            f"{name}={getattr(self, name)!r}" for name in self.__slots__ if name != "api_key"
+        )
+        return f"LLMConfig({shown})"
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """The answer of ResolveLLMConfig."""
+
+    config: LLMConfig
+    origins: tuple[Origin, ...]
+    warnings: tuple[str, ...]
+    revision: str
+
+    def origin(self, field: str) -> Origin:
+        """Where `field` came from (e.g. `origin("model").detail == "STIGMER_LLM_MODEL"`)."""
+        for origin in self.origins:
+            if origin.field == field:
+                return origin
+        raise KeyError(field)

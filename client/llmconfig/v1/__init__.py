@@ -1,0 +1,1 @@
+"""Generated code for llmconfig.v1 (regenerate with `make proto`; never edit by hand)."""

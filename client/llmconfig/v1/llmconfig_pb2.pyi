@@ -1,0 +1,166 @@
+import datetime
+
+from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Source(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SOURCE_UNSPECIFIED: _ClassVar[Source]
+    SOURCE_REQUEST: _ClassVar[Source]
+    SOURCE_FLAG: _ClassVar[Source]
+    SOURCE_ENV: _ClassVar[Source]
+    SOURCE_FILE: _ClassVar[Source]
+    SOURCE_DEFAULT: _ClassVar[Source]
+
+class HealthStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    HEALTH_STATUS_UNSPECIFIED: _ClassVar[HealthStatus]
+    HEALTH_STATUS_HEALTHY: _ClassVar[HealthStatus]
+    HEALTH_STATUS_UNREACHABLE: _ClassVar[HealthStatus]
+    HEALTH_STATUS_TIMEOUT: _ClassVar[HealthStatus]
+    HEALTH_STATUS_UNAUTHENTICATED: _ClassVar[HealthStatus]
+    HEALTH_STATUS_MODEL_NOT_FOUND: _ClassVar[HealthStatus]
+    HEALTH_STATUS_NOT_CONFIGURED: _ClassVar[HealthStatus]
+    HEALTH_STATUS_RATE_LIMITED: _ClassVar[HealthStatus]
+    HEALTH_STATUS_UNAVAILABLE: _ClassVar[HealthStatus]
+    HEALTH_STATUS_BAD_RESPONSE: _ClassVar[HealthStatus]
+SOURCE_UNSPECIFIED: Source
+SOURCE_REQUEST: Source
+SOURCE_FLAG: Source
+SOURCE_ENV: Source
+SOURCE_FILE: Source
+SOURCE_DEFAULT: Source
+HEALTH_STATUS_UNSPECIFIED: HealthStatus
+HEALTH_STATUS_HEALTHY: HealthStatus
+HEALTH_STATUS_UNREACHABLE: HealthStatus
+HEALTH_STATUS_TIMEOUT: HealthStatus
+HEALTH_STATUS_UNAUTHENTICATED: HealthStatus
+HEALTH_STATUS_MODEL_NOT_FOUND: HealthStatus
+HEALTH_STATUS_NOT_CONFIGURED: HealthStatus
+HEALTH_STATUS_RATE_LIMITED: HealthStatus
+HEALTH_STATUS_UNAVAILABLE: HealthStatus
+HEALTH_STATUS_BAD_RESPONSE: HealthStatus
+
+class LLMSettings(_message.Message):
+    __slots__ = ("provider", "model", "base_url", "api_key", "max_tokens", "temperature")
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    BASE_URL_FIELD_NUMBER: _ClassVar[int]
+    API_KEY_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
+    provider: str
+    model: str
+    base_url: str
+    api_key: str
+    max_tokens: int
+    temperature: float
+    def __init__(self, provider: _Optional[str] = ..., model: _Optional[str] = ..., base_url: _Optional[str] = ..., api_key: _Optional[str] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ...) -> None: ...
+
+class ResolveLLMConfigRequest(_message.Message):
+    __slots__ = ("mode", "overrides", "include_secrets")
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    OVERRIDES_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_SECRETS_FIELD_NUMBER: _ClassVar[int]
+    mode: str
+    overrides: LLMSettings
+    include_secrets: bool
+    def __init__(self, mode: _Optional[str] = ..., overrides: _Optional[_Union[LLMSettings, _Mapping]] = ..., include_secrets: _Optional[bool] = ...) -> None: ...
+
+class LLMConfig(_message.Message):
+    __slots__ = ("provider", "model", "requested_model", "base_url", "openai_base_url", "api_key", "api_key_present", "api_key_hint", "max_tokens", "temperature", "mode")
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_MODEL_FIELD_NUMBER: _ClassVar[int]
+    BASE_URL_FIELD_NUMBER: _ClassVar[int]
+    OPENAI_BASE_URL_FIELD_NUMBER: _ClassVar[int]
+    API_KEY_FIELD_NUMBER: _ClassVar[int]
+    API_KEY_PRESENT_FIELD_NUMBER: _ClassVar[int]
+    API_KEY_HINT_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    provider: str
+    model: str
+    requested_model: str
+    base_url: str
+    openai_base_url: str
+    api_key: str
+    api_key_present: bool
+    api_key_hint: str
+    max_tokens: int
+    temperature: float
+    mode: str
+    def __init__(self, provider: _Optional[str] = ..., model: _Optional[str] = ..., requested_model: _Optional[str] = ..., base_url: _Optional[str] = ..., openai_base_url: _Optional[str] = ..., api_key: _Optional[str] = ..., api_key_present: _Optional[bool] = ..., api_key_hint: _Optional[str] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., mode: _Optional[str] = ...) -> None: ...
+
+class FieldOrigin(_message.Message):
+    __slots__ = ("field", "source", "detail")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    source: Source
+    detail: str
+    def __init__(self, field: _Optional[str] = ..., source: _Optional[_Union[Source, str]] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class ResolveLLMConfigResponse(_message.Message):
+    __slots__ = ("config", "origins", "warnings", "revision")
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    ORIGINS_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    config: LLMConfig
+    origins: _containers.RepeatedCompositeFieldContainer[FieldOrigin]
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    revision: str
+    def __init__(self, config: _Optional[_Union[LLMConfig, _Mapping]] = ..., origins: _Optional[_Iterable[_Union[FieldOrigin, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ..., revision: _Optional[str] = ...) -> None: ...
+
+class CheckProviderHealthRequest(_message.Message):
+    __slots__ = ("provider", "base_url", "model", "mode", "refresh")
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    BASE_URL_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    REFRESH_FIELD_NUMBER: _ClassVar[int]
+    provider: str
+    base_url: str
+    model: str
+    mode: str
+    refresh: bool
+    def __init__(self, provider: _Optional[str] = ..., base_url: _Optional[str] = ..., model: _Optional[str] = ..., mode: _Optional[str] = ..., refresh: _Optional[bool] = ...) -> None: ...
+
+class CheckProviderHealthResponse(_message.Message):
+    __slots__ = ("status", "healthy", "message", "provider", "base_url", "model", "model_available", "available_models", "server_version", "latency", "checked_at", "cached")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    HEALTHY_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    BASE_URL_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    MODEL_AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_MODELS_FIELD_NUMBER: _ClassVar[int]
+    SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_FIELD_NUMBER: _ClassVar[int]
+    CHECKED_AT_FIELD_NUMBER: _ClassVar[int]
+    CACHED_FIELD_NUMBER: _ClassVar[int]
+    status: HealthStatus
+    healthy: bool
+    message: str
+    provider: str
+    base_url: str
+    model: str
+    model_available: bool
+    available_models: _containers.RepeatedScalarFieldContainer[str]
+    server_version: str
+    latency: _duration_pb2.Duration
+    checked_at: _timestamp_pb2.Timestamp
+    cached: bool
+    def __init__(self, status: _Optional[_Union[HealthStatus, str]] = ..., healthy: _Optional[bool] = ..., message: _Optional[str] = ..., provider: _Optional[str] = ..., base_url: _Optional[str] = ..., model: _Optional[str] = ..., model_available: _Optional[bool] = ..., available_models: _Optional[_Iterable[str]] = ..., server_version: _Optional[str] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., checked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cached: _Optional[bool] = ...) -> None: ...

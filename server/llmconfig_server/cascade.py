@@ -1,0 +1,270 @@
+"""Layers → one resolved, validated configuration with the origin of every value.
+
+Order, highest first: request overrides > flags > environment > config file (mode section, then
+common section) > smart default > mode defaults > provider defaults.
+
+Two consistency rules shape the merge:
+- the provider comes from the highest layer that names one, either directly or through a model
+  that belongs to a provider (`claude-*`, `gpt-*`, `name:tag`, `ollama:…`);
+- a model, base URL or key that belongs to another provider is not inherited from a layer below
+  the one that chose the provider (dropped, with a warning); at the same layer or above, it is a
+  contradiction and an error.
+
+Pure Python: no gRPC, no environment access.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+from .catalog import (
+    MODE_DEFAULTS,
+    PROVIDERS,
+    ProviderSpec,
+    canonical_model,
+    key_hint,
+    provider_of_base_url,
+    provider_of_key,
+    provider_of_model,
+)
+from .domain import (
+    ConfigError,
+    Layer,
+    Origin,
+    Reason,
+    Resolution,
+    Source,
+    Value,
+    Violation,
+)
+
+_OWNER_OF: Final[dict[str, Callable[[str], str | None]]] = {
+    "model": provider_of_model,
+    "base_url": provider_of_base_url,
+    "api_key": provider_of_key,
+}
+_DEFAULT_LAYER: Final = 1_000  # ranks below every real layer
+
+
+def _provider_phrase(origin: Origin) -> str:
+    """`from STIGMER_LLM_PROVIDER`, or `implied by model 'x' in …`, to follow "provider"."""
+    return origin.detail if origin.detail.startswith("implied by") else f"from {origin.detail}"
+
+
+def _described(name: str, value: Value) -> str:
+    """How a message shows a value: never a secret, at most its hint."""
+    shown = key_hint(str(value.value)) if name == "api_key" else repr(value.value)
+    return f"{shown} from {value.detail}"
+
+
+class _Resolver:
+    def __init__(self, mode: Value, layers: Sequence[Layer]) -> None:
+        self.mode: str = mode.value
+        self.layers = [layer for layer in layers if not layer.is_empty()]
+        self.warnings: list[str] = [w for layer in self.layers for w in layer.warnings]
+        self.violations: list[Violation] = []
+        self.origins: list[Origin] = [Origin("mode", mode.source, mode.detail)]
+
+    # -- provider -------------------------------------------------------------------------------
+
+    def provider(self) -> tuple[str, Origin, int]:
+        """The provider, its origin and the rank of the layer that chose it."""
+        for rank, layer in enumerate(self.layers):
+            named = layer.generic.get("provider")
+            model = layer.generic.get("model")
+            implied = provider_of_model(model.value) if model else None
+            if named:
+                if model and implied and implied != named.value:
+                    self._mismatch("model", model, implied, named.value,
+                                   f"provider from {named.detail}")
+                return named.value, Origin("provider", named.source, named.detail), rank
+            if model and implied:
+                detail = f"implied by model {model.value!r} in {model.detail}"
+                return implied, Origin("provider", model.source, detail), rank
+        anthropic_key = self._anthropic_key()
+        if self.mode == "local" and anthropic_key:
+            detail = f"smart default: local mode with an Anthropic key ({anthropic_key.detail})"
+            return "anthropic", Origin("provider", Source.DEFAULT, detail), _DEFAULT_LAYER
+        provider = MODE_DEFAULTS[self.mode].provider
+        return provider, Origin("provider", Source.DEFAULT, f"{self.mode} mode default"), \
+            _DEFAULT_LAYER
+
+    def _anthropic_key(self) -> Value | None:
+        """An Anthropic-scoped key anywhere, or a generic key with Anthropic's prefix."""
+        for layer in self.layers:
+            if scoped := layer.scoped.get("anthropic", {}).get("api_key"):
+                return scoped
+            generic = layer.generic.get("api_key")
+            if generic and provider_of_key(str(generic.value)) == "anthropic":
+                return generic
+        return None
+
+    # -- the other fields -----------------------------------------------------------------------
+
+    def pick(self, name: str, provider: str, provider_rank: int, provider_origin: Origin,
+             ) -> Value | None:
+        """The highest value for `name` that fits `provider`."""
+        owner_of = _OWNER_OF.get(name)
+        for rank, layer in enumerate(self.layers):
+            for candidate in layer.candidates(name, provider):
+                owner = owner_of(str(candidate.value)) if owner_of else None
+                if owner is None or owner == provider:
+                    return candidate
+                if rank <= provider_rank:
+                    self._mismatch(name, candidate, owner, provider,
+                                   f"provider {_provider_phrase(provider_origin)}")
+                else:
+                    self.warnings.append(
+                        f"ignored {name} {_described(name, candidate)}: it belongs to {owner}, and "
+                        f"the provider is {provider} ({_provider_phrase(provider_origin)})"
+                    )
+        return None
+
+    def _mismatch(self, field_name: str, value: Value, owner: str, provider: str, why: str,
+                  ) -> None:
+        fix = (
+            "set overrides.provider too, or drop the value"
+            if value.source is Source.REQUEST
+            else f"remove it, or name provider {owner} at the same level"
+        )
+        self.violations.append(Violation(
+            field_name, Reason.PROVIDER_MISMATCH,
+            f"{field_name} {_described(field_name, value)} belongs to {owner}, but the provider is "
+            f"{provider} ({why}); {fix}",
+            value.source, value.subject,
+        ))
+
+    # -- defaults -------------------------------------------------------------------------------
+
+    def default(self, name: str, spec: ProviderSpec) -> tuple[Any, Origin]:
+        if MODE_DEFAULTS[self.mode].provider == spec.name:
+            detail = f"{self.mode} mode default"
+        else:
+            detail = f"{spec.name} provider default"
+        value = {
+            "model": spec.default_model,
+            "base_url": spec.default_base_url,
+            "max_tokens": spec.default_max_tokens,
+            "temperature": spec.default_temperature,
+        }[name]
+        return value, Origin(name, Source.DEFAULT, detail)
+
+    # -- the whole thing ------------------------------------------------------------------------
+
+    def resolve(self) -> Resolution:
+        provider, provider_origin, rank = self.provider()
+        spec = PROVIDERS[provider]
+        self.origins.append(provider_origin)
+        chosen: dict[str, Any] = {}
+        used: dict[str, Value | None] = {}
+        for name in ("model", "base_url", "api_key", "max_tokens", "temperature"):
+            picked = self.pick(name, provider, rank, provider_origin)
+            used[name] = picked
+            if picked is not None:
+                chosen[name] = picked.value
+                self.origins.append(Origin(name, picked.source, picked.detail))
+                self.warnings.extend(picked.notes)
+            elif name == "api_key":
+                chosen[name] = ""
+                self.origins.append(self._missing_key_origin(spec, provider_origin))
+            else:
+                chosen[name], origin = self.default(name, spec)
+                self.origins.append(origin)
+
+        requested_model = str(chosen["model"])
+        model = canonical_model(provider, requested_model)
+        base_url = self._native_root(spec, chosen["base_url"], used["base_url"])
+        self._check_ranges(spec, chosen, used)
+        if spec.needs_key and not chosen["api_key"]:
+            self.violations.append(self._missing_key(spec, provider_origin))
+        if self.violations:
+            raise ConfigError(self.violations)
+
+        openai_base_url = "" if spec.openai_suffix is None else base_url + spec.openai_suffix
+        config = (self.mode, provider, model, base_url, openai_base_url, chosen["api_key"],
+                  chosen["max_tokens"], chosen["temperature"])
+        return Resolution(
+            mode=self.mode,
+            provider=provider,
+            model=model,
+            requested_model=requested_model,
+            base_url=base_url,
+            openai_base_url=openai_base_url,
+            api_key=chosen["api_key"],
+            api_key_hint=key_hint(chosen["api_key"]),
+            max_tokens=chosen["max_tokens"],
+            temperature=chosen["temperature"],
+            origins=tuple(self.origins),
+            warnings=tuple(dict.fromkeys(self.warnings)),
+            revision=revision_of(config),
+        )
+
+    def _native_root(self, spec: ProviderSpec, url: str, used: Value | None) -> str:
+        suffix = spec.strip_suffix
+        if suffix and url.endswith(suffix):
+            stripped = url[: -len(suffix)]
+            where = used.detail if used else "default"
+            self.warnings.append(
+                f"base_url {url} (from {where}) ends in {suffix}; using {stripped}, the native "
+                f"{spec.display_name} API root ({spec.display_name} clients add {suffix} "
+                "themselves; the OpenAI-compatible root is reported as openai_base_url)"
+            )
+            return stripped
+        return url
+
+    def _check_ranges(self, spec: ProviderSpec, chosen: dict[str, Any],
+                      used: dict[str, Value | None]) -> None:
+        max_tokens = chosen["max_tokens"]
+        if max_tokens is not None and not 1 <= max_tokens <= spec.max_tokens_limit:
+            self._out_of_range(
+                "max_tokens", used["max_tokens"],
+                f"max_tokens {max_tokens} is out of range for {spec.name} "
+                f"(1–{spec.max_tokens_limit})",
+            )
+        temperature = chosen["temperature"]
+        low, high = spec.temperature_range
+        if temperature is not None and not low <= temperature <= high:
+            self._out_of_range(
+                "temperature", used["temperature"],
+                f"temperature {temperature} is out of range for {spec.name} ({low}–{high})",
+            )
+
+    def _out_of_range(self, name: str, value: Value | None, message: str) -> None:
+        # Defaults are always in range, so a bad value always has a place to name.
+        assert value is not None
+        self.violations.append(Violation(
+            name, Reason.OUT_OF_RANGE, f"{value.subject}: {message}", value.source, value.subject
+        ))
+
+    def _missing_key_origin(self, spec: ProviderSpec, provider_origin: Origin) -> Origin:
+        if spec.needs_key:
+            return Origin("api_key", Source.DEFAULT, "not set")
+        return Origin("api_key", Source.DEFAULT, f"{spec.name} needs no key")
+
+    def _missing_key(self, spec: ProviderSpec, provider_origin: Origin) -> Violation:
+        variables = " or ".join(v for v in ("STIGMER_LLM_API_KEY", spec.key_env) if v)
+        flag = spec.key_flag or "--llm-api-key"
+        fix = f"set {variables}, or start the server with {flag}"
+        if provider_origin.source is Source.REQUEST:
+            fix += ", or pass overrides.api_key"
+        return Violation(
+            "api_key", Reason.API_KEY_MISSING,
+            f"api_key is required for provider {spec.name} (provider "
+            f"{_provider_phrase(provider_origin)}); {fix}",
+            Source.DEFAULT, spec.key_env or "STIGMER_LLM_API_KEY",
+        )
+
+
+def resolve(mode: Value, layers: Sequence[Layer]) -> Resolution:
+    """Resolve `layers` (highest first) for `mode`; raise ConfigError with every violation."""
+    return _Resolver(mode, layers).resolve()
+
+
+def revision_of(config: tuple[Any, ...]) -> str:
+    """Equal configs give equal revisions; the key enters only as a digest."""
+    *head, key, max_tokens, temperature = config
+    key_digest = hashlib.sha256(key.encode()).hexdigest() if key else ""
+    text = "\x1f".join(map(str, (*head, key_digest, max_tokens, temperature)))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]

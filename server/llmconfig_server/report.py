@@ -1,0 +1,51 @@
+"""The startup block: the active configuration of each mode and where every value came from.
+Never a key: at most its hint."""
+
+from __future__ import annotations
+
+from .catalog import MODES
+from .domain import ConfigError, Resolution
+from .resolver import Resolver
+
+
+def startup_report(resolver: Resolver, address: str) -> str:
+    sources = resolver.sources
+    mode = resolver.default_mode
+    lines = [f"serving on {address} (mode {mode}, from {sources.mode.detail})"]
+    lines.append(f"  config file: {sources.file_display or 'none found'}")
+    base = resolver.base()
+    if isinstance(base, Resolution):
+        lines += _table(base)
+    for other in MODES:
+        if other == mode:
+            continue
+        outcome = resolver.base(other)
+        if isinstance(outcome, ConfigError):
+            lines.append(f"  {other} mode (on request) is not usable: {outcome}")
+        else:
+            lines.append(f"  {other} mode (on request): {outcome.provider} {outcome.model}")
+    return "\n".join(lines)
+
+
+def _table(resolution: Resolution) -> list[str]:
+    shown = {
+        "mode": resolution.mode,
+        "provider": resolution.provider,
+        "model": resolution.model
+        + ("" if resolution.model == resolution.requested_model
+           else f" (asked: {resolution.requested_model})"),
+        "base_url": resolution.base_url,
+        "api_key": resolution.api_key_hint or "(none)",
+        "max_tokens": _or_default(resolution.max_tokens),
+        "temperature": _or_default(resolution.temperature),
+    }
+    width = max(len(v) for v in shown.values())
+    rows = [
+        f"  {o.field:<12} {shown[o.field]:<{width}}  {o.source.name.lower():<8} {o.detail}"
+        for o in resolution.origins
+    ]
+    return rows + [f"  warning: {w}" for w in resolution.warnings]
+
+
+def _or_default(value: object) -> str:
+    return "(provider default)" if value is None else str(value)

@@ -1,0 +1,58 @@
+"""The server's resolver: server-side sources are read once; each call adds only its request.
+
+The configuration without overrides is resolved once per mode at startup, so the common call
+(a runner asking "what do I use?") does no cascade work at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from . import cascade
+from .catalog import MODES
+from .domain import ConfigError, Resolution, Source, Value
+from .sources import ServerSources, request_layer, request_mode
+
+_Outcome = Resolution | ConfigError
+
+
+class Resolver:
+    def __init__(self, sources: ServerSources) -> None:
+        self.sources = sources
+        # Keyed by (mode, whether the request named it): the mode's origin differs.
+        self._base: dict[tuple[str, bool], _Outcome] = {
+            (mode, True): self._attempt(_requested(mode)) for mode in MODES
+        }
+        self._base[(self.default_mode, False)] = self._attempt(sources.mode)
+
+    @property
+    def default_mode(self) -> str:
+        return str(self.sources.mode.value)
+
+    def base(self, mode: str | None = None) -> _Outcome:
+        """A mode's configuration without overrides (default: the server's mode), or why there
+        is none."""
+        return self._base[(mode, True) if mode else (self.default_mode, False)]
+
+    def resolve(self, mode: str = "", overrides: Mapping[str, Any] | None = None) -> Resolution:
+        """Resolve for `mode` (empty: the server's) with the request's overrides on top."""
+        mode = request_mode(mode) if mode else ""
+        if not overrides:
+            outcome = self.base(mode)
+            if isinstance(outcome, ConfigError):
+                raise outcome
+            return outcome
+        mode_value = _requested(mode) if mode else self.sources.mode
+        return cascade.resolve(mode_value, (request_layer(overrides),
+                                            *self.sources.layers_for(mode_value.value)))
+
+    def _attempt(self, mode: Value) -> _Outcome:
+        try:
+            return cascade.resolve(mode, self.sources.layers_for(mode.value))
+        except ConfigError as exc:
+            return exc
+
+
+def _requested(mode: str) -> Value:
+    return Value(mode, Source.REQUEST, "request mode", "mode")

@@ -1,0 +1,80 @@
+"""Proto ⇄ domain for llmconfig.v1.LLMConfigService, and nothing else."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, NoReturn
+
+import grpc
+from llmconfig.v1 import llmconfig_pb2 as pb
+from llmconfig.v1 import llmconfig_pb2_grpc as pb_grpc
+
+from .domain import ConfigError, Resolution
+from .errors import config_error_status
+from .resolver import Resolver
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["LLMConfigService"].full_name
+_OVERRIDE_FIELDS = ("provider", "model", "base_url", "api_key", "max_tokens", "temperature")
+
+
+class LLMConfigServicer(pb_grpc.LLMConfigServiceServicer):  # type: ignore[misc]
+    def __init__(self, resolver: Resolver) -> None:
+        self.resolver = resolver
+
+    async def ResolveLLMConfig(
+        self, request: pb.ResolveLLMConfigRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ResolveLLMConfigResponse:
+        overrides = overrides_of(request)
+        try:
+            resolution = self.resolver.resolve(request.mode, overrides)
+        except ConfigError as exc:
+            await _abort(context, exc)
+        return response_of(resolution, include_secrets=request.include_secrets)
+
+    async def CheckProviderHealth(
+        self, request: pb.CheckProviderHealthRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.CheckProviderHealthResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "CheckProviderHealth is not built yet")
+        raise AssertionError("unreachable")
+
+
+def overrides_of(request: pb.ResolveLLMConfigRequest) -> dict[str, Any]:
+    if not request.HasField("overrides"):
+        return {}
+    given = request.overrides
+    return {name: getattr(given, name) for name in _OVERRIDE_FIELDS if given.HasField(name)}
+
+
+def response_of(resolution: Resolution, *, include_secrets: bool) -> pb.ResolveLLMConfigResponse:
+    config = pb.LLMConfig(
+        provider=resolution.provider,
+        model=resolution.model,
+        requested_model=resolution.requested_model,
+        base_url=resolution.base_url,
+        openai_base_url=resolution.openai_base_url,
+        api_key=resolution.api_key if include_secrets else "",
+        api_key_present=resolution.api_key_present,
+        api_key_hint=resolution.api_key_hint,
+        mode=resolution.mode,
+    )
+    if resolution.max_tokens is not None:
+        config.max_tokens = resolution.max_tokens
+    if resolution.temperature is not None:
+        config.temperature = resolution.temperature
+    return pb.ResolveLLMConfigResponse(
+        config=config,
+        origins=[
+            pb.FieldOrigin(field=o.field, source=pb.Source.Name(o.source.value), detail=o.detail)
+            for o in resolution.origins
+        ],
+        warnings=resolution.warnings,
+        revision=resolution.revision,
+    )
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: ConfigError) -> NoReturn:
+    status = config_error_status(error)
+    await context.abort(status.code, status.details, status.trailing_metadata)
+    raise AssertionError("context.abort returned")  # it raises; this keeps type checkers honest

@@ -1,0 +1,270 @@
+"""Sources → layers. Each source (request overrides, server flags, environment, config file) is
+read once into a `Layer`; values are parsed here so that a bad one is reported with the exact
+variable, flag or file key it came from. Server-side sources are read once at startup."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Final
+
+from . import config_file
+from .catalog import MODES, PROVIDERS
+from .config_file import ConfigFileError, LLMSection, LoadedFile
+from .domain import FIELDS, ConfigError, Layer, Reason, Source, Value, Violation
+from .parsing import ParseError, parse_mode, parse_ollama_host, parse_value
+
+# The server flags that feed the cascade, by field. (--anthropic-key is provider-scoped and
+# lives in the catalog.)
+FLAG_FOR_FIELD: Final = MappingProxyType(
+    {
+        "provider": "--llm-provider",
+        "model": "--llm-model",
+        "base_url": "--llm-base-url",
+        "api_key": "--llm-api-key",
+        "max_tokens": "--llm-max-tokens",
+        "temperature": "--llm-temperature",
+    }
+)
+ENV_FOR_FIELD: Final = MappingProxyType({f: f"STIGMER_LLM_{f.upper()}" for f in FIELDS})
+DEPRECATED_ENV_FOR_FIELD: Final = MappingProxyType(
+    {"provider": "LLM_PROVIDER", "model": "LLM_MODEL", "base_url": "LLM_BASE_URL"}
+)
+MODE_ENV: Final = "MODE"
+SECRET_FIELDS: Final = frozenset({"api_key"})
+
+
+@dataclass(frozen=True, slots=True)
+class ServerFlags:
+    """The cascade-relevant flags the server was started with (raw strings, parsed later so a
+    bad one is reported like any other bad input)."""
+
+    mode: str | None = None
+    config: str | None = None
+    values: Mapping[str, str] = field(default_factory=dict)  # field → raw, for FLAG_FOR_FIELD
+    scoped_keys: Mapping[str, str] = field(default_factory=dict)  # provider → raw key
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSources:
+    """Everything the server itself knows, read once. The request layer is added per call."""
+
+    mode: Value
+    flags: Layer
+    env: Layer
+    file_common: Layer
+    file_modes: Mapping[str, Layer]
+    file: LoadedFile | None
+
+    def layers_for(self, mode: str) -> tuple[Layer, ...]:
+        """Highest first; a mode's file section beats the file's common section."""
+        return (self.flags, self.env, self.file_modes[mode], self.file_common)
+
+    @property
+    def file_display(self) -> str | None:
+        return self.file.display if self.file else None
+
+
+class _Collector:
+    """Parses values while collecting every violation, so one startup error lists them all."""
+
+    def __init__(self) -> None:
+        self.violations: list[Violation] = []
+
+    def parse(self, name: str, raw: Any, source: Source, subject: str, detail: str = "",
+              ) -> Value | None:
+        try:
+            return parse_value(name, raw, source, detail or subject, subject)
+        except ParseError as exc:
+            self.violations.append(exc.violation)
+            return None
+
+    def raise_if_any(self) -> None:
+        if self.violations:
+            raise ConfigError(self.violations)
+
+
+def load_server_sources(
+    flags: ServerFlags, environ: Mapping[str, str], cwd: Path, home: Path
+) -> ServerSources:
+    """Read flags, environment and config file; raise ConfigError listing every bad input."""
+    collect = _Collector()
+    flag_layer = _flag_layer(flags, collect)
+    env_layer = _env_layer(environ, collect)
+    loaded = _load_file(flags, environ, cwd, home, collect)
+    file_common, file_modes = _file_layers(loaded, collect)
+    mode = _server_mode(flags, environ, loaded, collect)
+    collect.raise_if_any()
+    assert mode is not None
+    return ServerSources(mode, flag_layer, env_layer, file_common, file_modes, loaded)
+
+
+def request_layer(overrides: Mapping[str, Any]) -> Layer:
+    """The request's overrides (only the fields the caller set) as the top layer."""
+    collect = _Collector()
+    generic: dict[str, Value] = {}
+    for name in FIELDS:
+        if name in overrides:
+            subject = f"overrides.{name}"
+            detail = "request " + subject
+            if (value := collect.parse(name, overrides[name], Source.REQUEST, subject, detail)):
+                generic[name] = value
+    collect.raise_if_any()
+    return Layer(Source.REQUEST, "request", MappingProxyType(generic))
+
+
+def request_mode(raw: str) -> str:
+    try:
+        return parse_mode(raw, Source.REQUEST, "mode")
+    except ParseError as exc:
+        raise ConfigError([exc.violation]) from None
+
+
+def _flag_layer(flags: ServerFlags, collect: _Collector) -> Layer:
+    generic: dict[str, Value] = {}
+    for name, raw in flags.values.items():
+        if value := collect.parse(name, raw, Source.FLAG, FLAG_FOR_FIELD[name]):
+            generic[name] = value
+    scoped: dict[str, dict[str, Value]] = {}
+    for provider, raw in flags.scoped_keys.items():
+        flag = PROVIDERS[provider].key_flag or provider
+        if value := collect.parse("api_key", raw, Source.FLAG, flag):
+            scoped.setdefault(provider, {})["api_key"] = value
+    return Layer(Source.FLAG, "flags", MappingProxyType(generic), _freeze(scoped))
+
+
+def _env_layer(environ: Mapping[str, str], collect: _Collector) -> Layer:
+    warnings: list[str] = []
+    generic: dict[str, Value] = {}
+    for name in FIELDS:
+        current = ENV_FOR_FIELD[name]
+        value = _env_value(name, current, environ, collect)
+        old = DEPRECATED_ENV_FOR_FIELD.get(name)
+        if old and environ.get(old, "").strip():
+            if not environ.get(current, "").strip():
+                value = _env_value(name, old, environ, collect)
+                warnings.append(f"{old} is deprecated; rename it to {current}")
+            else:
+                warnings.append(f"{old} is deprecated and ignored because {current} is set")
+        if value is not None:
+            generic[name] = value
+    scoped: dict[str, dict[str, Value]] = {}
+    for spec in PROVIDERS.values():
+        own: dict[str, Value] = {}
+        if spec.key_env and (key := _env_value("api_key", spec.key_env, environ, collect)):
+            own["api_key"] = key
+        urls = [_env_value("base_url", variable, environ, collect)
+                for variable in spec.base_url_envs]
+        if spec.host_env:
+            urls.append(_host_value(spec.host_env, environ, collect))
+        if url := next((u for u in urls if u is not None), None):
+            own["base_url"] = url
+        if own:
+            scoped[spec.name] = own
+    return Layer(Source.ENV, "environment", MappingProxyType(generic), _freeze(scoped),
+                 tuple(warnings))
+
+
+def _env_value(name: str, variable: str, environ: Mapping[str, str], collect: _Collector,
+               ) -> Value | None:
+    """A variable's value; secrets also come from VARIABLE_FILE (Docker/Kubernetes secrets)."""
+    raw = environ.get(variable, "")
+    if name not in SECRET_FIELDS:
+        return collect.parse(name, raw, Source.ENV, variable) if raw.strip() else None
+    file_variable = f"{variable}_FILE"
+    path = environ.get(file_variable, "").strip()
+    if raw.strip() and path:
+        collect.violations.append(Violation(
+            name, Reason.CONFLICTING_SETTINGS,
+            f"{variable} and {file_variable} are both set; keep only one of them",
+            Source.ENV, variable,
+        ))
+        return None
+    if raw.strip():
+        return collect.parse(name, raw, Source.ENV, variable)
+    if not path:
+        return None
+    try:
+        secret = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        collect.violations.append(Violation(
+            name, Reason.SECRET_FILE_UNREADABLE,
+            f"{file_variable}: cannot read {path}: {reason}", Source.ENV, file_variable,
+        ))
+        return None
+    return collect.parse(name, secret, Source.ENV, file_variable, f"{file_variable} ({path})")
+
+
+def _host_value(variable: str, environ: Mapping[str, str], collect: _Collector) -> Value | None:
+    raw = environ.get(variable, "")
+    if not raw.strip():
+        return None
+    try:
+        url, notes = parse_ollama_host(raw, Source.ENV, variable)
+    except ParseError as exc:
+        collect.violations.append(exc.violation)
+        return None
+    return Value(url, Source.ENV, variable, variable, notes)
+
+
+def _load_file(flags: ServerFlags, environ: Mapping[str, str], cwd: Path, home: Path,
+               collect: _Collector) -> LoadedFile | None:
+    path, named_by = config_file.locate(flags.config, environ, cwd, home)
+    if path is None:
+        return None
+    try:
+        return config_file.load(path, home, named_by)
+    except ConfigFileError as exc:
+        collect.violations.extend(exc.violations)
+        return None
+
+
+def _file_layers(loaded: LoadedFile | None, collect: _Collector,
+                 ) -> tuple[Layer, Mapping[str, Layer]]:
+    if loaded is None:
+        empty = Layer(Source.FILE, "config file")
+        return empty, MappingProxyType(dict.fromkeys(MODES, empty))
+    content = loaded.content
+    common = _section_layer(loaded.display, "llm", content.llm, collect)
+    modes = {}
+    for mode in MODES:
+        section = getattr(content, mode)
+        modes[mode] = _section_layer(loaded.display, f"{mode}.llm", section and section.llm,
+                                     collect)
+    return common, MappingProxyType(modes)
+
+
+def _section_layer(shown: str, prefix: str, section: LLMSection | None, collect: _Collector,
+                   ) -> Layer:
+    generic: dict[str, Value] = {}
+    for name in FIELDS:
+        raw = getattr(section, name, None) if section else None
+        if raw is not None and (value := collect.parse(name, raw, Source.FILE,
+                                                       f"{shown}: {prefix}.{name}")):
+            generic[name] = value
+    return Layer(Source.FILE, f"{shown}: {prefix}", MappingProxyType(generic))
+
+
+def _server_mode(flags: ServerFlags, environ: Mapping[str, str], loaded: LoadedFile | None,
+                 collect: _Collector) -> Value | None:
+    candidates = [
+        (flags.mode, Source.FLAG, "--mode"),
+        (environ.get(MODE_ENV), Source.ENV, MODE_ENV),
+        (loaded.content.mode if loaded else None, Source.FILE,
+         f"{loaded.display}: mode" if loaded else ""),
+    ]
+    for raw, source, subject in candidates:
+        if raw is not None and raw.strip():
+            try:
+                return Value(parse_mode(raw, source, subject), source, subject, subject)
+            except ParseError as exc:
+                collect.violations.append(exc.violation)
+                return None
+    return Value("local", Source.DEFAULT, "default mode", "mode")
+
+
+def _freeze(scoped: dict[str, dict[str, Value]]) -> Mapping[str, Mapping[str, Value]]:
+    return MappingProxyType({k: MappingProxyType(v) for k, v in scoped.items()})

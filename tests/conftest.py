@@ -1,0 +1,167 @@
+"""Fixtures: the real server on 127.0.0.1:0, called through the real client.
+
+`serve(env=..., args=..., files=...)` builds the server exactly as `llmconfig-server` does (same
+flag parser, same source loading, same aio server) but in-process, with an explicit environment,
+home and working directory, so nothing from the machine running the tests leaks in.
+`server_process(...)` runs the real command for what only a process can show (exit codes, the
+startup log, signals).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import llmconfig
+import pytest
+from llmconfig_server import app
+from llmconfig_server.flags import parse
+from llmconfig_server.resolver import Resolver
+from llmconfig_server.sources import load_server_sources
+
+ANTHROPIC_KEY = "sk-ant-api03-TESTKEYtestkeyTESTKEYtestkey-f2c9"
+OPENAI_KEY = "sk-proj-TESTKEYtestkeyTESTKEYtestkey-9a1b"
+
+
+@dataclass
+class Workspace:
+    """A home and a working directory of the test's own."""
+
+    home: Path
+    cwd: Path
+
+    def write(self, relative: str, text: str) -> Path:
+        """Write a file under cwd (`./x`), home (`~/x`) or an absolute path."""
+        if relative.startswith("~/"):
+            path = self.home / relative[2:]
+        elif relative.startswith("/"):
+            path = Path(relative)
+        else:
+            path = self.cwd / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Workspace:
+    (tmp_path / "home").mkdir()
+    (tmp_path / "cwd").mkdir()
+    return Workspace(tmp_path / "home", tmp_path / "cwd")
+
+
+class ServerThread:
+    """The real aio server on its own event loop thread."""
+
+    def __init__(self, resolver: Resolver) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.running = self._run(app.start(resolver, "127.0.0.1:0"))
+        self.target = self.running.address
+
+    def _run(self, coro):  # type: ignore[no-untyped-def]
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
+
+    def stop(self, grace: float = 0) -> None:
+        self._run(self.running.stop(grace))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def serve(workspace: Workspace) -> Iterator[Callable[..., llmconfig.Client]]:
+    started: list[tuple[ServerThread, llmconfig.Client]] = []
+
+    def start(env: Mapping[str, str] | None = None, args: list[str] | None = None,
+              files: Mapping[str, str] | None = None) -> llmconfig.Client:
+        for relative, text in (files or {}).items():
+            workspace.write(relative, text)
+        environ = dict(env or {})
+        options = parse(args or [], environ)
+        sources = load_server_sources(options.flags, environ, workspace.cwd, workspace.home)
+        server = ServerThread(Resolver(sources))
+        client = llmconfig.Client(server.target)
+        started.append((server, client))
+        return client
+
+    yield start
+    for server, client in started:
+        client.close()
+        server.stop()
+
+
+@dataclass
+class ServerProcess:
+    proc: subprocess.Popen[str]
+    lines: list[str] = field(default_factory=list)
+    target: str = ""
+
+    @property
+    def log(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for(self, pattern: str, timeout: float = 20) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if match := re.search(pattern, line):
+                    return match
+            if self.proc.poll() is not None and not self._reader.is_alive():
+                break
+            time.sleep(0.02)
+        raise AssertionError(f"{pattern!r} not in server output:\n{self.log}")
+
+    def _drain(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line.rstrip("\n"))
+
+    def start_reader(self) -> None:
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def finish(self, timeout: float = 20) -> int:
+        code = self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=5)
+        return code
+
+
+def base_env(workspace: Workspace, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(workspace.home),
+           "PYTHONUNBUFFERED": "1", "LANG": "C.UTF-8"}
+    env.update(extra or {})
+    return env
+
+
+@pytest.fixture
+def server_process(workspace: Workspace) -> Iterator[Callable[..., ServerProcess]]:
+    procs: list[ServerProcess] = []
+
+    def start(args: list[str] | None = None, env: Mapping[str, str] | None = None,
+              wait_ready: bool = True) -> ServerProcess:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "llmconfig_server", "--listen", "127.0.0.1:0", *(args or [])],
+            cwd=workspace.cwd, env=base_env(workspace, env), stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        handle = ServerProcess(proc)
+        handle.start_reader()
+        procs.append(handle)
+        if wait_ready:
+            handle.target = handle.wait_for(r"serving on (\S+)").group(1)
+        return handle
+
+    yield start
+    for handle in procs:
+        if handle.proc.poll() is None:
+            handle.proc.kill()
+            handle.proc.wait()
