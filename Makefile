@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 PROTOS := $(wildcard proto/llmconfig/v1/*.proto)
 GENERATED := client/llmconfig/v1
 
-.PHONY: install proto proto-check lint test run clean
+.PHONY: install proto proto-check proto-lint lint test run clean
 
 install: $(STAMP)
 
@@ -29,6 +29,16 @@ proto-check: proto
 		exit 1; \
 	fi
 
+## buf STANDARD lint of the protos; buf comes from the npm registry (it ships the binary).
+BUF_VERSION := $(shell cat proto/.buf-version)
+BUF := .tools/node_modules/.bin/buf
+$(BUF): proto/.buf-version
+	npm install --silent --no-audit --no-fund --prefix .tools @bufbuild/buf@$(BUF_VERSION)
+	touch $(BUF)
+
+proto-lint: $(BUF)
+	cd proto && ../$(BUF) lint
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
@@ -41,4 +51,4 @@ run: install
 	$(BIN)/llmconfig-server $(ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info client/*.egg-info
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache build *.egg-info client/*.egg-info

@@ -166,3 +166,11 @@ def test_help_and_version_exit_0(server_process, flag):
                           text=True, timeout=30)
     assert done.returncode == 0
     assert "llmconfig-server" in done.stdout
+
+
+def test_missing_key_message_names_origin_and_fix_exactly_as_the_contract(server_process):
+    log = refused(server_process, env={"STIGMER_LLM_PROVIDER": "anthropic"})
+    assert (
+        "api_key is required for provider anthropic (provider from STIGMER_LLM_PROVIDER); set "
+        "STIGMER_LLM_API_KEY or ANTHROPIC_API_KEY, or start the server with --anthropic-key"
+    ) in log
