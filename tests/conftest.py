@@ -17,13 +17,15 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import llmconfig
 import pytest
+
+import llmconfig
 from llmconfig_server import app
 from llmconfig_server.flags import parse
+from llmconfig_server.health import HealthOptions
 from llmconfig_server.resolver import Resolver
 from llmconfig_server.sources import load_server_sources
 
@@ -61,11 +63,11 @@ def workspace(tmp_path: Path) -> Workspace:
 class ServerThread:
     """The real aio server on its own event loop thread."""
 
-    def __init__(self, resolver: Resolver) -> None:
+    def __init__(self, resolver: Resolver, health: HealthOptions) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.running = self._run(app.start(resolver, "127.0.0.1:0"))
+        self.running = self._run(app.start(resolver, "127.0.0.1:0", health))
         self.target = self.running.address
 
     def _run(self, coro):  # type: ignore[no-untyped-def]
@@ -82,13 +84,16 @@ def serve(workspace: Workspace) -> Iterator[Callable[..., llmconfig.Client]]:
     started: list[tuple[ServerThread, llmconfig.Client]] = []
 
     def start(env: Mapping[str, str] | None = None, args: list[str] | None = None,
-              files: Mapping[str, str] | None = None) -> llmconfig.Client:
+              files: Mapping[str, str] | None = None, in_container: bool = False,
+              **health_options: float) -> llmconfig.Client:
         for relative, text in (files or {}).items():
             workspace.write(relative, text)
         environ = dict(env or {})
         options = parse(args or [], environ)
         sources = load_server_sources(options.flags, environ, workspace.cwd, workspace.home)
-        server = ServerThread(Resolver(sources))
+        # The machine running the tests may itself be a container; say what the test means.
+        health = replace(options.health, in_container=in_container, **health_options)
+        server = ServerThread(Resolver(sources), health)
         client = llmconfig.Client(server.target)
         started.append((server, client))
         return client
@@ -165,3 +170,12 @@ def server_process(workspace: Workspace) -> Iterator[Callable[..., ServerProcess
         if handle.proc.poll() is None:
             handle.proc.kill()
             handle.proc.wait()
+
+
+@pytest.fixture
+def emulators() -> Iterator[list[object]]:
+    """Collects provider emulators a test starts, and stops them after it."""
+    started: list[object] = []
+    yield started
+    for emulator in started:
+        emulator.stop()  # type: ignore[attr-defined]

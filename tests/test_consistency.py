@@ -3,10 +3,12 @@ from lower layers; the same mismatch inside one layer is an error; the catalog's
 
 from __future__ import annotations
 
-import llmconfig
 import pytest
-from conftest import ANTHROPIC_KEY, OPENAI_KEY
+
+import llmconfig
 from llmconfig import Source
+
+from conftest import ANTHROPIC_KEY, OPENAI_KEY
 
 
 @pytest.mark.parametrize(("model", "provider"), [

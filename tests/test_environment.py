@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import llmconfig
 import pytest
+
+import llmconfig
+
 from conftest import ANTHROPIC_KEY
 
 

@@ -65,3 +65,15 @@ def test_standard_health_check_is_serving(target):
     done = grpcurl(target, "grpc.health.v1.Health/Check")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"status": "SERVING"}
+
+
+def test_provider_health_through_grpcurl(serve, emulators):
+    import providers
+
+    ollama = providers.ollama()
+    emulators.append(ollama)
+    target = serve(env={"OLLAMA_BASE_URL": ollama.url}).target
+    done = grpcurl(target, "llmconfig.v1.LLMConfigService/CheckProviderHealth")
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert (answer["status"], answer["healthy"]) == ("HEALTH_STATUS_HEALTHY", True)

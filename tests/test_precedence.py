@@ -3,8 +3,9 @@ defaults > provider defaults; and the order inside the environment and the file.
 
 from __future__ import annotations
 
-from conftest import ANTHROPIC_KEY
 from llmconfig import Source
+
+from conftest import ANTHROPIC_KEY
 
 LLAMA_FILE = "llm:\n  model: llama3.1:8b\n"
 

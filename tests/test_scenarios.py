@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import llmconfig
 import pytest
-from conftest import ANTHROPIC_KEY
+
+import llmconfig
 from llmconfig import Source
+
+from conftest import ANTHROPIC_KEY
 
 
 def test_nothing_set_gives_local_ollama_defaults(serve):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import grpc
-import llmconfig
 import pytest
-from conftest import ANTHROPIC_KEY, OPENAI_KEY
+
+import llmconfig
 from llmconfig.v1 import llmconfig_pb2 as pb
 from llmconfig.v1 import llmconfig_pb2_grpc as pb_grpc
+
+from conftest import ANTHROPIC_KEY, OPENAI_KEY
 
 KEY_TAIL = ANTHROPIC_KEY[-12:]  # more than the 4-character hint
 

@@ -7,10 +7,12 @@ import socket
 import threading
 
 import grpc
-import llmconfig
 import pytest
-from conftest import ANTHROPIC_KEY
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+import llmconfig
+
+from conftest import ANTHROPIC_KEY
 
 
 def refused(server_process, args=None, env=None) -> str:
@@ -174,3 +176,30 @@ def test_missing_key_message_names_origin_and_fix_exactly_as_the_contract(server
         "api_key is required for provider anthropic (provider from STIGMER_LLM_PROVIDER); set "
         "STIGMER_LLM_API_KEY or ANTHROPIC_API_KEY, or start the server with --anthropic-key"
     ) in log
+
+
+def test_sigterm_lets_an_in_flight_call_finish(server_process, emulators):
+    import providers
+    from providers import Reply
+
+    ollama = providers.ollama()
+    emulators.append(ollama)
+    ollama.override("/api/tags", Reply(body={"models": [{"name": "qwen2.5-coder:7b"}]},
+                                       delay=1.0))
+    handle = server_process(["--shutdown-grace", "5", "--probe-timeout", "5"],
+                            env={"OLLAMA_BASE_URL": ollama.url})
+    answers = []
+    with llmconfig.Client(handle.target) as client:
+        caller = threading.Thread(target=lambda: answers.append(client.check_health()))
+        caller.start()
+        while ollama.counts["/api/tags"] == 0:  # the probe is under way
+            threading.Event().wait(0.02)
+        handle.proc.send_signal(signal.SIGTERM)
+        caller.join(timeout=10)
+    assert handle.finish() == 0
+    assert answers and answers[0].healthy
+
+
+def test_invalid_probe_timeout_is_refused(server_process):
+    log = refused(server_process, env={"STIGMER_LLMCONFIG_PROBE_TIMEOUT": "soon"})
+    assert "STIGMER_LLMCONFIG_PROBE_TIMEOUT: 'soon' is not a number of seconds" in log

@@ -4,11 +4,13 @@ is allowed; the server never answers INTERNAL for them."""
 from __future__ import annotations
 
 import grpc
-import llmconfig
 import pytest
-from conftest import ANTHROPIC_KEY
+
+import llmconfig
 from llmconfig.v1 import llmconfig_pb2 as pb
 from llmconfig.v1 import llmconfig_pb2_grpc as pb_grpc
+
+from conftest import ANTHROPIC_KEY
 
 
 def invalid(client, **kwargs):

@@ -18,13 +18,15 @@ from ._errors import (
     Unimplemented,
     Violation,
 )
-from ._models import LLMConfig, Origin, Resolved, Source
+from ._models import Health, HealthStatus, LLMConfig, Origin, Resolved, Source
 
 __all__ = [
     "DEFAULT_TARGET",
     "TARGET_ENV",
     "Client",
     "ConfigInvalid",
+    "Health",
+    "HealthStatus",
     "LLMConfig",
     "LLMConfigError",
     "Origin",

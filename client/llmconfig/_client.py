@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC
 from types import TracebackType
 from typing import Any
 
 import grpc
 
 from ._errors import from_rpc_error
-from ._models import LLMConfig, Origin, Resolved, Source
+from ._models import Health, HealthStatus, LLMConfig, Origin, Resolved, Source
 from .v1 import llmconfig_pb2 as pb
 from .v1 import llmconfig_pb2_grpc as pb_grpc
 
@@ -53,6 +54,24 @@ class Client:
         )
         response = self._call(self._stub.ResolveLLMConfig, request, timeout)
         return resolved_from_proto(response)
+
+    def check_health(
+        self,
+        provider: str | None = None,
+        *,
+        model: str | None = None,
+        base_url: str | None = None,
+        mode: str | None = None,
+        refresh: bool = False,
+        timeout: float | None = None,
+    ) -> Health:
+        """Ask whether the provider (default: as resolved for the mode) is usable. Spends no
+        tokens; answers within the server's probe timeout."""
+        request = pb.CheckProviderHealthRequest(
+            provider=provider or "", model=model or "", base_url=base_url or "",
+            mode=mode or "", refresh=refresh,
+        )
+        return health_from_proto(self._call(self._stub.CheckProviderHealth, request, timeout))
 
     def _call(self, method: Any, request: Any, timeout: float | None) -> Any:
         try:
@@ -99,3 +118,20 @@ def resolved_from_proto(response: pb.ResolveLLMConfigResponse) -> Resolved:
         Origin(o.field, _SOURCE_BY_NUMBER[o.source], o.detail) for o in response.origins
     )
     return Resolved(config, origins, tuple(response.warnings), response.revision)
+
+
+def health_from_proto(response: pb.CheckProviderHealthResponse) -> Health:
+    return Health(
+        status=HealthStatus[pb.HealthStatus.Name(response.status).removeprefix("HEALTH_STATUS_")],
+        healthy=response.healthy,
+        message=response.message,
+        provider=response.provider,
+        base_url=response.base_url,
+        model=response.model,
+        model_available=response.model_available,
+        available_models=tuple(response.available_models),
+        server_version=response.server_version,
+        latency=response.latency.ToTimedelta().total_seconds(),
+        checked_at=response.checked_at.ToDatetime(tzinfo=UTC),
+        cached=response.cached,
+    )

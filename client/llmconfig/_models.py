@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from datetime import datetime
 
 
 class Source(enum.Enum):
@@ -14,6 +15,38 @@ class Source(enum.Enum):
     ENV = "env"
     FILE = "file"
     DEFAULT = "default"
+
+
+class HealthStatus(enum.Enum):
+    """A provider check's verdict."""
+
+    HEALTHY = "healthy"
+    UNREACHABLE = "unreachable"
+    TIMEOUT = "timeout"
+    UNAUTHENTICATED = "unauthenticated"
+    MODEL_NOT_FOUND = "model_not_found"
+    NOT_CONFIGURED = "not_configured"
+    RATE_LIMITED = "rate_limited"
+    UNAVAILABLE = "unavailable"
+    BAD_RESPONSE = "bad_response"
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """The answer of CheckProviderHealth."""
+
+    status: HealthStatus
+    healthy: bool
+    message: str  # what is wrong and the command that fixes it
+    provider: str
+    base_url: str
+    model: str
+    model_available: bool
+    available_models: tuple[str, ...]
+    server_version: str
+    latency: float  # seconds
+    checked_at: datetime
+    cached: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .app import ListenError, serve
 from .domain import ConfigError
-from .flags import parse
+from .flags import FlagError, parse
 from .resolver import Resolver
 
 EXIT_INVALID_CONFIG = 2
@@ -23,7 +23,11 @@ EXIT_CANNOT_SERVE = 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    options = parse(argv)
+    try:
+        options = parse(argv)
+    except FlagError as exc:
+        print(f"llmconfig-server: refusing to start: {exc}", file=sys.stderr)
+        return EXIT_INVALID_CONFIG
     logging.basicConfig(
         level=options.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -41,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _refuse(exc)
         return EXIT_INVALID_CONFIG
     try:
-        asyncio.run(serve(resolver, options.listen, options.shutdown_grace))
+        asyncio.run(serve(resolver, options.listen, options.shutdown_grace, options.health))
     except ListenError as exc:
         print(f"llmconfig-server: {exc}", file=sys.stderr)
         return EXIT_CANNOT_SERVE

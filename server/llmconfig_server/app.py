@@ -11,9 +11,11 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
+
 from llmconfig.v1 import llmconfig_pb2_grpc as pb_grpc
 
 from . import reflection
+from .health import HealthOptions, ProviderHealth
 from .resolver import Resolver
 from .servicer import SERVICE_NAME, LLMConfigServicer
 
@@ -28,18 +30,22 @@ class ListenError(Exception):
 class RunningServer:
     server: grpc.aio.Server
     health: HealthServicer
+    providers: ProviderHealth
     address: str  # host:port actually bound (port 0 resolved)
 
     async def stop(self, grace: float) -> None:
         """Report NOT_SERVING so load balancers drain us, then let in-flight calls finish."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
+        await self.providers.aclose()
 
 
-async def start(resolver: Resolver, listen: str) -> RunningServer:
+async def start(resolver: Resolver, listen: str,
+                health_options: HealthOptions | None = None) -> RunningServer:
     # gRPC shares ports by default (SO_REUSEPORT); a second daemon on our port must fail loudly.
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-    pb_grpc.add_LLMConfigServiceServicer_to_server(LLMConfigServicer(resolver), server)
+    providers = ProviderHealth(resolver, health_options or HealthOptions())
+    pb_grpc.add_LLMConfigServiceServicer_to_server(LLMConfigServicer(resolver, providers), server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable(server, (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"]
@@ -53,12 +59,13 @@ async def start(resolver: Resolver, listen: str) -> RunningServer:
     # "" is the whole server; the service name lets clients check the service itself.
     for name in ("", SERVICE_NAME):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server, health, f"{host}:{port}")
+    return RunningServer(server, health, providers, f"{host}:{port}")
 
 
-async def serve(resolver: Resolver, listen: str, grace: float) -> None:
+async def serve(resolver: Resolver, listen: str, grace: float,
+                health_options: HealthOptions) -> None:
     """Serve until SIGTERM or SIGINT, then stop gracefully."""
-    running = await start(resolver, listen)
+    running = await start(resolver, listen, health_options)
     from .report import startup_report
 
     log.info("%s", startup_report(resolver, running.address))

@@ -60,8 +60,9 @@ def _described(name: str, value: Value) -> str:
 
 
 class _Resolver:
-    def __init__(self, mode: Value, layers: Sequence[Layer]) -> None:
+    def __init__(self, mode: Value, layers: Sequence[Layer], require_key: bool) -> None:
         self.mode: str = mode.value
+        self.require_key = require_key
         self.layers = [layer for layer in layers if not layer.is_empty()]
         self.warnings: list[str] = [w for layer in self.layers for w in layer.warnings]
         self.violations: list[Violation] = []
@@ -177,7 +178,7 @@ class _Resolver:
         model = canonical_model(provider, requested_model)
         base_url = self._native_root(spec, chosen["base_url"], used["base_url"])
         self._check_ranges(spec, chosen, used)
-        if spec.needs_key and not chosen["api_key"]:
+        if spec.needs_key and self.require_key and not chosen["api_key"]:
             self.violations.append(self._missing_key(spec, provider_origin))
         if self.violations:
             raise ConfigError(self.violations)
@@ -257,9 +258,12 @@ class _Resolver:
         )
 
 
-def resolve(mode: Value, layers: Sequence[Layer]) -> Resolution:
-    """Resolve `layers` (highest first) for `mode`; raise ConfigError with every violation."""
-    return _Resolver(mode, layers).resolve()
+def resolve(mode: Value, layers: Sequence[Layer], *, require_key: bool = True) -> Resolution:
+    """Resolve `layers` (highest first) for `mode`; raise ConfigError with every violation.
+
+    `require_key=False` resolves a provider that needs a key even without one (a health check
+    reports that as NOT_CONFIGURED rather than failing)."""
+    return _Resolver(mode, layers, require_key).resolve()
 
 
 def revision_of(config: tuple[Any, ...]) -> str:

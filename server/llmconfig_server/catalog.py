@@ -173,7 +173,7 @@ OPENAI: Final = ProviderSpec(
     base_url_envs=("OPENAI_BASE_URL",),
     openai_suffix="",
     model_families=("gpt", "o1", "o3", "o4", "chatgpt", "ft:"),
-    key_prefixes=("sk-",),
+    key_prefixes=("sk-proj-", "sk-svcacct-", "sk-admin-", "sk-"),
     hosts=("api.openai.com",),
     tiers=_frozen({"fast": "gpt-4o-mini", "balanced": "gpt-4o", "powerful": "gpt-4.1"}),
 )

@@ -142,3 +142,18 @@ class Resolution:
 
     def origin_of(self, name: str) -> Origin:
         return next(o for o in self.origins if o.field == name)
+
+
+class HealthStatus(enum.Enum):
+    """A provider check's verdict; names match the proto enum `llmconfig.v1.HealthStatus`
+    without its prefix."""
+
+    HEALTHY = 1
+    UNREACHABLE = 2
+    TIMEOUT = 3
+    UNAUTHENTICATED = 4
+    MODEL_NOT_FOUND = 5
+    NOT_CONFIGURED = 6
+    RATE_LIMITED = 7
+    UNAVAILABLE = 8
+    BAD_RESPONSE = 9

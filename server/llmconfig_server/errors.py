@@ -55,6 +55,14 @@ def config_error_status(error: ConfigError) -> grpc.Status:
     )
 
 
+def denied_status(message: str, reason: str) -> grpc.Status:
+    """PERMISSION_DENIED with the reason in google.rpc.ErrorInfo."""
+    info = error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN)
+    return rpc_status.to_status(status_pb2.Status(
+        code=code_pb2.PERMISSION_DENIED, message=message, details=[_pack(info)]
+    ))
+
+
 def _pack(message: Message) -> any_pb2.Any:
     packed = any_pb2.Any()
     packed.Pack(message)

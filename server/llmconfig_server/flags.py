@@ -7,13 +7,22 @@ import argparse
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import __version__
 from .catalog import PROVIDERS
+from .health import HealthOptions
 from .sources import FLAG_FOR_FIELD, ServerFlags
 
 DEFAULT_LISTEN = "127.0.0.1:50061"
 LISTEN_ENV = "STIGMER_LLMCONFIG_LISTEN"
+PROBE_TIMEOUT_ENV = "STIGMER_LLMCONFIG_PROBE_TIMEOUT"
+DEFAULT_PROBE_TIMEOUT = 2.0
+MAX_PROBE_TIMEOUT = 60.0
+
+
+class FlagError(Exception):
+    """A server option (not an LLM setting) is unusable."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +31,7 @@ class Options:
     shutdown_grace: float
     log_level: str
     flags: ServerFlags
+    health: HealthOptions
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="how long in-flight calls may finish after SIGTERM (default 5)")
     server.add_argument("--log-level", default="info",
                         choices=["debug", "info", "warning", "error"], help="default info")
+    health = parser.add_argument_group("provider health checks")
+    health.add_argument("--probe-timeout", metavar="SECONDS",
+                        help=f"budget of one provider probe (env {PROBE_TIMEOUT_ENV}; default "
+                             f"{DEFAULT_PROBE_TIMEOUT:g}); never past the caller's deadline")
+    health.add_argument("--allow-any-probe-target", action="store_true",
+                        help="let CheckProviderHealth probe base URLs this server is not "
+                             "configured for (off: the service cannot be used to reach "
+                             "arbitrary hosts)")
     llm = parser.add_argument_group("LLM configuration (beats environment and config file)")
     llm.add_argument("--config", metavar="PATH",
                      help="YAML config file (else STIGMER_CONFIG, ./.stigmer/config.yaml, "
@@ -81,4 +99,30 @@ def parse(argv: Sequence[str] | None, environ: Mapping[str, str] | None = None) 
         scoped_keys=scoped,
     )
     listen = args.listen or environ.get(LISTEN_ENV, "").strip() or DEFAULT_LISTEN
-    return Options(listen, args.shutdown_grace, args.log_level, flags)
+    health = HealthOptions(
+        probe_timeout=_probe_timeout(args.probe_timeout, environ),
+        allow_any_target=args.allow_any_probe_target,
+        in_container=running_in_container(),
+    )
+    return Options(listen, args.shutdown_grace, args.log_level, flags, health)
+
+
+def _probe_timeout(flag: str | None, environ: Mapping[str, str]) -> float:
+    raw, name = (flag, "--probe-timeout") if flag else (
+        environ.get(PROBE_TIMEOUT_ENV, "").strip(), PROBE_TIMEOUT_ENV)
+    if not raw:
+        return DEFAULT_PROBE_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= MAX_PROBE_TIMEOUT:
+        raise FlagError(f"{name}: {raw!r} is not a number of seconds between 0 and "
+                        f"{MAX_PROBE_TIMEOUT:g}, e.g. 2 or 0.5")
+    return value
+
+
+def running_in_container() -> bool:
+    """Docker and Podman leave a marker file; Kubernetes sets KUBERNETES_SERVICE_HOST."""
+    return (Path("/.dockerenv").exists() or Path("/run/.containerenv").exists()
+            or "KUBERNETES_SERVICE_HOST" in os.environ)

@@ -35,17 +35,20 @@ class Resolver:
         is none."""
         return self._base[(mode, True) if mode else (self.default_mode, False)]
 
-    def resolve(self, mode: str = "", overrides: Mapping[str, Any] | None = None) -> Resolution:
+    def resolve(self, mode: str = "", overrides: Mapping[str, Any] | None = None, *,
+                require_key: bool = True) -> Resolution:
         """Resolve for `mode` (empty: the server's) with the request's overrides on top."""
         mode = request_mode(mode) if mode else ""
-        if not overrides:
+        if not overrides and require_key:
             outcome = self.base(mode)
             if isinstance(outcome, ConfigError):
                 raise outcome
             return outcome
         mode_value = _requested(mode) if mode else self.sources.mode
-        return cascade.resolve(mode_value, (request_layer(overrides),
-                                            *self.sources.layers_for(mode_value.value)))
+        layers = self.sources.layers_for(mode_value.value)
+        if overrides:
+            layers = (request_layer(overrides), *layers)
+        return cascade.resolve(mode_value, layers, require_key=require_key)
 
     def _attempt(self, mode: Value) -> _Outcome:
         try:

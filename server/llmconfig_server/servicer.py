@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any, NoReturn
 
 import grpc
+
 from llmconfig.v1 import llmconfig_pb2 as pb
 from llmconfig.v1 import llmconfig_pb2_grpc as pb_grpc
 
 from .domain import ConfigError, Resolution
-from .errors import config_error_status
+from .errors import config_error_status, denied_status
+from .health import HealthReport, ProbeTargetDenied, ProviderHealth
 from .resolver import Resolver
 
 log = logging.getLogger(__name__)
@@ -20,8 +23,9 @@ _OVERRIDE_FIELDS = ("provider", "model", "base_url", "api_key", "max_tokens", "t
 
 
 class LLMConfigServicer(pb_grpc.LLMConfigServiceServicer):  # type: ignore[misc]
-    def __init__(self, resolver: Resolver) -> None:
+    def __init__(self, resolver: Resolver, health: ProviderHealth) -> None:
         self.resolver = resolver
+        self.health = health
 
     async def ResolveLLMConfig(
         self, request: pb.ResolveLLMConfigRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -36,8 +40,18 @@ class LLMConfigServicer(pb_grpc.LLMConfigServiceServicer):  # type: ignore[misc]
     async def CheckProviderHealth(
         self, request: pb.CheckProviderHealthRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.CheckProviderHealthResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "CheckProviderHealth is not built yet")
-        raise AssertionError("unreachable")
+        try:
+            report = await self.health.check(
+                provider=request.provider, base_url=request.base_url, model=request.model,
+                mode=request.mode, refresh=request.refresh,
+                time_remaining=context.time_remaining(),
+            )
+        except ConfigError as exc:
+            await _abort(context, exc)
+        except ProbeTargetDenied as exc:
+            status = denied_status(str(exc), "PROBE_TARGET_NOT_ALLOWED")
+            await context.abort(status.code, status.details, status.trailing_metadata)
+        return health_response_of(report)
 
 
 def overrides_of(request: pb.ResolveLLMConfigRequest) -> dict[str, Any]:
@@ -72,6 +86,24 @@ def response_of(resolution: Resolution, *, include_secrets: bool) -> pb.ResolveL
         warnings=resolution.warnings,
         revision=resolution.revision,
     )
+
+
+def health_response_of(report: HealthReport) -> pb.CheckProviderHealthResponse:
+    response = pb.CheckProviderHealthResponse(
+        status=pb.HealthStatus.Name(report.status.value),
+        healthy=report.healthy,
+        message=report.message,
+        provider=report.provider,
+        base_url=report.base_url,
+        model=report.model,
+        model_available=report.model_available,
+        available_models=report.available_models,
+        server_version=report.server_version,
+        cached=report.cached,
+    )
+    response.latency.FromTimedelta(timedelta(seconds=report.latency))
+    response.checked_at.FromDatetime(report.checked_at)
+    return response
 
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: ConfigError) -> NoReturn:

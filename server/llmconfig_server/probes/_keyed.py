@@ -1,0 +1,91 @@
+"""The shape shared by hosted APIs: with a key, GET the model's own resource. A 200 with the
+provider's model object means the key works and the model exists; everything else maps to a
+status and a sentence with the fix. Each provider module supplies only its own facts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from ..domain import HealthStatus
+from ._common import (
+    ProbeFailed,
+    ProbeTarget,
+    Verdict,
+    error_text,
+    get,
+    json_or_fail,
+    retry_after,
+    status_for_http_error,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class HostedAPI:
+    display_name: str  # "Anthropic"
+    key_variables: str  # how to configure a key, for NOT_CONFIGURED
+    keys_page: str
+    status_page: str
+    model_url: Callable[[ProbeTarget], str]
+    headers: Callable[[ProbeTarget], dict[str, str]]
+    is_model: Callable[[Any], bool]
+    model_hint: str  # what to do about an unknown model
+
+    @property
+    def what(self) -> str:
+        return f"the {self.display_name} API"
+
+    def not_configured(self) -> Verdict:
+        return Verdict(HealthStatus.NOT_CONFIGURED,
+                       f"No {self.display_name} API key is configured — {self.key_variables}")
+
+    async def probe(self, http: httpx.AsyncClient, target: ProbeTarget) -> Verdict:
+        if not target.api_key:
+            return self.not_configured()  # no network call without a key
+        url = self.model_url(target)
+        try:
+            response = await get(http, url, target, self.what, self.headers(target))
+            if not response.is_success:
+                return self._failure(response, target)
+            body = json_or_fail(response, target, self.what)
+            if not self.is_model(body):
+                raise ProbeFailed(Verdict(
+                    HealthStatus.BAD_RESPONSE,
+                    f"{url} answered {response.status_code} without {self.display_name}'s model "
+                    f"object — is {target.base_url} really {self.what}?",
+                ))
+        except ProbeFailed as failed:
+            return failed.verdict
+        model_id = str(body["id"])
+        return Verdict(
+            HealthStatus.HEALTHY,
+            f"{self.display_name} accepted the key ({target.key_hint}, from "
+            f"{target.key_origin}) and has model {model_id}",
+            True, (model_id,),
+        )
+
+    def _failure(self, response: httpx.Response, target: ProbeTarget) -> Verdict:
+        code = response.status_code
+        said = error_text(response, target.api_key)
+        detail = f" ({said})" if said else ""
+        status = status_for_http_error(code) or HealthStatus.BAD_RESPONSE
+        key = f"The {self.display_name} key ({target.key_hint}, from {target.key_origin})"
+        name = self.display_name
+        if status is HealthStatus.UNAUTHENTICATED:
+            message = (f"{key} was rejected{detail} — create or copy a valid key at "
+                       f"{self.keys_page} and update {target.key_origin}")
+        elif status is HealthStatus.MODEL_NOT_FOUND:
+            message = f"{name} has no model {target.model}{detail} — {self.model_hint}"
+        elif status is HealthStatus.RATE_LIMITED and "insufficient_quota" in said:
+            message = f"{key} has no quota left{detail} — check the account's billing"
+        elif status is HealthStatus.RATE_LIMITED:
+            message = f"{name} is rate limiting this key{retry_after(response)}{detail}"
+        elif status is HealthStatus.UNAVAILABLE:
+            message = (f"{name} answered {code}{detail} — the API is overloaded or failing; "
+                       f"retry shortly ({self.status_page})")
+        else:
+            message = f"{name} answered {code}{detail} to {response.request.url}"
+        return Verdict(status, message)

@@ -1,0 +1,28 @@
+"""Anthropic: GET /v1/models/{model} with x-api-key and anthropic-version. No tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._keyed import HostedAPI
+
+API_VERSION = "2023-06-01"
+
+
+def _is_model(body: Any) -> bool:
+    return isinstance(body, dict) and body.get("type") == "model" and bool(body.get("id"))
+
+
+API = HostedAPI(
+    display_name="Anthropic",
+    key_variables="set ANTHROPIC_API_KEY (or STIGMER_LLM_API_KEY, or ANTHROPIC_API_KEY_FILE), "
+    "or start the server with --anthropic-key",
+    keys_page="https://console.anthropic.com/settings/keys",
+    status_page="https://status.anthropic.com",
+    model_url=lambda t: f"{t.base_url}/v1/models/{t.model}",
+    headers=lambda t: {"x-api-key": t.api_key, "anthropic-version": API_VERSION},
+    is_model=_is_model,
+    model_hint="use an id such as claude-sonnet-4-5-20250929, or a friendly name such as "
+    "claude-sonnet-4.5",
+)
+probe = API.probe

@@ -1,0 +1,25 @@
+"""OpenAI: GET {base}/models/{model} with a Bearer key. No tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._keyed import HostedAPI
+
+
+def _is_model(body: Any) -> bool:
+    return isinstance(body, dict) and bool(body.get("id"))
+
+
+API = HostedAPI(
+    display_name="OpenAI",
+    key_variables="set OPENAI_API_KEY (or STIGMER_LLM_API_KEY, or OPENAI_API_KEY_FILE), or "
+    "start the server with --llm-api-key",
+    keys_page="https://platform.openai.com/api-keys",
+    status_page="https://status.openai.com",
+    model_url=lambda t: f"{t.base_url}/models/{t.model}",
+    headers=lambda t: {"Authorization": f"Bearer {t.api_key}"},
+    is_model=_is_model,
+    model_hint="check the name, and that this key's organization has access to it",
+)
+probe = API.probe
