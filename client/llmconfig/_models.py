@@ -5,6 +5,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
+
+from . import _langchain
 
 
 class Source(enum.Enum):
@@ -69,6 +72,20 @@ class LLMConfig:
     max_tokens: int | None  # None: the provider's default
     temperature: float | None  # None: the provider's default
     mode: str
+
+    def chat_model_kwargs(self, *, openai_compatible: bool = False) -> dict[str, Any]:
+        """Keyword arguments for the provider's LangChain chat model (ChatAnthropic, ChatOllama
+        with an explicit base_url, ChatOpenAI). `openai_compatible=True` targets ChatOpenAI at
+        `openai_base_url` (Ollama's /v1). Needs `include_secrets=True` for keyed providers."""
+        return _langchain.chat_model_kwargs(self, openai_compatible)
+
+    def chat_model_class(self, *, openai_compatible: bool = False) -> str:
+        """The chat model's import path, e.g. "langchain_anthropic.ChatAnthropic"."""
+        return ".".join(_langchain.chat_model_class(self, openai_compatible))
+
+    def chat_model(self, *, openai_compatible: bool = False) -> Any:
+        """The LangChain chat model itself (pip install 'llmconfig[langchain]')."""
+        return _langchain.chat_model(self, openai_compatible)
 
     def __repr__(self) -> str:
         # Never print a key, even when the caller asked for it.

@@ -24,6 +24,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .domain import Reason, Source, Violation
 
+CONFIG_ENV = "STIGMER_CONFIG"
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
@@ -76,8 +78,8 @@ def locate(
     else ~/.stigmer/config.yaml. A file named explicitly must exist; the others are optional."""
     if explicit:
         return _named(Path(explicit).expanduser(), cwd, "--config")
-    if named := environ.get("STIGMER_CONFIG", "").strip():
-        return _named(Path(named).expanduser(), cwd, "STIGMER_CONFIG")
+    if named := environ.get(CONFIG_ENV, "").strip():
+        return _named(Path(named).expanduser(), cwd, CONFIG_ENV)
     for candidate in (cwd / ".stigmer" / "config.yaml", home / ".stigmer" / "config.yaml"):
         if candidate.is_file():
             return candidate, "found"

@@ -36,6 +36,17 @@ MODE_ENV: Final = "MODE"
 SECRET_FIELDS: Final = frozenset({"api_key"})
 
 
+def environment_variables() -> tuple[str, ...]:
+    """Every variable the cascade reads (the README's table is checked against this)."""
+    names = [MODE_ENV, config_file.CONFIG_ENV, *ENV_FOR_FIELD.values(),
+             *DEPRECATED_ENV_FOR_FIELD.values()]
+    for spec in PROVIDERS.values():
+        names += [*filter(None, (spec.key_env, spec.host_env)), *spec.base_url_envs]
+    names += [f"{name}_FILE" for name in (ENV_FOR_FIELD["api_key"],
+                                          *(s.key_env for s in PROVIDERS.values() if s.key_env))]
+    return tuple(sorted(set(names)))
+
+
 @dataclass(frozen=True, slots=True)
 class ServerFlags:
     """The cascade-relevant flags the server was started with (raw strings, parsed later so a

@@ -1,0 +1,283 @@
+"""`llmconfig`: ask the LLM configuration service from a shell.
+
+Exit codes: 0 ok / healthy / ready; 1 the provider is not usable (health, doctor); 2 the request
+or the server's configuration is invalid; 3 the service cannot be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import enum
+import io
+import json
+import os
+import re
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, ClassVar, TextIO
+
+from . import __version__
+from ._channel import DEFAULT_TIMEOUT, TARGET_ENV, target_or_default
+from ._client import Client
+from ._errors import LLMConfigError, ServiceUnavailable
+from ._models import Health, Resolved
+
+EXIT_OK, EXIT_UNHEALTHY, EXIT_INVALID, EXIT_UNREACHABLE = 0, 1, 2, 3
+
+DESCRIPTION = """\
+Ask Stigmer's LLM configuration service which model to use and whether it works.
+
+  llmconfig resolve                 the configuration for a run, and where each value came from
+  llmconfig resolve --model claude-sonnet-4.5
+  llmconfig health                  is the provider usable? (Ollama up, model pulled, key valid)
+  llmconfig doctor                  both, with a verdict and the next command to run
+
+The service is at --target, else $STIGMER_LLMCONFIG_TARGET, else 127.0.0.1:50061
+(start it with `llmconfig-server`)."""
+
+EPILOG = """\
+exit codes: 0 ok/healthy/ready, 1 provider not usable, 2 invalid request or server
+configuration, 3 service unreachable"""
+
+
+# -- output -----------------------------------------------------------------------------------
+
+class Style:
+    """ANSI colour on a terminal, plain text elsewhere (and when NO_COLOR is set)."""
+
+    CODES: ClassVar[dict[str, str]] = {
+        "green": "32", "red": "31", "yellow": "33", "dim": "2", "bold": "1", "cyan": "36",
+        "magenta": "35", "blue": "34",
+    }
+
+    def __init__(self, stream: TextIO, mode: str) -> None:
+        self.on = mode == "always" or (
+            mode == "auto" and stream.isatty() and "NO_COLOR" not in os.environ
+        )
+
+    def __call__(self, text: str, colour: str) -> str:
+        return f"\033[{self.CODES[colour]}m{text}\033[0m" if self.on else text
+
+
+SOURCE_COLOUR = {"request": "cyan", "flag": "magenta", "env": "yellow", "file": "blue",
+                 "default": "dim"}
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(_jsonable(data), indent=2, ensure_ascii=False))
+
+
+def _resolved_table(resolved: Resolved, style: Style, show_secrets: bool) -> str:
+    c = resolved.config
+    shown = {
+        "mode": c.mode,
+        "provider": c.provider,
+        "model": c.model if c.model == c.requested_model
+        else f"{c.model} (asked: {c.requested_model})",
+        "base_url": c.base_url,
+        "api_key": (c.api_key if show_secrets and c.api_key else c.api_key_hint) or "(none)",
+        "max_tokens": "(provider default)" if c.max_tokens is None else str(c.max_tokens),
+        "temperature": "(provider default)" if c.temperature is None else str(c.temperature),
+    }
+    width = max(len(v) for v in shown.values())
+    lines = []
+    for origin in resolved.origins:
+        source = origin.source.value
+        lines.append(f"{origin.field:<12} {shown.get(origin.field, ''):<{width}}  "
+                     f"{style(f'{source:<8}', SOURCE_COLOUR[source])} {origin.detail}")
+    if c.openai_base_url and c.openai_base_url != c.base_url:
+        lines.append(f"{'openai_url':<12} {c.openai_base_url}")
+    lines.append(f"{'revision':<12} {resolved.revision}")
+    lines += [style(f"warning: {w}", "yellow") for w in resolved.warnings]
+    return "\n".join(lines)
+
+
+def _health_lines(health: Health, style: Style) -> str:
+    mark, colour = ("✓", "green") if health.healthy else ("✗", "red")
+    head = (f"{style(mark + ' ' + health.status.name, colour)}  {health.provider} {health.model}"
+            f" at {health.base_url}  ({health.latency * 1000:.0f} ms"
+            f"{', cached' if health.cached else ''})")
+    return f"{head}\n  {health.message}"
+
+
+def _error_lines(error: LLMConfigError, style: Style) -> str:
+    lines = [style(f"error ({error.code.name}): {error.message}", "red")]
+    lines += [f"  - {v.subject}: {v.reason}" for v in error.violations
+              if v.description not in error.message]
+    return "\n".join(lines)
+
+
+def _unreachable(target: str, error: LLMConfigError, style: Style) -> str:
+    return (style(f"error: the llmconfig service at {target} cannot be reached", "red")
+            + f" ({error.code.name}: {error.message.splitlines()[0]})\n"
+            + f"  start it with `llmconfig-server`, or point --target / {TARGET_ENV} at it")
+
+
+def next_step(health: Health) -> str:
+    """The command in the health message ("ollama serve"), else its advice after the dash."""
+    if quoted := re.search(r'"([^"]+)"', health.message):
+        return quoted.group(1)
+    return health.message.split(" — ", 1)[-1]
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {name: getattr(args, name) for name in
+            ("provider", "model", "base_url", "max_tokens", "temperature")
+            if getattr(args, name, None) is not None}
+
+
+def _ask(call: Callable[[], Any], target: str, style: Style) -> tuple[Any, int]:
+    """(the answer, EXIT_OK), or (None, the exit code) after printing why there is none."""
+    try:
+        return call(), EXIT_OK
+    except ServiceUnavailable as exc:
+        print(_unreachable(target, exc, style), file=sys.stderr)
+        return None, EXIT_UNREACHABLE
+    except LLMConfigError as exc:
+        print(_error_lines(exc, style), file=sys.stderr)
+        return None, EXIT_INVALID
+
+
+def cmd_resolve(client: Client, args: argparse.Namespace, style: Style) -> int:
+    resolved, code = _ask(lambda: client.resolve(
+        args.mode, include_secrets=args.show_secrets, **_overrides(args)), client.target, style)
+    if resolved is None:
+        return code
+    if args.json:
+        data = _jsonable(resolved)
+        if not args.show_secrets:
+            data["config"].pop("api_key")
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        print(_resolved_table(resolved, style, args.show_secrets))
+    return EXIT_OK
+
+
+def cmd_health(client: Client, args: argparse.Namespace, style: Style) -> int:
+    health, code = _ask(lambda: client.check_health(
+        args.provider, model=args.model, base_url=args.base_url, mode=args.mode,
+        refresh=args.refresh), client.target, style)
+    if health is None:
+        return code
+    if args.json:
+        _print_json(health)
+    else:
+        print(_health_lines(health, style))
+    return EXIT_OK if health.healthy else EXIT_UNHEALTHY
+
+
+def cmd_doctor(client: Client, args: argparse.Namespace, style: Style) -> int:
+    ok, bad = style("✓", "green"), style("✗", "red")
+    report: dict[str, Any] = {"target": client.target, "ready": False}
+    lines = [f"llmconfig doctor — service at {client.target}"]
+    code, advice = EXIT_UNHEALTHY, ""
+    try:
+        resolved = client.resolve(args.mode)
+        c = resolved.config
+        report["config"] = resolved
+        lines.append(f"{ok} service   reachable")
+        lines.append(f"{ok} config    {c.provider} {c.model} at {c.base_url} (mode {c.mode}, "
+                     f"revision {resolved.revision})")
+        lines += [f"  {style('warning:', 'yellow')} {w}" for w in resolved.warnings]
+        health = client.check_health(mode=args.mode, refresh=True)
+        report["health"] = health
+        if health.healthy:
+            lines.append(f"{ok} provider  {health.message}")
+            code = EXIT_OK
+        else:
+            lines.append(f"{bad} provider  {health.status.name}: {health.message}")
+            advice = next_step(health)
+    except ServiceUnavailable as exc:
+        lines.append(f"{bad} service   not reachable ({exc.code.name})")
+        code, advice = EXIT_UNREACHABLE, (
+            f"start the service with `llmconfig-server`, or point --target / {TARGET_ENV} at it")
+    except LLMConfigError as exc:
+        lines.append(f"{bad} config    {exc.message}")
+        code, advice = EXIT_INVALID, exc.message.split("; ", 1)[-1]
+    report.update(ready=code == EXIT_OK, next=advice)
+    if args.json:
+        _print_json(report)
+        return code
+    verdict = style("Ready.", "green") if code == EXIT_OK else \
+        style("Not ready.", "red") + f" Next: {advice}"
+    print("\n".join([*lines, "", verdict]))
+    return code
+
+
+# -- parsing ----------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--target", help=f"host:port of the service (env {TARGET_ENV}; default "
+                                         "127.0.0.1:50061)")
+    common.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                        help=f"deadline of each call (default {DEFAULT_TIMEOUT:g})")
+    common.add_argument("--json", action="store_true", help="print JSON instead of text")
+    common.add_argument("--color", choices=["auto", "always", "never"], default="auto",
+                        help="colour the output (default: on a terminal, unless NO_COLOR)")
+    common.add_argument("--mode", help="local or cloud (default: the server's mode)")
+
+    parser = argparse.ArgumentParser(
+        prog="llmconfig", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    resolve = commands.add_parser(
+        "resolve", parents=[common], help="show the configuration and where each value came from",
+        description="Resolve the LLM configuration for a run. Options are the run's overrides.")
+    resolve.add_argument("--provider", help="anthropic, ollama or openai")
+    resolve.add_argument("--model", help="model id, friendly name, tier or provider:model")
+    resolve.add_argument("--base-url", help="the provider's API root")
+    resolve.add_argument("--max-tokens", type=int, help="output token limit")
+    resolve.add_argument("--temperature", type=float, help="sampling temperature")
+    resolve.add_argument("--show-secrets", action="store_true",
+                         help="print the API key in clear (default: its hint only)")
+    resolve.set_defaults(handler=cmd_resolve)
+
+    health = commands.add_parser(
+        "health", parents=[common], help="check that the provider is usable (spends no tokens)",
+        description="Check the provider: exit 0 healthy, 1 unhealthy, 3 service unreachable.")
+    health.add_argument("--provider", help="default: as resolved for the mode")
+    health.add_argument("--model", help="default: as resolved for the mode")
+    health.add_argument("--base-url", help="must be one the server is configured for")
+    health.add_argument("--refresh", action="store_true", help="skip the server's cache")
+    health.set_defaults(handler=cmd_health)
+
+    doctor = commands.add_parser(
+        "doctor", parents=[common], help="resolve + health, a verdict and the next command",
+        description="Check the service, the configuration and the provider; say what to do next.")
+    doctor.set_defaults(handler=cmd_doctor)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="replace")  # "…" and "—" must never crash a C locale
+    args = build_parser().parse_args(argv)
+    style = Style(sys.stdout, args.color)
+    with Client(target_or_default(args.target), timeout=args.timeout) as client:
+        code: int = args.handler(client, args, style)
+    return code
+
+
+def run() -> None:
+    """The console script's entry point."""
+    sys.exit(main())

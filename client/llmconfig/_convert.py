@@ -1,0 +1,70 @@
+"""Proto ⇄ the client's plain, immutable results."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Any
+
+from ._models import Health, HealthStatus, LLMConfig, Origin, Resolved, Source
+from .v1 import llmconfig_pb2 as pb
+
+_SOURCE_BY_NUMBER = {
+    pb.SOURCE_REQUEST: Source.REQUEST,
+    pb.SOURCE_FLAG: Source.FLAG,
+    pb.SOURCE_ENV: Source.ENV,
+    pb.SOURCE_FILE: Source.FILE,
+    pb.SOURCE_DEFAULT: Source.DEFAULT,
+}
+
+
+def resolve_request(mode: str | None, overrides: dict[str, Any], include_secrets: bool,
+                    ) -> pb.ResolveLLMConfigRequest:
+    settings = pb.LLMSettings(**{k: v for k, v in overrides.items() if v is not None})
+    return pb.ResolveLLMConfigRequest(mode=mode or "", overrides=settings,
+                                      include_secrets=include_secrets)
+
+
+def health_request(provider: str | None, model: str | None, base_url: str | None,
+                   mode: str | None, refresh: bool) -> pb.CheckProviderHealthRequest:
+    return pb.CheckProviderHealthRequest(provider=provider or "", model=model or "",
+                                         base_url=base_url or "", mode=mode or "",
+                                         refresh=refresh)
+
+
+def resolved_from_proto(response: pb.ResolveLLMConfigResponse) -> Resolved:
+    c = response.config
+    config = LLMConfig(
+        provider=c.provider,
+        model=c.model,
+        requested_model=c.requested_model,
+        base_url=c.base_url,
+        openai_base_url=c.openai_base_url,
+        api_key=c.api_key,
+        api_key_present=c.api_key_present,
+        api_key_hint=c.api_key_hint,
+        max_tokens=c.max_tokens if c.HasField("max_tokens") else None,
+        temperature=c.temperature if c.HasField("temperature") else None,
+        mode=c.mode,
+    )
+    origins = tuple(
+        Origin(o.field, _SOURCE_BY_NUMBER[o.source], o.detail) for o in response.origins
+    )
+    return Resolved(config, origins, tuple(response.warnings), response.revision)
+
+
+def health_from_proto(response: pb.CheckProviderHealthResponse) -> Health:
+    name = pb.HealthStatus.Name(response.status).removeprefix("HEALTH_STATUS_")
+    return Health(
+        status=HealthStatus[name],
+        healthy=response.healthy,
+        message=response.message,
+        provider=response.provider,
+        base_url=response.base_url,
+        model=response.model,
+        model_available=response.model_available,
+        available_models=tuple(response.available_models),
+        server_version=response.server_version,
+        latency=response.latency.ToTimedelta().total_seconds(),
+        checked_at=response.checked_at.ToDatetime(tzinfo=UTC),
+        cached=response.cached,
+    )

@@ -1,0 +1,181 @@
+"""The README's examples are run, so the docs cannot rot.
+
+Blocks marked `<!-- session: NAME -->` hold `$ grpcurl …` and `$ llmconfig …` lines with their
+output. Each session runs against a live server configured as the README says (`defaults`: as
+`make run`, nothing at localhost:11434; `ollama`: OLLAMA_HOST=127.0.0.1:11435, an Ollama with
+qwen2.5-coder:14b and llama3.2:3b pulled). Output is compared after normalising what changes
+from run to run (latencies, timestamps, the emulator's real port).
+
+`python tests/test_readme.py` prints the sessions' real output, to paste into the README.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import shlex
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from llmconfig_server.flags import build_parser
+from llmconfig_server.health import HealthOptions
+from llmconfig_server.resolver import Resolver
+from llmconfig_server.sources import ServerFlags, load_server_sources
+
+import providers
+from conftest import GRPCURL, ServerThread
+
+ROOT = Path(__file__).parent.parent
+README = ROOT / "README.md"
+README_TARGET = "127.0.0.1:50061"
+README_OLLAMA_PORT = "11435"
+
+
+def readme_sessions() -> dict[str, list[tuple[str, str]]]:
+    text = README.read_text()
+    found: dict[str, list[tuple[str, str]]] = {}
+    for name, block in re.findall(r"<!-- session: (\w+) -->\s*```\w*\n(.*?)```", text, re.S):
+        for chunk in re.split(r"^(?=\$ )", block, flags=re.M):
+            if chunk.startswith("$ "):
+                command, _, output = chunk.partition("\n")
+                found.setdefault(name, []).append((command[2:], output.rstrip("\n")))
+    return found
+
+
+@contextmanager
+def session_server(name: str, home: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """(target, replacements of real values by the README's) for a session."""
+    emulator = None
+    env: dict[str, str] = {}
+    replacements: dict[str, str] = {}
+    if name == "ollama":
+        emulator = providers.ollama(["qwen2.5-coder:14b", "llama3.2:3b"], version="0.6.2")
+        port = emulator.url.rsplit(":", 1)[1]
+        env["OLLAMA_HOST"] = f"127.0.0.1:{port}"
+        replacements[f"127.0.0.1:{port}"] = f"127.0.0.1:{README_OLLAMA_PORT}"
+    sources = load_server_sources(ServerFlags(), env, home, home)
+    server = ServerThread(Resolver(sources), HealthOptions(in_container=False))
+    replacements[server.target] = README_TARGET
+    try:
+        yield server.target, replacements
+    finally:
+        server.stop()
+        if emulator:
+            emulator.stop()
+
+
+def run(command: str, target: str) -> str:
+    args = shlex.split(command)
+    env = {**os.environ, "STIGMER_LLMCONFIG_TARGET": target, "NO_COLOR": "1"}
+    if args[0] == "grpcurl":
+        args = [str(GRPCURL), *[target if a == README_TARGET else a for a in args[1:]]]
+    elif args[0] == "llmconfig":
+        args = [sys.executable, "-m", "llmconfig", *args[1:]]
+    else:
+        raise AssertionError(f"README session runs only grpcurl and llmconfig: {command}")
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60, env=env)
+    return (done.stdout + done.stderr).rstrip("\n")
+
+
+def normalise(text: str, replacements: dict[str, str] | None = None) -> str:
+    for real, shown in (replacements or {}).items():
+        text = text.replace(real, shown)
+    text = re.sub(r'"latency": "[0-9.]+s"', '"latency": "…s"', text)
+    text = re.sub(r'"checked_at": "[^"]+"', '"checked_at": "…"', text)
+    text = re.sub(r"revision [0-9a-f]{12}\)", "revision …)", text)  # hashes the emulator's port
+    return re.sub(r"\(\d+ ms", "(… ms", text)
+
+
+def ollama_is_running_here() -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", 11434)) == 0
+
+
+@pytest.mark.parametrize("name", sorted(readme_sessions()))
+def test_readme_session_is_true(name, tmp_path):
+    if name == "defaults" and ollama_is_running_here():
+        pytest.skip("something listens on localhost:11434; the README shows a machine without")
+    with session_server(name, tmp_path) as (target, replacements):
+        for command, expected in readme_sessions()[name]:
+            actual = normalise(run(command, target), replacements)
+            assert actual == normalise(expected), f"README: $ {command}"
+
+
+def test_readme_has_the_operator_sessions():
+    commands = [c for session in readme_sessions().values() for c, _ in session]
+    for needed in ("list", "describe", "/ResolveLLMConfig", "/CheckProviderHealth",
+                   "grpc.health.v1.Health/Check", "llmconfig doctor", "llmconfig health"):
+        assert any(needed in command for command in commands), needed
+
+
+# -- the flag and variable table, both ways --------------------------------------------------
+
+ENV_LIKE = re.compile(
+    r"^((STIGMER|LLM|ANTHROPIC|OPENAI|OLLAMA)_[A-Z0-9_]*[A-Z0-9]|MODE)$")
+
+
+def readme_table_section() -> str:
+    text = README.read_text()
+    return text[text.index("## Flags and variables"):text.index("## The config file")]
+
+
+def names_in_code() -> set[str]:
+    """Every env-like string constant in the client and server sources."""
+    names = set()
+    for path in [*ROOT.glob("server/llmconfig_server/**/*.py"),
+                 *ROOT.glob("client/llmconfig/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                    and ENV_LIKE.match(node.value):
+                names.add(node.value)
+    return names
+
+
+def documented_variables() -> set[str]:
+    return {t for t in re.findall(r"`([A-Z][A-Z0-9_]*)`", readme_table_section())
+            if ENV_LIKE.match(t)}
+
+
+def test_every_variable_the_code_reads_is_documented():
+    from llmconfig_server.sources import environment_variables
+
+    assert set(environment_variables()) | names_in_code() <= documented_variables()
+
+
+def test_every_documented_variable_is_read_by_the_code():
+    from llmconfig_server.sources import environment_variables
+
+    assert documented_variables() <= set(environment_variables()) | names_in_code()
+
+
+def server_flags() -> set[str]:
+    return {option for action in build_parser()._actions for option in action.option_strings
+            if option.startswith("--") and option not in ("--help", "--version")}
+
+
+def test_every_server_flag_is_documented_and_every_documented_flag_exists():
+    documented = set(re.findall(r"`(--[a-z-]+)", readme_table_section()))
+    assert documented == server_flags()
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    for session_name, commands in readme_sessions().items():
+        print(f"<!-- session: {session_name} -->")
+        with tempfile.TemporaryDirectory() as tmp, session_server(session_name, Path(tmp)) \
+                as (session_target, session_replacements):
+            for command, _ in commands:
+                print(f"$ {command}")
+                print(normalise(run(command, session_target), session_replacements)
+                      .replace('"…s"', '"0.004s"').replace("(… ms", "(4 ms")
+                      .replace('"checked_at": "…"', '"checked_at": "2026-11-21T19:48:36.832677Z"'))
+                print()
