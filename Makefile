@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 PROTOS := $(wildcard proto/llmconfig/v1/*.proto)
 GENERATED := client/llmconfig/v1
 
-.PHONY: install proto proto-check proto-lint lint test run clean
+.PHONY: install proto proto-check proto-lint lint test run bench clean
 
 install: $(STAMP)
 
@@ -49,6 +49,11 @@ test: install
 ## Serve on the embedded defaults (local mode, Ollama, no key). Extra flags: make run ARGS='--mode cloud'
 run: install
 	$(BIN)/llmconfig-server $(ARGS)
+
+## Benchmarks against a bare grpc.aio server in the same run (a few minutes on 2 cores);
+## prints a table and writes bench/results.json. BENCH_ROUNDS / BENCH_SECONDS trade time for noise.
+bench: install
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache build *.egg-info client/*.egg-info

@@ -79,3 +79,16 @@ def test_a_runner_gets_a_ready_chat_model_in_two_lines(serve, monkeypatch):
     llm = llmconfig.chat_model(model="claude-haiku-4.5")
     assert isinstance(llm, ChatAnthropic)
     assert llm.model == "claude-haiku-4-5-20251001"
+
+
+def test_chat_model_works_in_a_fresh_interpreter(serve):
+    # llmconfig loads its client lazily; chat_model() must not depend on anything loaded before.
+    import subprocess
+    import sys
+
+    target = serve(env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY}).target
+    code = (f"import llmconfig; llm = llmconfig.chat_model(target={target!r}); "
+            "print(type(llm).__name__, llm.model)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.split() == ["ChatAnthropic", "claude-sonnet-4-5-20250929"], done.stderr

@@ -73,3 +73,11 @@ def test_client_errors_carry_no_key(serve):
         client.resolve(api_key=ANTHROPIC_KEY)
     assert KEY_TAIL not in str(caught.value)
     assert all(KEY_TAIL not in v.description for v in caught.value.violations)
+
+
+def test_an_answer_with_secrets_is_never_reused_for_a_call_without(serve):
+    client = serve(env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY})
+    assert client.resolve(include_secrets=True).config.api_key == ANTHROPIC_KEY
+    assert client.resolve().config.api_key == ""
+    assert client.resolve(model="claude-opus-4", include_secrets=True).config.api_key
+    assert client.resolve(model="claude-opus-4").config.api_key == ""

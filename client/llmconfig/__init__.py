@@ -14,21 +14,46 @@ The client, for everything else:
         client.check_health().status            # HealthStatus.HEALTHY, …
 """
 
-from typing import Any
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from ._channel import DEFAULT_TARGET, DEFAULT_TIMEOUT, TARGET_ENV
-from ._client import AsyncClient, Client
-from ._errors import (
-    ConfigInvalid,
-    LLMConfigError,
-    PermissionDenied,
-    PreconditionFailed,
-    ServiceUnavailable,
-    Unimplemented,
-    Violation,
-)
-from ._langchain import MissingSecret
-from ._models import Health, HealthStatus, LLMConfig, Origin, Resolved, Source
+
+if TYPE_CHECKING:
+    from ._client import AsyncClient, Client
+    from ._errors import (
+        ConfigInvalid,
+        LLMConfigError,
+        PermissionDenied,
+        PreconditionFailed,
+        ServiceUnavailable,
+        Unimplemented,
+        Violation,
+    )
+    from ._langchain import MissingSecret
+    from ._models import Health, HealthStatus, LLMConfig, Origin, Resolved, Source
+
+# Loaded on first use, so importing the generated stubs (`llmconfig.v1`, as the server does)
+# does not load the whole client.
+_LAZY = {
+    "AsyncClient": "._client", "Client": "._client",
+    "ConfigInvalid": "._errors", "LLMConfigError": "._errors", "PermissionDenied": "._errors",
+    "PreconditionFailed": "._errors", "ServiceUnavailable": "._errors",
+    "Unimplemented": "._errors", "Violation": "._errors",
+    "MissingSecret": "._langchain",
+    "Health": "._models", "HealthStatus": "._models", "LLMConfig": "._models",
+    "Origin": "._models", "Resolved": "._models", "Source": "._models",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def chat_model(mode: str | None = None, *, target: str | None = None,
@@ -38,6 +63,8 @@ def chat_model(mode: str | None = None, *, target: str | None = None,
     `overrides` are the run's execution config: provider, model, base_url, api_key,
     max_tokens, temperature. Needs `pip install 'llmconfig[langchain]'`.
     """
+    from ._client import Client
+
     with Client(target) as client:
         config = client.resolve(mode, include_secrets=True, **overrides).config
     return config.chat_model(openai_compatible=openai_compatible)

@@ -12,9 +12,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
-from llmconfig.v1 import llmconfig_pb2_grpc as pb_grpc
-
-from . import reflection
+from . import answers, reflection
 from .health import HealthOptions, ProviderHealth
 from .resolver import Resolver
 from .servicer import SERVICE_NAME, LLMConfigServicer
@@ -45,7 +43,7 @@ async def start(resolver: Resolver, listen: str,
     # gRPC shares ports by default (SO_REUSEPORT); a second daemon on our port must fail loudly.
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     providers = ProviderHealth(resolver, health_options or HealthOptions())
-    pb_grpc.add_LLMConfigServiceServicer_to_server(LLMConfigServicer(resolver, providers), server)
+    answers.add_to_server(LLMConfigServicer(resolver, providers), server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable(server, (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"]

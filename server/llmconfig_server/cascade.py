@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from typing import Any, Final
 
 from .catalog import (
@@ -266,6 +267,7 @@ def resolve(mode: Value, layers: Sequence[Layer], *, require_key: bool = True) -
     return _Resolver(mode, layers, require_key).resolve()
 
 
+@lru_cache(maxsize=4096)
 def revision_of(config: tuple[Any, ...]) -> str:
     """Equal configs give equal revisions; the key enters only as a digest."""
     *head, key, max_tokens, temperature = config

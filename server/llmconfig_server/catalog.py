@@ -7,6 +7,7 @@ Nothing here reads the environment or knows about gRPC.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Final
 from urllib.parse import urlsplit
@@ -217,6 +218,8 @@ def split_provider_prefix(model: str) -> tuple[str | None, str]:
     return None, model
 
 
+# The lookups below are pure functions of a string, called on every resolution: memoised.
+@lru_cache(maxsize=4096)
 def provider_of_model(model: str) -> str | None:
     """The provider a model name belongs to; None when the name does not say (tiers, unknowns)."""
     prefixed, bare = split_provider_prefix(model)
@@ -236,6 +239,7 @@ def provider_of_model(model: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=4096)
 def provider_of_key(key: str) -> str | None:
     for prefix, provider in _KEY_PREFIXES:
         if key.startswith(prefix):
@@ -243,6 +247,7 @@ def provider_of_key(key: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=4096)
 def provider_of_base_url(url: str) -> str | None:
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
@@ -256,6 +261,7 @@ def provider_of_base_url(url: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=4096)
 def canonical_model(provider: str, model: str) -> str:
     """The provider's canonical id for a model, tier or friendly name; unknown ids pass through."""
     spec = PROVIDERS[provider]

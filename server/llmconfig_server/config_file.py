@@ -17,38 +17,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from typing import TYPE_CHECKING, Any
 
 from .domain import Reason, Source, Violation
 
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from .config_schema import ConfigFileModel
+
 CONFIG_ENV = "STIGMER_CONFIG"
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class LLMSection(_Strict):
-    provider: str | None = None
-    model: str | None = None
-    base_url: str | None = None
-    api_key: str | None = None
-    max_tokens: int | None = None
-    temperature: float | None = None
-
-
-class ModeSection(_Strict):
-    llm: LLMSection | None = None
-
-
-class ConfigFileModel(_Strict):
-    mode: str | None = None
-    llm: LLMSection | None = None
-    local: ModeSection | None = None
-    cloud: ModeSection | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +69,12 @@ def _named(path: Path, cwd: Path, by: str) -> tuple[Path, str]:
 
 
 def load(path: Path, home: Path, named_by: str) -> LoadedFile:
+    # pydantic and YAML cost ~80 ms to import: only a server that has a file pays for them.
+    import yaml
+    from pydantic import ValidationError
+
+    from .config_schema import ConfigFileModel
+
     shown = display_path(path, home)
 
     def fail(subject: str, message: str, reason: Reason = Reason.CONFIG_FILE_INVALID) -> Violation:
@@ -129,7 +113,7 @@ def _os_reason(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or type(exc).__name__
 
 
-def _yaml_message(shown: str, exc: yaml.YAMLError) -> str:
+def _yaml_message(shown: str, exc: Exception) -> str:
     mark = getattr(exc, "problem_mark", None)
     where = f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark is not None else shown
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
@@ -151,6 +135,10 @@ def _field_violation(shown: str, err: Any) -> Violation:
 
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    from pydantic import BaseModel
+
+    from .config_schema import ConfigFileModel
+
     model: type[BaseModel] = ConfigFileModel
     for part in loc:
         found = model.model_fields.get(str(part))

@@ -157,3 +157,28 @@ class HealthStatus(enum.Enum):
     RATE_LIMITED = 7
     UNAVAILABLE = 8
     BAD_RESPONSE = 9
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeTarget:
+    """What a provider probe checks, and with which budget."""
+
+    provider: str
+    base_url: str
+    model: str
+    api_key: str
+    key_hint: str
+    key_origin: str  # "ANTHROPIC_API_KEY", "request overrides.api_key", … (never the key)
+    timeout: float
+    in_container: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A probe's answer."""
+
+    status: HealthStatus
+    message: str
+    model_available: bool = False
+    available_models: tuple[str, ...] = ()
+    server_version: str = ""

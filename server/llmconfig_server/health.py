@@ -20,14 +20,16 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Final
-
-import httpx
+from typing import TYPE_CHECKING, Final
 
 from .catalog import PROVIDERS
-from .domain import HealthStatus, Resolution
-from .probes import PROBES, Probe, ProbeTarget, Verdict
+from .domain import HealthStatus, ProbeTarget, Resolution, Verdict
 from .resolver import Resolver
+
+if TYPE_CHECKING:
+    import httpx
+
+    from .probes import Probe
 
 log = logging.getLogger(__name__)
 
@@ -74,20 +76,32 @@ _Key = tuple[str, str, str, str]
 class ProviderHealth:
     def __init__(self, resolver: Resolver, options: HealthOptions,
                  http: httpx.AsyncClient | None = None,
-                 probes: Mapping[str, Probe] = PROBES) -> None:
+                 probes: Mapping[str, Probe] | None = None) -> None:
         self.resolver = resolver
         self.options = options
-        self._http = http  # created on first use: building its TLS context costs ~30 ms
-        self.probes = probes
+        # httpx (~30 ms to import, ~30 ms for its TLS context) and the probes are loaded on the
+        # first check, so a server that is never asked about health never pays for them.
+        self._http = http
+        self._probes = probes
         self.allowed_targets = frozenset(_configured_base_urls(resolver))
         self._cache: dict[_Key, tuple[float, HealthReport]] = {}
         self._inflight: dict[_Key, asyncio.Task[HealthReport]] = {}
         self._last_status: dict[_Key, HealthStatus] = {}
 
     @property
+    def probes(self) -> Mapping[str, Probe]:
+        if self._probes is None:
+            from .probes import PROBES
+
+            self._probes = PROBES
+        return self._probes
+
+    @property
     def http(self) -> httpx.AsyncClient:
         """One connection pool shared by every probe."""
         if self._http is None:
+            import httpx
+
             self._http = httpx.AsyncClient(
                 limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
                 follow_redirects=False,

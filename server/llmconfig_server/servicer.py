@@ -11,7 +11,7 @@ import grpc
 from llmconfig.v1 import llmconfig_pb2 as pb
 from llmconfig.v1 import llmconfig_pb2_grpc as pb_grpc
 
-from .domain import ConfigError, Resolution
+from .domain import ConfigError, Resolution, Source
 from .errors import config_error_status, denied_status
 from .health import HealthReport, ProbeTargetDenied, ProviderHealth
 from .resolver import Resolver
@@ -19,6 +19,8 @@ from .resolver import Resolver
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["LLMConfigService"].full_name
+# Domain sources carry the proto enum's numbers (pinned by tests/test_proto.py).
+_SOURCE_NUMBER: dict[Source, Any] = {source: source.value for source in Source}
 _OVERRIDE_FIELDS = ("provider", "model", "base_url", "api_key", "max_tokens", "temperature")
 
 
@@ -30,9 +32,8 @@ class LLMConfigServicer(pb_grpc.LLMConfigServiceServicer):  # type: ignore[misc]
     async def ResolveLLMConfig(
         self, request: pb.ResolveLLMConfigRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ResolveLLMConfigResponse:
-        overrides = overrides_of(request)
         try:
-            resolution = self.resolver.resolve(request.mode, overrides)
+            resolution = self.resolver.resolve(request.mode, overrides_of(request))
         except ConfigError as exc:
             await _abort(context, exc)
         return response_of(resolution, include_secrets=request.include_secrets)
@@ -80,7 +81,7 @@ def response_of(resolution: Resolution, *, include_secrets: bool) -> pb.ResolveL
     return pb.ResolveLLMConfigResponse(
         config=config,
         origins=[
-            pb.FieldOrigin(field=o.field, source=pb.Source.Name(o.source.value), detail=o.detail)
+            pb.FieldOrigin(field=o.field, source=_SOURCE_NUMBER[o.source], detail=o.detail)
             for o in resolution.origins
         ],
         warnings=resolution.warnings,

@@ -8,13 +8,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from . import config_file
 from .catalog import MODES, PROVIDERS
-from .config_file import ConfigFileError, LLMSection, LoadedFile
+from .config_file import ConfigFileError, LoadedFile
 from .domain import FIELDS, ConfigError, Layer, Reason, Source, Value, Violation
 from .parsing import ParseError, parse_mode, parse_ollama_host, parse_value
+
+if TYPE_CHECKING:
+    from .config_schema import LLMSection
 
 # The server flags that feed the cascade, by field. (--anthropic-key is provider-scoped and
 # lives in the catalog.)

@@ -7,8 +7,8 @@ from types import MappingProxyType
 
 import httpx
 
+from ..domain import ProbeTarget, Verdict
 from . import anthropic, ollama, openai
-from ._common import ProbeTarget, Verdict
 
 Probe = Callable[[httpx.AsyncClient, ProbeTarget], Awaitable[Verdict]]
 

@@ -7,34 +7,12 @@ requests that cost no tokens, and it never raises for a network or provider fail
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from ..domain import HealthStatus
-
-
-@dataclass(frozen=True, slots=True)
-class ProbeTarget:
-    provider: str
-    base_url: str
-    model: str
-    api_key: str
-    key_hint: str
-    key_origin: str  # "ANTHROPIC_API_KEY", "request overrides.api_key", … (never the key)
-    timeout: float
-    in_container: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    status: HealthStatus
-    message: str
-    model_available: bool = False
-    available_models: tuple[str, ...] = ()
-    server_version: str = ""
+from ..domain import HealthStatus, ProbeTarget, Verdict
 
 
 class ProbeFailed(Exception):

@@ -10,11 +10,9 @@ from typing import Any
 
 import httpx
 
-from ..domain import HealthStatus
+from ..domain import HealthStatus, ProbeTarget, Verdict
 from ._common import (
     ProbeFailed,
-    ProbeTarget,
-    Verdict,
     error_text,
     get,
     json_or_fail,

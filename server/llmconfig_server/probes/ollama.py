@@ -6,11 +6,9 @@ import asyncio
 
 import httpx
 
-from ..domain import HealthStatus
+from ..domain import HealthStatus, ProbeTarget, Verdict
 from ._common import (
     ProbeFailed,
-    ProbeTarget,
-    Verdict,
     get,
     is_loopback_url,
     json_or_fail,

@@ -1,0 +1,306 @@
+"""`make bench`: llmconfig against a bare grpc.aio server, measured in the same run.
+
+1. throughput and latency of ResolveLLMConfig (default request, request with overrides) at
+   concurrency 1, 16 and 64, rounds alternating with the bare server (the transport floor);
+2. the in-process cost of one resolution (no gRPC);
+3. health fan-in: 1,000 concurrent CheckProviderHealth → upstream requests; cached vs uncached;
+4. cold start: process start to SERVING, against the bare server's;
+5. memory: RSS after start and after 100,000 calls.
+
+BENCH_ROUNDS (default 7) and BENCH_SECONDS (default 1.5 per measurement) trade time for noise.
+Servers are pinned to core 0 and the load client to core 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import timeit
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from llmconfig.v1 import llmconfig_pb2 as pb
+from llmconfig.v1 import llmconfig_pb2_grpc as pb_grpc
+
+from . import servers
+from .bare_server import METHOD as BARE_METHOD
+from .load import closed_loop, fire
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results.json"
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "7"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "1.5"))
+CONCURRENCY = (1, 16, 64)
+RESOLVE = "/llmconfig.v1.LLMConfigService/ResolveLLMConfig"
+WORKLOADS = {
+    "default": pb.ResolveLLMConfigRequest().SerializeToString(),
+    "overrides": pb.ResolveLLMConfigRequest(overrides=pb.LLMSettings(
+        model="llama3.2", temperature=0.2)).SerializeToString(),
+}
+TARGETS = {
+    "throughput_ratio_min": 0.9,
+    "p99_ratio_max": 1.2,
+    "resolution_us_max": 20.0,
+    "upstream_probes_for_1000": 1,
+    "cold_start_ratio_max": 1.3,
+    "rss_growth_mb_max": 5.0,
+}
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# -- 1. throughput and latency ----
+
+def throughput() -> dict[str, Any]:
+    bare, llm = servers.bare(), servers.llmconfig()
+    runs: dict[tuple[int, str], list[Any]] = {}
+    try:
+        for concurrency in CONCURRENCY:
+            for round_ in range(ROUNDS):
+                order = [("floor", bare.target, BARE_METHOD, WORKLOADS["default"]),
+                         *((name, llm.target, RESOLVE, payload)
+                           for name, payload in WORKLOADS.items())]
+                shift = round_ % len(order)  # rotate so no workload always runs first
+                for name, target, method, payload in order[shift:] + order[:shift]:
+                    sample = asyncio.run(closed_loop(target, method, payload, concurrency,
+                                                     SECONDS))
+                    runs.setdefault((concurrency, name), []).append(sample)
+            log(f"  throughput: concurrency {concurrency} done")
+    finally:
+        bare.stop()
+        llm.stop()
+    table: dict[str, Any] = {}
+    for concurrency in CONCURRENCY:
+        floor = runs[(concurrency, "floor")]
+        floor_rps = statistics.median(s.rps for s in floor)
+        floor_p99 = statistics.median(s.p99_us for s in floor)
+        for name in ("floor", *WORKLOADS):
+            samples = runs[(concurrency, name)]
+            rps = statistics.median(s.rps for s in samples)
+            p99 = statistics.median(s.p99_us for s in samples)
+            table[f"{name}@{concurrency}"] = {
+                "workload": name, "concurrency": concurrency, "rps": round(rps),
+                "p50_us": round(statistics.median(s.p50_us for s in samples)),
+                "p99_us": round(p99), "rps_ratio": round(rps / floor_rps, 3),
+                "p99_ratio": round(p99 / floor_p99, 3),
+            }
+    return table
+
+
+# -- 2. in-process cost ---------------------------------------------------------------------------
+
+def in_process() -> dict[str, float]:
+    from llmconfig_server.resolver import Resolver
+    from llmconfig_server.servicer import overrides_of, response_of
+    from llmconfig_server.sources import ServerFlags, load_server_sources
+
+    resolver = Resolver(load_server_sources(ServerFlags(), {}, Path("/"), Path("/nonexistent")))
+    overrides = {"model": "llama3.2", "temperature": 0.2}
+    request = pb.ResolveLLMConfigRequest.FromString(WORKLOADS["overrides"])
+
+    def per_call_us(fn: Any, number: int = 20000) -> float:
+        return min(timeit.repeat(fn, number=number, repeat=5)) / number * 1e6
+
+    return {
+        "resolution_default_us": round(per_call_us(lambda: resolver.resolve()), 2),
+        "resolution_overrides_us": round(per_call_us(lambda: resolver.resolve("", overrides)), 2),
+        "handler_overrides_us": round(per_call_us(lambda: response_of(
+            resolver.resolve(request.mode, overrides_of(request)), include_secrets=False)), 2),
+    }
+
+
+# -- 3. health fan-in -----------------------------------------------------------------------------
+
+def health_fan_in() -> dict[str, Any]:
+    sys.path.insert(0, str(ROOT / "tests"))
+    import providers  # the same Ollama-speaking server the tests use
+
+    ollama = providers.ollama()
+    # A slow answer keeps the 1,000 calls in flight together.
+    ollama.override("/api/tags", providers.Reply(body={"models": [{"name": "qwen2.5-coder:7b"}]},
+                                                 delay=0.2))
+    llm = servers.llmconfig({"OLLAMA_BASE_URL": ollama.url})
+
+    async def measure() -> dict[str, Any]:
+        async with grpc.aio.insecure_channel(llm.target) as channel:
+            stub = pb_grpc.LLMConfigServiceStub(channel)
+            began = time.perf_counter()
+            answers = await asyncio.gather(*(
+                stub.CheckProviderHealth(pb.CheckProviderHealthRequest(), timeout=30)
+                for _ in range(1000)))
+            burst = time.perf_counter() - began
+            upstream = ollama.counts["/api/tags"]
+            ollama.overrides.clear()  # now measure a fast provider
+            uncached, cached = [], []
+            for _ in range(20):
+                t = time.perf_counter()
+                await stub.CheckProviderHealth(pb.CheckProviderHealthRequest(refresh=True))
+                uncached.append(time.perf_counter() - t)
+            for _ in range(200):
+                t = time.perf_counter()
+                answer = await stub.CheckProviderHealth(pb.CheckProviderHealthRequest())
+                cached.append(time.perf_counter() - t)
+                assert answer.cached
+        return {
+            "concurrent_calls": 1000,
+            "healthy_answers": sum(a.healthy for a in answers),
+            "upstream_tags_requests": upstream,
+            "upstream_version_requests": ollama.counts["/api/version"] - 20,
+            "burst_seconds": round(burst, 3),
+            "uncached_p50_us": round(statistics.median(uncached) * 1e6),
+            "cached_p50_us": round(statistics.median(cached) * 1e6),
+        }
+
+    try:
+        return asyncio.run(measure())
+    finally:
+        llm.stop()
+        ollama.stop()
+
+
+# -- 4. cold start ----
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _time_to_first_answer(args: list[str], port: int, method: str, payload: bytes,
+                          env: dict[str, str] | None = None) -> float:
+    options = [("grpc.initial_reconnect_backoff_ms", 5), ("grpc.min_reconnect_backoff_ms", 5),
+               ("grpc.max_reconnect_backoff_ms", 20)]
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=options)
+    call = channel.unary_unary(method, request_serializer=lambda b: b,
+                               response_deserializer=lambda b: b)
+    began = time.perf_counter()
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, **(env or {})}, cwd="/",
+                            preexec_fn=servers.pin_server)
+    try:
+        call(payload, timeout=30, wait_for_ready=True)
+        return time.perf_counter() - began
+    finally:
+        channel.close()
+        proc.terminate()
+        proc.wait()
+
+
+def cold_start() -> dict[str, Any]:
+    from grpc_health.v1 import health_pb2
+
+    health_check = health_pb2.HealthCheckRequest().SerializeToString()
+    bare_times, llm_times = [], []
+    for _ in range(ROUNDS):
+        port = _free_port()
+        bare_times.append(_time_to_first_answer(
+            [sys.executable, "-m", "bench.bare_server", str(port)], port, BARE_METHOD, b"",
+            servers.BARE_ENV))
+        port = _free_port()
+        llm_times.append(_time_to_first_answer(
+            [sys.executable, "-m", "llmconfig_server", "--listen", f"127.0.0.1:{port}",
+             "--log-level", "warning"], port, "/grpc.health.v1.Health/Check", health_check,
+            {"HOME": "/nonexistent"}))
+    bare_ms, llm_ms = statistics.median(bare_times) * 1e3, statistics.median(llm_times) * 1e3
+    return {"bare_ms": round(bare_ms), "llmconfig_ms": round(llm_ms),
+            "ratio": round(llm_ms / bare_ms, 3)}
+
+
+# -- 5. memory ----
+
+def memory(calls: int = 100_000) -> dict[str, Any]:
+    llm = servers.llmconfig()
+    try:
+        asyncio.run(fire(llm.target, RESOLVE, WORKLOADS["overrides"], 2000))
+        asyncio.run(fire(llm.target, RESOLVE, WORKLOADS["default"], 2000))
+        after_start = llm.rss_mb()
+        began = time.perf_counter()
+        for payload in WORKLOADS.values():
+            asyncio.run(fire(llm.target, RESOLVE, payload, calls // 2))
+        elapsed = time.perf_counter() - began
+        after_calls = llm.rss_mb()
+    finally:
+        llm.stop()
+    return {"calls": calls, "rss_after_start_mb": round(after_start, 1),
+            "rss_after_calls_mb": round(after_calls, 1),
+            "growth_mb": round(after_calls - after_start, 2), "seconds": round(elapsed, 1)}
+
+
+# -- report ----
+
+def verdicts(results: dict[str, Any]) -> dict[str, bool]:
+    rows = [r for r in results["throughput"].values() if r["workload"] != "floor"]
+    return {
+        "throughput ≥ 0.9× floor": all(r["rps_ratio"] >= TARGETS["throughput_ratio_min"]
+                                       for r in rows),
+        "p99 ≤ 1.2× floor": all(r["p99_ratio"] <= TARGETS["p99_ratio_max"] for r in rows),
+        "one resolution ≤ 20 µs": results["in_process"]["resolution_overrides_us"]
+        <= TARGETS["resolution_us_max"],
+        "1,000 health checks → 1 probe": results["health"]["upstream_tags_requests"]
+        == TARGETS["upstream_probes_for_1000"],
+        "cold start ≤ 1.3× bare": results["cold_start"]["ratio"]
+        <= TARGETS["cold_start_ratio_max"],
+        "RSS growth < 5 MB": results["memory"]["growth_mb"] < TARGETS["rss_growth_mb_max"],
+    }
+
+
+def render(results: dict[str, Any]) -> str:
+    lines = [f"llmconfig bench — {results['machine']}, {ROUNDS} rounds × {SECONDS:g} s, "
+             "medians", "",
+             "ResolveLLMConfig vs bare grpc.aio (floor), same load client",
+             f"{'workload':<10} {'conc':>4} {'req/s':>8} {'p50 µs':>8} {'p99 µs':>8} "
+             f"{'×floor rps':>10} {'×floor p99':>10}"]
+    for row in results["throughput"].values():
+        lines.append(f"{row['workload']:<10} {row['concurrency']:>4} {row['rps']:>8} "
+                     f"{row['p50_us']:>8} {row['p99_us']:>8} {row['rps_ratio']:>10.3f} "
+                     f"{row['p99_ratio']:>10.3f}")
+    p, h, c, m = (results[k] for k in ("in_process", "health", "cold_start", "memory"))
+    lines += [
+        "",
+        f"in-process resolution: default {p['resolution_default_us']} µs, with overrides "
+        f"{p['resolution_overrides_us']} µs (handler incl. proto: {p['handler_overrides_us']} µs)",
+        f"health fan-in: {h['concurrent_calls']} concurrent calls → {h['upstream_tags_requests']}"
+        f" upstream /api/tags, {h['upstream_version_requests']} /api/version "
+        f"({h['healthy_answers']} healthy, {h['burst_seconds']} s); p50 cached "
+        f"{h['cached_p50_us']} µs vs uncached {h['uncached_p50_us']} µs",
+        f"cold start to SERVING: llmconfig {c['llmconfig_ms']} ms vs bare {c['bare_ms']} ms "
+        f"(×{c['ratio']})",
+        f"memory: RSS {m['rss_after_start_mb']} MB after start, {m['rss_after_calls_mb']} MB "
+        f"after {m['calls']:,} calls (growth {m['growth_mb']} MB)",
+        "",
+        "targets: " + ", ".join(f"{'✓' if ok else '✗'} {name}"
+                                for name, ok in results["verdicts"].items()),
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    servers.pin_client()
+    results: dict[str, Any] = {
+        "machine": f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, "
+                   f"grpcio {grpc.__version__}",
+        "rounds": ROUNDS, "seconds_per_measurement": SECONDS,
+    }
+    for name, fn in (("in_process", in_process), ("cold_start", cold_start),
+                     ("health", health_fan_in), ("memory", memory),
+                     ("throughput", throughput)):
+        log(f"{name} …")
+        results[name] = fn()
+    results["verdicts"] = verdicts(results)
+    RESULTS.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    print(render(results))
+    print(f"\n(written to {RESULTS.relative_to(ROOT)})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""ResolveLLMConfig's answers, remembered by the exact request bytes.
+
+The server's inputs never change while it runs, so equal requests get equal answers: a runner
+fleet asking the same question costs one resolution and one serialisation, then a dictionary
+lookup per call. Errors are never remembered (they are raised before anything is stored), and
+`include_secrets` is part of the request bytes, so an answer with a key is only ever served to a
+request that asked for it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+import grpc
+from google.protobuf.message import DecodeError
+
+from llmconfig.v1 import llmconfig_pb2 as pb
+
+from .servicer import LLMConfigServicer
+
+CAPACITY = 1024
+METHOD = "ResolveLLMConfig"
+
+
+class AnswerCache:
+    def __init__(self, capacity: int = CAPACITY) -> None:
+        self.capacity = capacity
+        self._answers: OrderedDict[bytes, bytes] = OrderedDict()
+
+    def get(self, request: bytes) -> bytes | None:
+        answer = self._answers.get(request)
+        if answer is not None:
+            self._answers.move_to_end(request)
+        return answer
+
+    def put(self, request: bytes, answer: bytes) -> None:
+        self._answers[request] = answer
+        if len(self._answers) > self.capacity:
+            self._answers.popitem(last=False)
+
+
+def resolve_handler(servicer: LLMConfigServicer, cache: AnswerCache) -> grpc.RpcMethodHandler:
+    """A bytes-in, bytes-out handler for ResolveLLMConfig that consults `cache` first."""
+
+    async def handle(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        if (answer := cache.get(raw)) is not None:
+            return answer
+        try:
+            request = pb.ResolveLLMConfigRequest.FromString(raw)
+        except DecodeError:
+            request = None
+        if request is None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                "the request is not a valid llmconfig.v1.ResolveLLMConfigRequest")
+            raise AssertionError("context.abort returned")  # it raises
+        response = await servicer.ResolveLLMConfig(request, context)
+        answer = response.SerializeToString()
+        cache.put(raw, answer)
+        return answer
+
+    return grpc.unary_unary_rpc_method_handler(handle)  # no (de)serializers: raw bytes
+
+
+def add_to_server(servicer: LLMConfigServicer, server: grpc.aio.Server) -> None:
+    """Register the service as the generated code would, but with ResolveLLMConfig's answers
+    going through the cache."""
+    service = pb.DESCRIPTOR.services_by_name["LLMConfigService"].full_name
+    handlers = {
+        METHOD: resolve_handler(servicer, AnswerCache()),
+        "CheckProviderHealth": grpc.unary_unary_rpc_method_handler(
+            servicer.CheckProviderHealth,
+            request_deserializer=pb.CheckProviderHealthRequest.FromString,
+            response_serializer=pb.CheckProviderHealthResponse.SerializeToString,
+        ),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
+    server.add_registered_method_handlers(service, handlers)
