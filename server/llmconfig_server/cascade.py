@@ -170,7 +170,7 @@ class _Resolver:
                 self.warnings.extend(picked.notes)
             elif name == "api_key":
                 chosen[name] = ""
-                self.origins.append(self._missing_key_origin(spec, provider_origin))
+                self.origins.append(self._missing_key_origin(spec))
             else:
                 chosen[name], origin = self.default(name, spec)
                 self.origins.append(origin)
@@ -240,7 +240,7 @@ class _Resolver:
             name, Reason.OUT_OF_RANGE, f"{value.subject}: {message}", value.source, value.subject
         ))
 
-    def _missing_key_origin(self, spec: ProviderSpec, provider_origin: Origin) -> Origin:
+    def _missing_key_origin(self, spec: ProviderSpec) -> Origin:
         if spec.needs_key:
             return Origin("api_key", Source.DEFAULT, "not set")
         return Origin("api_key", Source.DEFAULT, f"{spec.name} needs no key")

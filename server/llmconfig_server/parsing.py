@@ -19,12 +19,6 @@ class ParseError(Exception):
         self.violation = violation
 
 
-def _where(source: Source, subject: str) -> str:
-    """How a message names the place a value came from: the request field path, the variable,
-    the flag, or the file and key; each already says which layer it is."""
-    return subject
-
-
 def _fail(name: str, reason: Reason, message: str, source: Source, subject: str) -> ParseError:
     return ParseError(Violation(name, reason, message, source, subject))
 
@@ -39,7 +33,6 @@ def parse_value(name: str, raw: Any, source: Source, detail: str, subject: str) 
                 source, subject,
             )
     parsed: Any
-    notes: tuple[str, ...] = ()
     if name == "provider":
         parsed = _parse_provider(raw, source, subject)
     elif name in ("model", "api_key"):
@@ -52,7 +45,7 @@ def parse_value(name: str, raw: Any, source: Source, detail: str, subject: str) 
         parsed = _parse_float(raw, source, subject)
     else:  # pragma: no cover - a programming error, not an input error
         raise KeyError(name)
-    return Value(parsed, source, detail, subject, notes)
+    return Value(parsed, source, detail, subject)
 
 
 def parse_mode(raw: str, source: Source, subject: str) -> str:
@@ -60,7 +53,7 @@ def parse_mode(raw: str, source: Source, subject: str) -> str:
     if mode not in MODES:
         raise _fail(
             "mode", Reason.UNKNOWN_MODE,
-            f"{_where(source, subject)}: mode {raw!r} is not known; use one of: "
+            f"{subject}: mode {raw!r} is not known; use one of: "
             f"{', '.join(MODES)}",
             source, subject,
         )
@@ -72,7 +65,7 @@ def _parse_provider(raw: Any, source: Source, subject: str) -> str:
     if name not in PROVIDERS:
         raise _fail(
             "provider", Reason.UNKNOWN_PROVIDER,
-            f"{_where(source, subject)}: provider {raw!r} is not known; use one of: "
+            f"{subject}: provider {raw!r} is not known; use one of: "
             f"{known_providers_text()}",
             source, subject,
         )
@@ -87,7 +80,7 @@ def _parse_int(raw: Any, source: Source, subject: str) -> int:
     except (TypeError, ValueError):
         raise _fail(
             "max_tokens", Reason.INVALID_NUMBER,
-            f"{_where(source, subject)}: {raw!r} is not an integer; max_tokens must be a "
+            f"{subject}: {raw!r} is not an integer; max_tokens must be a "
             "positive integer such as 8192",
             source, subject,
         ) from None
@@ -101,7 +94,7 @@ def _parse_float(raw: Any, source: Source, subject: str) -> float:
     if isinstance(raw, bool) or not math.isfinite(value):
         raise _fail(
             "temperature", Reason.INVALID_NUMBER,
-            f"{_where(source, subject)}: {raw!r} is not a number; temperature must be a "
+            f"{subject}: {raw!r} is not a number; temperature must be a "
             "number such as 0.0 or 0.7",
             source, subject,
         )
@@ -127,7 +120,7 @@ def parse_http_url(raw: str, source: Source, subject: str) -> str:
     if problem:
         raise _fail(
             "base_url", Reason.INVALID_URL,
-            f"{_where(source, subject)}: base_url {raw!r} is not usable: {problem}; "
+            f"{subject}: base_url {raw!r} is not usable: {problem}; "
             "use a URL like http://localhost:11434 or https://api.anthropic.com",
             source, subject,
         )
@@ -153,7 +146,7 @@ def parse_ollama_host(raw: str, source: Source, subject: str) -> tuple[str, tupl
     else:
         raise _fail(
             "base_url", Reason.INVALID_URL,
-            f"{_where(source, subject)}: {raw!r} has scheme {scheme!r}; use http or https",
+            f"{subject}: {raw!r} has scheme {scheme!r}; use http or https",
             source, subject,
         )
     hostport, _, path = hostport.partition("/")
@@ -169,7 +162,7 @@ def parse_ollama_host(raw: str, source: Source, subject: str) -> tuple[str, tupl
         except ValueError:
             raise _fail(
                 "base_url", Reason.INVALID_URL,
-                f"{_where(source, subject)}: {raw!r} has a port that is not a number between 0 "
+                f"{subject}: {raw!r} has a port that is not a number between 0 "
                 "and 65535",
                 source, subject,
             ) from None
