@@ -7,7 +7,7 @@ import re
 import signal
 import subprocess
 import sys
-import time
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +16,6 @@ from pathlib import Path
 class ServerProcess:
     proc: subprocess.Popen[str]
     target: str
-    started: float  # time.perf_counter() just before the process was spawned
 
     def rss_mb(self) -> float:
         status = Path(f"/proc/{self.proc.pid}/status").read_text()
@@ -51,7 +50,6 @@ def pin_client() -> None:
 
 def _spawn(args: list[str], env: dict[str, str] | None = None) -> ServerProcess:
     environ = {**os.environ, **(env or {})}
-    started = time.perf_counter()
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env=environ, cwd="/", stdin=subprocess.DEVNULL,
                             preexec_fn=pin_server)
@@ -59,9 +57,8 @@ def _spawn(args: list[str], env: dict[str, str] | None = None) -> ServerProcess:
     for line in proc.stderr:
         if match := re.search(r"serving on (\S+)", line):
             # keep draining stderr so the server never blocks on a full pipe
-            import threading
             threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
-            return ServerProcess(proc, match.group(1), started)
+            return ServerProcess(proc, match.group(1))
     raise RuntimeError(f"{args} exited with {proc.wait()} before serving")
 
 

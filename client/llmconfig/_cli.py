@@ -121,10 +121,12 @@ def _error_lines(error: LLMConfigError, style: Style) -> str:
     return "\n".join(lines)
 
 
+START_SERVICE = f"start the service with `llmconfig-server`, or point --target / {TARGET_ENV} at it"
+
+
 def _unreachable(target: str, error: LLMConfigError, style: Style) -> str:
     return (style(f"error: the llmconfig service at {target} cannot be reached", "red")
-            + f" ({error.code.name}: {error.message.splitlines()[0]})\n"
-            + f"  start it with `llmconfig-server`, or point --target / {TARGET_ENV} at it")
+            + f" ({error.code.name}: {error.message.splitlines()[0]})\n  {START_SERVICE}")
 
 
 def next_step(health: Health) -> str:
@@ -205,8 +207,7 @@ def cmd_doctor(client: Client, args: argparse.Namespace, style: Style) -> int:
             advice = next_step(health)
     except ServiceUnavailable as exc:
         lines.append(f"{bad} service   not reachable ({exc.code.name})")
-        code, advice = EXIT_UNREACHABLE, (
-            f"start the service with `llmconfig-server`, or point --target / {TARGET_ENV} at it")
+        code, advice = EXIT_UNREACHABLE, START_SERVICE
     except LLMConfigError as exc:
         lines.append(f"{bad} config    {exc.message}")
         code, advice = EXIT_INVALID, exc.message.split("; ", 1)[-1]

@@ -17,7 +17,7 @@ from google.protobuf.message import DecodeError
 
 from llmconfig.v1 import llmconfig_pb2 as pb
 
-from .servicer import LLMConfigServicer
+from .servicer import SERVICE_NAME, LLMConfigServicer
 
 CAPACITY = 1024
 METHOD = "ResolveLLMConfig"
@@ -49,11 +49,9 @@ def resolve_handler(servicer: LLMConfigServicer, cache: AnswerCache) -> grpc.Rpc
         try:
             request = pb.ResolveLLMConfigRequest.FromString(raw)
         except DecodeError:
-            request = None
-        if request is None:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 "the request is not a valid llmconfig.v1.ResolveLLMConfigRequest")
-            raise AssertionError("context.abort returned")  # it raises
+            raise AssertionError("context.abort returned") from None  # it raises
         response = await servicer.ResolveLLMConfig(request, context)
         answer = response.SerializeToString()
         cache.put(raw, answer)
@@ -65,7 +63,6 @@ def resolve_handler(servicer: LLMConfigServicer, cache: AnswerCache) -> grpc.Rpc
 def add_to_server(servicer: LLMConfigServicer, server: grpc.aio.Server) -> None:
     """Register the service as the generated code would, but with ResolveLLMConfig's answers
     going through the cache."""
-    service = pb.DESCRIPTOR.services_by_name["LLMConfigService"].full_name
     handlers = {
         METHOD: resolve_handler(servicer, AnswerCache()),
         "CheckProviderHealth": grpc.unary_unary_rpc_method_handler(
@@ -74,5 +71,6 @@ def add_to_server(servicer: LLMConfigServicer, server: grpc.aio.Server) -> None:
             response_serializer=pb.CheckProviderHealthResponse.SerializeToString,
         ),
     }
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
-    server.add_registered_method_handlers(service, handlers)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME,
+                                                                          handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)

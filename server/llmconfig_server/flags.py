@@ -102,7 +102,7 @@ def parse(argv: Sequence[str] | None, environ: Mapping[str, str] | None = None) 
     health = HealthOptions(
         probe_timeout=_probe_timeout(args.probe_timeout, environ),
         allow_any_target=args.allow_any_probe_target,
-        in_container=running_in_container(),
+        in_container=running_in_container(environ),
     )
     return Options(listen, args.shutdown_grace, args.log_level, flags, health)
 
@@ -122,7 +122,7 @@ def _probe_timeout(flag: str | None, environ: Mapping[str, str]) -> float:
     return value
 
 
-def running_in_container() -> bool:
+def running_in_container(environ: Mapping[str, str]) -> bool:
     """Docker and Podman leave a marker file; Kubernetes sets KUBERNETES_SERVICE_HOST."""
     return (Path("/.dockerenv").exists() or Path("/run/.containerenv").exists()
-            or "KUBERNETES_SERVICE_HOST" in os.environ)
+            or "KUBERNETES_SERVICE_HOST" in environ)

@@ -86,7 +86,6 @@ class ProviderHealth:
         self.allowed_targets = frozenset(_configured_base_urls(resolver))
         self._cache: dict[_Key, tuple[float, HealthReport]] = {}
         self._inflight: dict[_Key, asyncio.Task[HealthReport]] = {}
-        self._last_status: dict[_Key, HealthStatus] = {}
 
     @property
     def probes(self) -> Mapping[str, Probe]:
@@ -175,6 +174,8 @@ class ProviderHealth:
         return report
 
     def _remember(self, key: _Key, report: HealthReport) -> None:
+        # The entry being replaced (expired or not) holds the previous status, for the log.
+        previous = hit[1].status if (hit := self._cache.pop(key, None)) else None
         ttl = self.options.healthy_ttl if report.healthy else self.options.unhealthy_ttl
         if len(self._cache) >= _CACHE_LIMIT:
             now = time.monotonic()
@@ -183,8 +184,6 @@ class ProviderHealth:
             while len(self._cache) >= _CACHE_LIMIT:
                 del self._cache[next(iter(self._cache))]
         self._cache[key] = (time.monotonic() + ttl, report)
-        previous = self._last_status.get(key)
-        self._last_status[key] = report.status
         if previous is not report.status:
             log.info("%s at %s: %s → %s (%s)", report.provider, report.base_url,
                      previous.name if previous else "first check", report.status.name,

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import grpc
 
 from llmconfig.v1 import llmconfig_pb2 as pb
 from llmconfig.v1 import llmconfig_pb2_grpc as pb_grpc
 
-from .domain import ConfigError, Resolution, Source
+from .domain import ConfigError, Resolution
 from .errors import config_error_status, denied_status
 from .health import HealthReport, ProbeTargetDenied, ProviderHealth
 from .resolver import Resolver
@@ -19,8 +19,6 @@ from .resolver import Resolver
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["LLMConfigService"].full_name
-# Domain sources carry the proto enum's numbers (pinned by tests/test_proto.py).
-_SOURCE_NUMBER: dict[Source, Any] = {source: source.value for source in Source}
 _OVERRIDE_FIELDS = ("provider", "model", "base_url", "api_key", "max_tokens", "temperature")
 
 
@@ -35,7 +33,7 @@ class LLMConfigServicer(pb_grpc.LLMConfigServiceServicer):  # type: ignore[misc]
         try:
             resolution = self.resolver.resolve(request.mode, overrides_of(request))
         except ConfigError as exc:
-            await _abort(context, exc)
+            await _abort(context, config_error_status(exc))
         return response_of(resolution, include_secrets=request.include_secrets)
 
     async def CheckProviderHealth(
@@ -48,10 +46,9 @@ class LLMConfigServicer(pb_grpc.LLMConfigServiceServicer):  # type: ignore[misc]
                 time_remaining=context.time_remaining(),
             )
         except ConfigError as exc:
-            await _abort(context, exc)
+            await _abort(context, config_error_status(exc))
         except ProbeTargetDenied as exc:
-            status = denied_status(str(exc), "PROBE_TARGET_NOT_ALLOWED")
-            await context.abort(status.code, status.details, status.trailing_metadata)
+            await _abort(context, denied_status(str(exc), "PROBE_TARGET_NOT_ALLOWED"))
         return health_response_of(report)
 
 
@@ -81,7 +78,9 @@ def response_of(resolution: Resolution, *, include_secrets: bool) -> pb.ResolveL
     return pb.ResolveLLMConfigResponse(
         config=config,
         origins=[
-            pb.FieldOrigin(field=o.field, source=_SOURCE_NUMBER[o.source], detail=o.detail)
+            # Domain sources carry the proto enum's numbers (pinned by tests/test_proto.py).
+            pb.FieldOrigin(field=o.field, source=cast("pb.Source", o.source.value),
+                           detail=o.detail)
             for o in resolution.origins
         ],
         warnings=resolution.warnings,
@@ -107,7 +106,6 @@ def health_response_of(report: HealthReport) -> pb.CheckProviderHealthResponse:
     return response
 
 
-async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: ConfigError) -> NoReturn:
-    status = config_error_status(error)
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], status: grpc.Status) -> NoReturn:
     await context.abort(status.code, status.details, status.trailing_metadata)
     raise AssertionError("context.abort returned")  # it raises; this keeps type checkers honest
