@@ -16,14 +16,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
 
 import llmconfig
+from llmconfig_server import access as access_policy
 from llmconfig_server import app
+from llmconfig_server.access import Access
 from llmconfig_server.flags import parse
 from llmconfig_server.health import HealthOptions
 from llmconfig_server.resolver import Resolver
@@ -66,11 +68,12 @@ class ServerThread:
     """The real aio server on its own event loop thread."""
 
     def __init__(self, resolver: Resolver, health: HealthOptions,
-                 listen: str = "127.0.0.1:0") -> None:
+                 listen: str | Sequence[str] = "127.0.0.1:0",
+                 access: Access | None = None) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.running = self._run(app.start(resolver, listen, health))
+        self.running = self._run(app.start(resolver, listen, health, access))
         self.target = self.running.address
 
     def _run(self, coro):  # type: ignore[no-untyped-def]
@@ -88,16 +91,23 @@ def serve(workspace: Workspace) -> Iterator[Callable[..., llmconfig.Client]]:
 
     def start(env: Mapping[str, str] | None = None, args: list[str] | None = None,
               files: Mapping[str, str] | None = None, in_container: bool = False,
+              client_options: Mapping[str, str] | None = None,
               **health_options: float) -> llmconfig.Client:
+        """`args` may include --listen (default 127.0.0.1:0), --tokens-file and --tls-*;
+        `client_options` holds keyword arguments of the returned Client (token, ca_file, …)."""
         for relative, text in (files or {}).items():
             workspace.write(relative, text)
         environ = dict(env or {})
-        options = parse(args or [], environ)
+        args = list(args or [])
+        if "--listen" not in args and "STIGMER_LLMCONFIG_LISTEN" not in environ:
+            args += ["--listen", "127.0.0.1:0"]
+        options = parse(args, environ)
         sources = load_server_sources(options.flags, environ, workspace.cwd, workspace.home)
         # The machine running the tests may itself be a container; say what the test means.
         health = replace(options.health, in_container=in_container, **health_options)
-        server = ServerThread(Resolver(sources), health)
-        client = llmconfig.Client(server.target)
+        access = access_policy.load(options.access, options.listeners)
+        server = ServerThread(Resolver(sources), health, options.listeners, access)
+        client = llmconfig.Client(server.target, **(client_options or {}))
         started.append((server, client))
         return client
 

@@ -15,9 +15,11 @@ import ast
 import os
 import re
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,11 +27,16 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+from llmconfig_server import access as access_policy
+from llmconfig_server.access import AccessOptions, TlsFiles
 from llmconfig_server.flags import build_parser
 from llmconfig_server.health import HealthOptions
+from llmconfig_server.listeners import parse_listener
 from llmconfig_server.resolver import Resolver
 from llmconfig_server.sources import ServerFlags, load_server_sources
+from llmconfig_server.tokens import digest_of
 
+import pki
 import providers
 from conftest import GRPCURL, ServerThread
 
@@ -37,6 +44,10 @@ ROOT = Path(__file__).parent.parent
 README = ROOT / "README.md"
 README_TARGET = "127.0.0.1:50061"
 README_OLLAMA_PORT = "11435"
+README_SOCKET = "/run/stigmer/llmconfig.sock"
+README_KEY = "sk-ant-api03-README-example-not-a-real-key-f2c9"
+README_TOKENS = {"runner": ("llmc_readme-example-token", "resolve, secrets"),
+                 "daemon": ("llmc_readme-health-token", "health")}
 
 
 def readme_sessions() -> dict[str, list[tuple[str, str]]]:
@@ -52,36 +63,61 @@ def readme_sessions() -> dict[str, list[tuple[str, str]]]:
 
 @contextmanager
 def session_server(name: str, home: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    """(target, replacements of real values by the README's) for a session."""
+    """(target, replacements of real values by the README's) for a session. Commands run in
+    `home`, where the `tls` session finds ca.pem and runner.token."""
     emulator = None
     env: dict[str, str] = {}
     replacements: dict[str, str] = {}
+    listen = "127.0.0.1:0"
+    access = None
+    socket_dir = None
+    if name == "tls":
+        certs = pki.make(home / "pki")
+        (home / "ca.pem").write_bytes(certs.ca.read_bytes())
+        (home / "runner.token").write_text(README_TOKENS["runner"][0] + "\n")
+        (home / "tokens.yaml").write_text("tokens:\n" + "".join(
+            f"  - name: {who}\n    sha256: {digest_of(token)}\n    scopes: [{scopes}]\n"
+            for who, (token, scopes) in README_TOKENS.items()))
+        env["ANTHROPIC_API_KEY"] = README_KEY
+        options = AccessOptions(str(home / "tokens.yaml"),
+                                TlsFiles(str(certs.server_cert), str(certs.server_key)))
+        access = access_policy.load(options, [parse_listener(listen)])
+    if name == "unix":
+        socket_dir = Path(tempfile.mkdtemp(prefix="llmc-", dir="/tmp"))
+        listen = f"unix:{socket_dir}/llmconfig.sock"
+        replacements[str(socket_dir / "llmconfig.sock")] = README_SOCKET
     if name == "ollama":
         emulator = providers.ollama(["qwen2.5-coder:14b", "llama3.2:3b"], version="0.6.2")
         port = emulator.url.rsplit(":", 1)[1]
         env["OLLAMA_HOST"] = f"127.0.0.1:{port}"
         replacements[f"127.0.0.1:{port}"] = f"127.0.0.1:{README_OLLAMA_PORT}"
     sources = load_server_sources(ServerFlags(), env, home, home)
-    server = ServerThread(Resolver(sources), HealthOptions(in_container=False))
-    replacements[server.target] = README_TARGET
+    server = ServerThread(Resolver(sources), HealthOptions(in_container=False), listen, access)
+    if not server.target.startswith("unix:"):
+        replacements[server.target] = README_TARGET
     try:
         yield server.target, replacements
     finally:
         server.stop()
         if emulator:
             emulator.stop()
+        if socket_dir:
+            shutil.rmtree(socket_dir, ignore_errors=True)
 
 
-def run(command: str, target: str) -> str:
+def run(command: str, target: str, replacements: dict[str, str], cwd: Path) -> str:
     args = shlex.split(command)
-    env = {**os.environ, "STIGMER_LLMCONFIG_TARGET": target, "NO_COLOR": "1"}
+    for real, shown in replacements.items():  # the README's addresses → this run's
+        args = [a.replace(shown, real) for a in args]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STIGMER_LLMCONFIG_")}
+    env.update({"STIGMER_LLMCONFIG_TARGET": target, "NO_COLOR": "1"})
     if args[0] == "grpcurl":
-        args = [str(GRPCURL), *[target if a == README_TARGET else a for a in args[1:]]]
+        args = [str(GRPCURL), *args[1:]]
     elif args[0] == "llmconfig":
         args = [sys.executable, "-m", "llmconfig", *args[1:]]
     else:
         raise AssertionError(f"README session runs only grpcurl and llmconfig: {command}")
-    done = subprocess.run(args, capture_output=True, text=True, timeout=60, env=env)
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60, env=env, cwd=cwd)
     return (done.stdout + done.stderr).rstrip("\n")
 
 
@@ -105,7 +141,7 @@ def test_readme_session_is_true(name, tmp_path):
         pytest.skip("something listens on localhost:11434; the README shows a machine without")
     with session_server(name, tmp_path) as (target, replacements):
         for command, expected in readme_sessions()[name]:
-            actual = normalise(run(command, target), replacements)
+            actual = normalise(run(command, target, replacements, tmp_path), replacements)
             assert actual == normalise(expected), f"README: $ {command}"
 
 
@@ -162,20 +198,21 @@ def server_flags() -> set[str]:
 
 
 def test_every_server_flag_is_documented_and_every_documented_flag_exists():
-    documented = set(re.findall(r"`(--[a-z-]+)", readme_table_section()))
+    server_rows = [line for line in readme_table_section().splitlines()
+                   if not line.startswith("| client")]  # client rows name the CLI's flags
+    documented = set(re.findall(r"`(--[a-z-]+)", "\n".join(server_rows)))
     assert documented == server_flags()
 
 
 if __name__ == "__main__":
-    import tempfile
-
     for session_name, commands in readme_sessions().items():
         print(f"<!-- session: {session_name} -->")
         with tempfile.TemporaryDirectory() as tmp, session_server(session_name, Path(tmp)) \
                 as (session_target, session_replacements):
             for command, _ in commands:
                 print(f"$ {command}")
-                print(normalise(run(command, session_target), session_replacements)
+                print(normalise(run(command, session_target, session_replacements, Path(tmp)),
+                                session_replacements)
                       .replace('"…s"', '"0.004s"').replace("(… ms", "(4 ms")
                       .replace('"checked_at": "…"', '"checked_at": "2026-11-21T19:48:36.832677Z"'))
                 print()

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         PermissionDenied,
         PreconditionFailed,
         ServiceUnavailable,
+        Unauthenticated,
         Unimplemented,
         Violation,
     )
@@ -41,7 +42,7 @@ _LAZY = {
     "AsyncClient": "._client", "Client": "._client",
     "ConfigInvalid": "._errors", "LLMConfigError": "._errors", "PermissionDenied": "._errors",
     "PreconditionFailed": "._errors", "ServiceUnavailable": "._errors",
-    "Unimplemented": "._errors", "Violation": "._errors",
+    "Unauthenticated": "._errors", "Unimplemented": "._errors", "Violation": "._errors",
     "MissingSecret": "._langchain",
     "Health": "._models", "HealthStatus": "._models", "LLMConfig": "._models",
     "Origin": "._models", "Resolved": "._models", "Source": "._models",
@@ -57,15 +58,18 @@ def __getattr__(name: str) -> Any:
 
 
 def chat_model(mode: str | None = None, *, target: str | None = None,
+               token: str | None = None, ca_file: str | None = None,
                openai_compatible: bool = False, **overrides: Any) -> Any:
     """Resolve (with the key) and build the LangChain chat model in one call.
 
     `overrides` are the run's execution config: provider, model, base_url, api_key,
-    max_tokens, temperature. Needs `pip install 'llmconfig[langchain]'`.
+    max_tokens, temperature. `target`, `token` and `ca_file` default to the environment
+    (STIGMER_LLMCONFIG_TARGET, _TOKEN or _TOKEN_FILE, _CA_FILE), so a runner usually passes
+    none of them. Needs `pip install 'llmconfig[langchain]'`.
     """
     from ._client import Client
 
-    with Client(target) as client:
+    with Client(target, token=token, ca_file=ca_file) as client:
         config = client.resolve(mode, include_secrets=True, **overrides).config
     return config.chat_model(openai_compatible=openai_compatible)
 
@@ -88,6 +92,7 @@ __all__ = [
     "Resolved",
     "ServiceUnavailable",
     "Source",
+    "Unauthenticated",
     "Unimplemented",
     "Violation",
     "chat_model",

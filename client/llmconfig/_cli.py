@@ -19,7 +19,14 @@ from datetime import datetime
 from typing import Any, ClassVar, TextIO
 
 from . import __version__
-from ._channel import DEFAULT_TIMEOUT, TARGET_ENV, target_or_default
+from ._channel import (
+    CA_FILE_ENV,
+    DEFAULT_TIMEOUT,
+    TARGET_ENV,
+    TOKEN_ENV,
+    TOKEN_FILE_ENV,
+    target_or_default,
+)
 from ._client import Client
 from ._errors import LLMConfigError, ServiceUnavailable
 from ._models import Health, Resolved
@@ -225,8 +232,14 @@ def cmd_doctor(client: Client, args: argparse.Namespace, style: Style) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--target", help=f"host:port of the service (env {TARGET_ENV}; default "
-                                         "127.0.0.1:50061)")
+    common.add_argument("--target", help=f"host:port or unix:PATH of the service (env "
+                                         f"{TARGET_ENV}; default 127.0.0.1:50061)")
+    common.add_argument("--token-file", metavar="FILE",
+                        help=f"file holding the bearer token (env {TOKEN_FILE_ENV}, or the token "
+                             f"itself in {TOKEN_ENV})")
+    common.add_argument("--ca-file", metavar="FILE",
+                        help=f"PEM CA that signed the server's certificate: use TLS (env "
+                             f"{CA_FILE_ENV})")
     common.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help=f"deadline of each call (default {DEFAULT_TIMEOUT:g})")
     common.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -274,7 +287,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.reconfigure(errors="replace")  # "…" and "—" must never crash a C locale
     args = build_parser().parse_args(argv)
     style = Style(sys.stdout, args.color)
-    with Client(target_or_default(args.target), timeout=args.timeout) as client:
+    try:
+        client = Client(target_or_default(args.target), timeout=args.timeout,
+                        token_file=args.token_file, ca_file=args.ca_file)
+    except ValueError as exc:
+        print(style(f"error: {exc}", "red"), file=sys.stderr)
+        return EXIT_INVALID
+    with client:
         code: int = args.handler(client, args, style)
     return code
 

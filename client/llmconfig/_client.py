@@ -8,7 +8,7 @@ from typing import Any
 
 import grpc
 
-from ._channel import CHANNEL_OPTIONS, DEFAULT_TIMEOUT, target_or_default
+from ._channel import CHANNEL_OPTIONS, DEFAULT_TIMEOUT, security_from, target_or_default
 from ._convert import health_from_proto, health_request, resolve_request, resolved_from_proto
 from ._errors import from_rpc_error
 from ._models import Health, Resolved
@@ -16,23 +16,37 @@ from .v1 import llmconfig_pb2_grpc as pb_grpc
 
 
 class _Base:
-    """`target` defaults to STIGMER_LLMCONFIG_TARGET, else 127.0.0.1:50061; `timeout` (seconds)
-    is the default deadline of every call."""
+    """`target` (`host:port` or `unix:PATH`) defaults to STIGMER_LLMCONFIG_TARGET, else
+    127.0.0.1:50061; `timeout` (seconds) is the default deadline of every call.
 
-    def __init__(self, target: str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    `token` (else `token_file`, else STIGMER_LLMCONFIG_TOKEN / STIGMER_LLMCONFIG_TOKEN_FILE) is
+    sent as a bearer token. `ca_file` (else STIGMER_LLMCONFIG_CA_FILE) turns on TLS, verifying
+    the server against that CA; `cert_file` and `key_file` (else STIGMER_LLMCONFIG_CERT_FILE /
+    _KEY_FILE) present a client certificate to a server that requires mTLS.
+    """
+
+    def __init__(self, target: str | None = None, *, timeout: float = DEFAULT_TIMEOUT,
+                 token: str | None = None, token_file: str | None = None,
+                 ca_file: str | None = None, cert_file: str | None = None,
+                 key_file: str | None = None) -> None:
         self.target = target_or_default(target)
         self.timeout = timeout
-        self._channel = self._open(self.target)
+        security = security_from(token, token_file, ca_file, cert_file, key_file)
+        self.tls = security.ca is not None
+        self._metadata = security.metadata
+        self._channel = self._open(self.target, security.channel_credentials())
         self._stub = pb_grpc.LLMConfigServiceStub(self._channel)
 
-    def _open(self, target: str) -> Any:
+    def _open(self, target: str, credentials: grpc.ChannelCredentials | None) -> Any:
         raise NotImplementedError
 
 
 class Client(_Base):
     """Blocking client of llmconfig.v1.LLMConfigService."""
 
-    def _open(self, target: str) -> grpc.Channel:
+    def _open(self, target: str, credentials: grpc.ChannelCredentials | None) -> grpc.Channel:
+        if credentials is not None:
+            return grpc.secure_channel(target, credentials, options=CHANNEL_OPTIONS)
         return grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
 
     def resolve(
@@ -71,7 +85,8 @@ class Client(_Base):
 
     def _call(self, method: Any, request: Any, timeout: float | None) -> Any:
         try:
-            return method(request, timeout=self.timeout if timeout is None else timeout)
+            return method(request, timeout=self.timeout if timeout is None else timeout,
+                          metadata=self._metadata)
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from None
 
@@ -89,7 +104,10 @@ class Client(_Base):
 class AsyncClient(_Base):
     """asyncio client of llmconfig.v1.LLMConfigService; the same calls as `Client`, awaited."""
 
-    def _open(self, target: str) -> grpc.aio.Channel:
+    def _open(self, target: str, credentials: grpc.ChannelCredentials | None,
+              ) -> grpc.aio.Channel:
+        if credentials is not None:
+            return grpc.aio.secure_channel(target, credentials, options=CHANNEL_OPTIONS)
         return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
 
     async def resolve(
@@ -129,7 +147,8 @@ class AsyncClient(_Base):
 
     async def _call(self, method: Any, request: Any, timeout: float | None) -> Any:
         try:
-            return await method(request, timeout=self.timeout if timeout is None else timeout)
+            return await method(request, timeout=self.timeout if timeout is None else timeout,
+                                metadata=self._metadata)
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from None
 

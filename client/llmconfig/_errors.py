@@ -39,8 +39,14 @@ class PreconditionFailed(LLMConfigError):
     """FAILED_PRECONDITION: the server's own configuration cannot serve this request."""
 
 
+class Unauthenticated(LLMConfigError):
+    """UNAUTHENTICATED: the server requires a token and got none, or one it does not know.
+    Give the client one: `token=` / `token_file=`, or STIGMER_LLMCONFIG_TOKEN_FILE."""
+
+
 class PermissionDenied(LLMConfigError):
-    """PERMISSION_DENIED: the server refuses this request (e.g. an unapproved probe target)."""
+    """PERMISSION_DENIED: the server refuses this request: the token lacks a scope (`reason`
+    SCOPE_MISSING, the message names the scope) or the probe target is not approved."""
 
 
 class ServiceUnavailable(LLMConfigError):
@@ -55,6 +61,7 @@ _BY_CODE: dict[grpc.StatusCode, type[LLMConfigError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: ConfigInvalid,
     grpc.StatusCode.FAILED_PRECONDITION: PreconditionFailed,
     grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
     grpc.StatusCode.UNAVAILABLE: ServiceUnavailable,
     grpc.StatusCode.DEADLINE_EXCEEDED: ServiceUnavailable,
     grpc.StatusCode.UNIMPLEMENTED: Unimplemented,

@@ -1,11 +1,13 @@
-"""`llmconfig-server` / `python -m llmconfig_server`.
+"""`llmconfig-server` / `python -m llmconfig_server`, and `llmconfig-server token new`.
 
-Exit codes: 0 after a graceful stop; 2 when the configuration of the server's mode is invalid
-(one message listing every problem); 1 when the listen address cannot be served on.
+Exit codes: 0 after a graceful stop; 2 when the configuration is invalid or serving as asked
+would be unsafe (one message listing every problem); 1 when a listen address cannot be served
+on.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import os
@@ -13,16 +15,19 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .app import ListenError, serve
 from .domain import ConfigError
 from .flags import FlagError, parse
-from .resolver import Resolver
 
 EXIT_INVALID_CONFIG = 2
 EXIT_CANNOT_SERVE = 1
 
+log = logging.getLogger("llmconfig_server")
+
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["token"]:
+        return token_command(argv[1:])
     try:
         options = parse(argv)
     except FlagError as exc:
@@ -33,6 +38,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    from . import access as access_policy
+    from .app import ListenError, serve
+    from .resolver import Resolver
+
+    try:
+        access = access_policy.load(options.access, options.listeners)
+    except access_policy.AccessProblem as exc:
+        print(f"llmconfig-server: refusing to start: {exc}", file=sys.stderr)
+        return EXIT_INVALID_CONFIG
     try:
         from .sources import load_server_sources
 
@@ -45,10 +59,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         _refuse(exc)
         return EXIT_INVALID_CONFIG
     try:
-        asyncio.run(serve(resolver, options.listen, options.shutdown_grace, options.health))
+        asyncio.run(serve(resolver, options.listeners, options.shutdown_grace, options.health,
+                          access))
     except ListenError as exc:
         print(f"llmconfig-server: {exc}", file=sys.stderr)
         return EXIT_CANNOT_SERVE
+    return 0
+
+
+def token_command(argv: Sequence[str]) -> int:
+    from .tokens import SCOPES, entry_yaml, new_token, parse_scopes, valid_name
+
+    parser = argparse.ArgumentParser(
+        prog="llmconfig-server token",
+        description="Mint a bearer token. The token is printed once, on stdout; the entry for "
+                    "the tokens file (its SHA-256, never the token) on stderr.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    new = commands.add_parser("new", help="print a new random token and its tokens-file entry")
+    new.add_argument("--name", required=True, help="who will hold it, e.g. runner or daemon")
+    new.add_argument("--scopes", required=True,
+                     help=f"comma-separated, from: {', '.join(SCOPES)}")
+    args = parser.parse_args(argv)
+    if not valid_name(args.name):
+        parser.error("--name must be 1–64 letters, digits, '.', '_' or '-'")
+    try:
+        scopes = parse_scopes(args.scopes)
+    except ValueError as exc:
+        parser.error(f"--scopes: {exc}")
+    token = new_token()
+    print(token)
+    print(f"\nAdd this entry under `tokens:` in the tokens file (--tokens-file), then give the "
+          f"token above to {args.name} (e.g. as the file named by "
+          f"STIGMER_LLMCONFIG_TOKEN_FILE); it is not shown again:\n\n"
+          f"{entry_yaml(args.name, token, scopes)}", file=sys.stderr)
     return 0
 
 

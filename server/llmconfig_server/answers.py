@@ -10,31 +10,38 @@ request that asked for it.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 from google.protobuf.message import DecodeError
 
 from llmconfig.v1 import llmconfig_pb2 as pb
 
+from .access import Caller, Denied, audit_secret, require_secrets
 from .servicer import SERVICE_NAME, LLMConfigServicer
 
 CAPACITY = 1024
 METHOD = "ResolveLLMConfig"
 
 
+class Answer(NamedTuple):
+    data: bytes
+    # Set when the answer carries the key: who receives it is checked and audited every time.
+    secret: tuple[str, str] | None = None  # (provider, key hint)
+
+
 class AnswerCache:
     def __init__(self, capacity: int = CAPACITY) -> None:
         self.capacity = capacity
-        self._answers: OrderedDict[bytes, bytes] = OrderedDict()
+        self._answers: OrderedDict[bytes, Answer] = OrderedDict()
 
-    def get(self, request: bytes) -> bytes | None:
+    def get(self, request: bytes) -> Answer | None:
         answer = self._answers.get(request)
         if answer is not None:
             self._answers.move_to_end(request)
         return answer
 
-    def put(self, request: bytes, answer: bytes) -> None:
+    def put(self, request: bytes, answer: Answer) -> None:
         self._answers[request] = answer
         if len(self._answers) > self.capacity:
             self._answers.popitem(last=False)
@@ -45,19 +52,42 @@ def resolve_handler(servicer: LLMConfigServicer, cache: AnswerCache) -> grpc.Rpc
 
     async def handle(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
         if (answer := cache.get(raw)) is not None:
-            return answer
+            if answer.secret:
+                await _hand_over_secret(context, *answer.secret)
+            return answer.data
         try:
             request = pb.ResolveLLMConfigRequest.FromString(raw)
         except DecodeError:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 "the request is not a valid llmconfig.v1.ResolveLLMConfigRequest")
             raise AssertionError("context.abort returned") from None  # it raises
+        if request.include_secrets:
+            await _authorize_secrets(context)
         response = await servicer.ResolveLLMConfig(request, context)
-        answer = response.SerializeToString()
+        secret = None
+        if request.include_secrets and response.config.api_key:
+            secret = (response.config.provider, response.config.api_key_hint)
+            await _hand_over_secret(context, *secret)
+        answer = Answer(response.SerializeToString(), secret)
         cache.put(raw, answer)
-        return answer
+        return answer.data
 
     return grpc.unary_unary_rpc_method_handler(handle)  # no (de)serializers: raw bytes
+
+
+async def _authorize_secrets(context: grpc.aio.ServicerContext[Any, Any]) -> Caller:
+    try:
+        return require_secrets()
+    except Denied as exc:
+        await context.abort(exc.status.code, exc.status.details, exc.status.trailing_metadata)
+        raise AssertionError("context.abort returned") from None  # it raises
+
+
+async def _hand_over_secret(context: grpc.aio.ServicerContext[Any, Any], provider: str,
+                            key_hint: str) -> None:
+    """Check the caller may have the key (again, for a remembered answer) and audit it."""
+    caller = await _authorize_secrets(context)
+    audit_secret(caller, context.peer(), METHOD, provider, key_hint)
 
 
 def add_to_server(servicer: LLMConfigServicer, server: grpc.aio.Server) -> None:

@@ -1,11 +1,14 @@
-"""Build and run the grpc.aio server: the service, grpc.health.v1.Health, reflection, and a
-graceful stop (NOT_SERVING first, then in-flight calls get the grace period)."""
+"""Build and run the grpc.aio server: the service behind the access interceptor,
+grpc.health.v1.Health, reflection, its listeners (TCP, TLS, Unix sockets), and a graceful stop
+(NOT_SERVING first, then in-flight calls get the grace period)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -13,15 +16,21 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
 from . import answers, reflection
+from .access import Access, AccessInterceptor
 from .health import HealthOptions, ProviderHealth
+from .listeners import (
+    Listener,
+    ListenError,
+    parse_listener,
+    prepare_unix_socket,
+    restrict_unix_socket,
+)
 from .resolver import Resolver
 from .servicer import SERVICE_NAME, LLMConfigServicer
 
 log = logging.getLogger("llmconfig_server")
 
-
-class ListenError(Exception):
-    """The address cannot be served on (in use, not an address of this machine, malformed)."""
+__all__ = ["Access", "ListenError", "RunningServer", "serve", "start"]
 
 
 @dataclass(slots=True)
@@ -29,7 +38,11 @@ class RunningServer:
     server: grpc.aio.Server
     health: HealthServicer
     providers: ProviderHealth
-    address: str  # host:port actually bound (port 0 resolved)
+    addresses: tuple[str, ...]  # as clients write the target, port 0 resolved
+
+    @property
+    def address(self) -> str:
+        return self.addresses[0]
 
     async def stop(self, grace: float) -> None:
         """Report NOT_SERVING so load balancers drain us, then let in-flight calls finish."""
@@ -38,35 +51,63 @@ class RunningServer:
         await self.providers.aclose()
 
 
-async def start(resolver: Resolver, listen: str,
-                health_options: HealthOptions | None = None) -> RunningServer:
-    # gRPC shares ports by default (SO_REUSEPORT); a second daemon on our port must fail loudly.
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+async def start(resolver: Resolver, listen: str | Sequence[str | Listener],
+                health_options: HealthOptions | None = None,
+                access: Access | None = None) -> RunningServer:
+    access = access or Access()
+    listeners = [parse_listener(item) if isinstance(item, str) else item
+                 for item in ([listen] if isinstance(listen, str) else listen)]
+    server = grpc.aio.server(
+        interceptors=[AccessInterceptor(access.tokens)],
+        # gRPC shares ports by default (SO_REUSEPORT); a second daemon on our port must fail
+        # loudly.
+        options=[("grpc.so_reuseport", 0)],
+    )
     providers = ProviderHealth(resolver, health_options or HealthOptions())
     answers.add_to_server(LLMConfigServicer(resolver, providers), server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable(server, (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"]
                                .full_name))
-    try:
-        port = server.add_insecure_port(listen)
-    except RuntimeError as exc:
-        raise ListenError(f"cannot listen on {listen}: {exc}") from None
-    host = listen.rsplit(":", 1)[0]
+    addresses = tuple(_add_port(server, item, access.credentials) for item in listeners)
     await server.start()
+    for item in listeners:
+        if item.is_unix:
+            restrict_unix_socket(item)
     # "" is the whole server; the service name lets clients check the service itself.
     for name in ("", SERVICE_NAME):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server, health, providers, f"{host}:{port}")
+    return RunningServer(server, health, providers, addresses)
 
 
-async def serve(resolver: Resolver, listen: str, grace: float,
-                health_options: HealthOptions) -> None:
+def _add_port(server: grpc.aio.Server, listener: Listener,
+              credentials: grpc.ServerCredentials | None) -> str:
+    try:
+        if listener.is_unix:
+            prepare_unix_socket(listener)
+            # The socket is created now; a tight umask closes the window before chmod.
+            previous = os.umask(0o117)
+            try:
+                port = server.add_insecure_port(listener.grpc_address)
+            finally:
+                os.umask(previous)
+        elif credentials is not None:
+            port = server.add_secure_port(listener.grpc_address, credentials)
+        else:
+            port = server.add_insecure_port(listener.grpc_address)
+    except RuntimeError as exc:
+        raise ListenError(f"cannot listen on {listener.spec}: {exc}") from None
+    return listener.bound(port)
+
+
+async def serve(resolver: Resolver, listeners: Sequence[Listener], grace: float,
+                health_options: HealthOptions, access: Access | None = None) -> None:
     """Serve until SIGTERM or SIGINT, then stop gracefully."""
-    running = await start(resolver, listen, health_options)
+    access = access or Access()
+    running = await start(resolver, listeners, health_options, access)
     from .report import startup_report
 
-    log.info("%s", startup_report(resolver, running.address))
+    log.info("%s", startup_report(resolver, running.addresses, [f"access: {access.description}"]))
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -6,17 +6,23 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__
+from .access import AccessOptions, TlsFiles
 from .catalog import PROVIDERS
 from .health import HealthOptions
+from .listeners import Listener, ListenSpecError, parse_listener
 from .sources import FLAG_FOR_FIELD, ServerFlags
 
 DEFAULT_LISTEN = "127.0.0.1:50061"
 LISTEN_ENV = "STIGMER_LLMCONFIG_LISTEN"
 PROBE_TIMEOUT_ENV = "STIGMER_LLMCONFIG_PROBE_TIMEOUT"
+TOKENS_FILE_ENV = "STIGMER_LLMCONFIG_TOKENS_FILE"
+TLS_CERT_ENV = "STIGMER_LLMCONFIG_TLS_CERT"
+TLS_KEY_ENV = "STIGMER_LLMCONFIG_TLS_KEY"
+TLS_CLIENT_CA_ENV = "STIGMER_LLMCONFIG_TLS_CLIENT_CA"
 DEFAULT_PROBE_TIMEOUT = 2.0
 MAX_PROBE_TIMEOUT = 60.0
 
@@ -27,11 +33,12 @@ class FlagError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Options:
-    listen: str
+    listeners: tuple[Listener, ...]
     shutdown_grace: float
     log_level: str
     flags: ServerFlags
     health: HealthOptions
+    access: AccessOptions = field(default_factory=AccessOptions)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,13 +53,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     server = parser.add_argument_group("server")
-    server.add_argument("--listen", metavar="HOST:PORT",
-                        help=f"address to serve on (env {LISTEN_ENV}; default {DEFAULT_LISTEN}; "
-                             "port 0 picks a free port)")
+    server.add_argument("--listen", metavar="ADDRESS", action="append",
+                        help="HOST:PORT or unix:PATH to serve on; repeat for several (env "
+                             f"{LISTEN_ENV}, comma-separated; default {DEFAULT_LISTEN}; port 0 "
+                             "picks a free port)")
     server.add_argument("--shutdown-grace", type=float, default=5.0, metavar="SECONDS",
                         help="how long in-flight calls may finish after SIGTERM (default 5)")
     server.add_argument("--log-level", default="info",
                         choices=["debug", "info", "warning", "error"], help="default info")
+    access = parser.add_argument_group(
+        "access (needed whenever a listener is reachable from other machines)")
+    access.add_argument("--tokens-file", metavar="FILE",
+                        help=f"YAML of token names, SHA-256 digests and scopes (env "
+                             f"{TOKENS_FILE_ENV}); without it every caller is trusted, which "
+                             "is allowed only on loopback and Unix sockets")
+    access.add_argument("--tls-cert", metavar="FILE",
+                        help=f"PEM certificate chain for TCP listeners (env {TLS_CERT_ENV})")
+    access.add_argument("--tls-key", metavar="FILE",
+                        help=f"PEM private key of --tls-cert (env {TLS_KEY_ENV})")
+    access.add_argument("--tls-client-ca", metavar="FILE",
+                        help="PEM CA bundle: require client certificates it signed (mTLS; env "
+                             f"{TLS_CLIENT_CA_ENV})")
+    access.add_argument("--insecure", action="store_true",
+                        help="serve beyond loopback without tokens or TLS anyway (logged as a "
+                             "warning)")
     health = parser.add_argument_group("provider health checks")
     health.add_argument("--probe-timeout", metavar="SECONDS",
                         help=f"budget of one provider probe (env {PROBE_TIMEOUT_ENV}; default "
@@ -98,13 +122,54 @@ def parse(argv: Sequence[str] | None, environ: Mapping[str, str] | None = None) 
         values={k: v for k, v in values.items() if v is not None},
         scoped_keys=scoped,
     )
-    listen = args.listen or environ.get(LISTEN_ENV, "").strip() or DEFAULT_LISTEN
+    listeners = _listeners(args.listen, environ)
+    access = AccessOptions(
+        tokens_file=_file_option(args.tokens_file, TOKENS_FILE_ENV, environ),
+        tls=_tls(args, environ),
+        insecure=args.insecure,
+    )
     health = HealthOptions(
         probe_timeout=_probe_timeout(args.probe_timeout, environ),
         allow_any_target=args.allow_any_probe_target,
         in_container=running_in_container(environ),
     )
-    return Options(listen, args.shutdown_grace, args.log_level, flags, health)
+    return Options(listeners, args.shutdown_grace, args.log_level, flags, health, access)
+
+
+def _listeners(given: list[str] | None, environ: Mapping[str, str]) -> tuple[Listener, ...]:
+    if given:
+        specs, name = given, "--listen"
+    else:
+        specs = [s for s in environ.get(LISTEN_ENV, "").split(",") if s.strip()]
+        name = LISTEN_ENV
+    if not specs:
+        specs = [DEFAULT_LISTEN]
+    try:
+        listeners = tuple(parse_listener(spec) for spec in specs)
+    except ListenSpecError as exc:
+        raise FlagError(f"{name}: {exc}") from None
+    seen = [item.grpc_address for item in listeners]
+    if len(set(seen)) != len(seen):
+        raise FlagError(f"{name}: the same address is given twice")
+    return listeners
+
+
+def _file_option(flag: str | None, variable: str, environ: Mapping[str, str]) -> str | None:
+    return flag or environ.get(variable, "").strip() or None
+
+
+def _tls(args: argparse.Namespace, environ: Mapping[str, str]) -> TlsFiles | None:
+    cert = _file_option(args.tls_cert, TLS_CERT_ENV, environ)
+    key = _file_option(args.tls_key, TLS_KEY_ENV, environ)
+    client_ca = _file_option(args.tls_client_ca, TLS_CLIENT_CA_ENV, environ)
+    if cert and key:
+        return TlsFiles(cert, key, client_ca)
+    if cert or key:
+        missing = "--tls-key" if cert else "--tls-cert"
+        raise FlagError(f"TLS needs both --tls-cert and --tls-key; {missing} is missing")
+    if client_ca:
+        raise FlagError("--tls-client-ca requires TLS: pass --tls-cert and --tls-key too")
+    return None
 
 
 def _probe_timeout(flag: str | None, environ: Mapping[str, str]) -> float:

@@ -3,15 +3,20 @@ Never a key: at most its hint."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from .catalog import MODES
 from .domain import ConfigError, Resolution
 from .resolver import Resolver
 
 
-def startup_report(resolver: Resolver, address: str) -> str:
+def startup_report(resolver: Resolver, addresses: Sequence[str],
+                   notes: Sequence[str] = ()) -> str:
     sources = resolver.sources
     mode = resolver.default_mode
-    lines = [f"serving on {address} (mode {mode}, from {sources.mode.detail})"]
+    lines = [f"serving on {addresses[0]} (mode {mode}, from {sources.mode.detail})"]
+    lines += [f"  also serving on {address}" for address in addresses[1:]]
+    lines += [f"  {note}" for note in notes]
     lines.append(f"  config file: {sources.file_display or 'none found'}")
     base = resolver.base()
     if isinstance(base, Resolution):

@@ -1,0 +1,166 @@
+"""Bearer tokens: the tokens file (names, SHA-256 digests and scopes; never a token itself),
+checking a presented token in constant time, and minting a new one.
+
+```yaml
+tokens:
+  - name: runner
+    sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+    scopes: [resolve, secrets]
+```
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from . import files
+
+# What each scope opens; the servicer's RPCs map onto these in access.py.
+SCOPES: Final = ("resolve", "secrets", "health")
+TOKEN_PREFIX: Final = "llmc_"  # lets secret scanners and people recognise a leaked token
+TOKENS_FILE_LIMIT: Final = 1024 * 1024
+_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_DIGEST: Final = re.compile(r"[0-9a-fA-F]{64}")
+
+
+class TokensFileError(Exception):
+    """The tokens file cannot be used; the message names the file and the entry, never a
+    value (someone may have pasted the token itself where its digest belongs)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    name: str
+    digest: bytes  # SHA-256 of the token
+    scopes: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenTable:
+    tokens: tuple[Token, ...]
+    source: str  # the file, for the startup report and errors
+
+    def authenticate(self, presented: str) -> Token | None:
+        """The entry whose digest matches, comparing every entry in constant time so the
+        answer's timing says nothing about which digest came close."""
+        digest = hashlib.sha256(presented.encode("utf-8", "surrogateescape")).digest()
+        found = None
+        for token in self.tokens:
+            if hmac.compare_digest(token.digest, digest):
+                found = token
+        return found
+
+
+def digest_of(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def entry_yaml(name: str, token: str, scopes: Iterable[str]) -> str:
+    return (f"  - name: {name}\n    sha256: {digest_of(token)}\n"
+            f"    scopes: [{', '.join(scopes)}]\n")
+
+
+def parse_scopes(text: str) -> tuple[str, ...]:
+    """`resolve,secrets` → ('resolve', 'secrets'); raise ValueError naming what is unknown."""
+    scopes = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
+    unknown = [s for s in scopes if s not in SCOPES]
+    if unknown or not scopes:
+        raise ValueError(f"unknown scope {', '.join(map(repr, unknown)) or '(none given)'}; "
+                         f"use a comma-separated list of: {', '.join(SCOPES)}")
+    return scopes
+
+
+def valid_name(name: str) -> bool:
+    return _NAME.fullmatch(name) is not None
+
+
+def load(path: str | Path) -> TokenTable:
+    """Read and check the tokens file; raise TokensFileError naming every problem."""
+    import yaml
+
+    shown = str(path)
+    try:
+        text = files.read_text(path, limit=TOKENS_FILE_LIMIT)
+    except files.FileProblem as exc:
+        raise TokensFileError(f"tokens file: {exc}") from None
+    try:
+        # Aliases are refused outright: a tokens file has no use for them, and they are how a
+        # few hundred bytes of YAML expand into gigabytes.
+        document = yaml.load(text, Loader=_no_alias_loader())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise TokensFileError(f"tokens file {shown}{where}: {problem}") from None
+    return TokenTable(_entries(document, shown), shown)
+
+
+def _entries(document: Any, shown: str) -> tuple[Token, ...]:
+    if not isinstance(document, dict) or set(document) != {"tokens"}:
+        raise TokensFileError(f"tokens file {shown}: expected one key, `tokens:`, holding a list "
+                              "of entries with name, sha256 and scopes")
+    raw = document["tokens"]
+    if not isinstance(raw, list) or not raw:
+        raise TokensFileError(f"tokens file {shown}: `tokens` must be a non-empty list; create "
+                              "an entry with `llmconfig-server token new --name NAME --scopes "
+                              f"{','.join(SCOPES)}`")
+    problems: list[str] = []
+    tokens: list[Token] = []
+    for index, entry in enumerate(raw):
+        where = f"tokens[{index}]"
+        before = len(problems)
+        if not isinstance(entry, dict):
+            problems.append(f"{where}: expected a mapping with name, sha256 and scopes")
+            continue
+        if extra := sorted(set(map(str, entry)) - {"name", "sha256", "scopes"}):
+            problems.append(f"{where}: unknown key {', '.join(extra)}; allowed: name, sha256, "
+                            "scopes")
+        name, digest, scopes = entry.get("name"), entry.get("sha256"), entry.get("scopes")
+        if not (isinstance(name, str) and valid_name(name)):
+            problems.append(f"{where}.name: must be 1–64 letters, digits, '.', '_' or '-'")
+        if not (isinstance(digest, str) and _DIGEST.fullmatch(digest)):
+            problems.append(f"{where}.sha256: must be the 64 hex characters of the token's "
+                            "SHA-256 (never the token itself); `llmconfig-server token new` "
+                            "prints it")
+        if not (isinstance(scopes, list) and scopes
+                and all(isinstance(s, str) and s in SCOPES for s in scopes)):
+            problems.append(f"{where}.scopes: must be a non-empty list of: {', '.join(SCOPES)}")
+        if len(problems) == before:
+            assert isinstance(name, str) and isinstance(digest, str) and isinstance(scopes, list)
+            tokens.append(Token(name, bytes.fromhex(digest), frozenset(scopes)))
+    names = [t.name for t in tokens]
+    problems += [f"name {n!r} is used by more than one entry" for n in sorted(set(names))
+                 if names.count(n) > 1]
+    digests = [t.digest for t in tokens]
+    if len(set(digests)) != len(digests):
+        problems.append("two entries have the same sha256; each caller needs its own token")
+    if problems:
+        raise TokensFileError(f"tokens file {shown}: " + "; ".join(problems))
+    return tuple(tokens)
+
+
+@functools.cache
+def _no_alias_loader() -> type:
+    """A SafeLoader that refuses aliases (built on first use: importing YAML costs ~10 ms)."""
+    import yaml
+
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                raise yaml.composer.ComposerError(None, None, "aliases are not allowed here",
+                                                  self.peek_event().start_mark)  # type: ignore[no-untyped-call]
+            return super().compose_node(parent, index)
+
+    return NoAliasLoader
