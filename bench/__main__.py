@@ -16,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import timeit
 from pathlib import Path
@@ -61,30 +63,51 @@ def log(message: str) -> None:
 
 # -- 1. throughput and latency ----
 
+BENCH_TOKEN = "llmc_bench-token-resolve-only"
+# Each workload and the floor it is compared with: the bare server on the same transport.
+FLOOR_OF = {"floor": "floor", "default": "floor", "overrides": "floor", "token": "floor",
+            "floor-unix": "floor-unix", "unix": "floor-unix"}
+
+
 def throughput() -> dict[str, Any]:
-    bare, llm = servers.bare(), servers.llmconfig()
+    from llmconfig_server.tokens import digest_of
+
+    scratch = Path(tempfile.mkdtemp(prefix="llmc-bench-", dir="/tmp"))
+    tokens = scratch / "tokens.yaml"
+    tokens.write_text(f"tokens:\n  - name: bench\n    sha256: {digest_of(BENCH_TOKEN)}\n"
+                      "    scopes: [resolve]\n")
+    started = {
+        "bare": servers.bare(), "bare-unix": servers.bare(f"unix:{scratch}/bare.sock"),
+        "llm": servers.llmconfig(), "llm-unix": servers.llmconfig(listen=f"unix:{scratch}/l.sock"),
+        "llm-token": servers.llmconfig({}, "--tokens-file", str(tokens)),
+    }
+    bearer = (("authorization", f"Bearer {BENCH_TOKEN}"),)
+    default = WORKLOADS["default"]
+    plan = [("floor", "bare", BARE_METHOD, default, None),
+            *((name, "llm", RESOLVE, payload, None) for name, payload in WORKLOADS.items()),
+            ("token", "llm-token", RESOLVE, default, bearer),
+            ("floor-unix", "bare-unix", BARE_METHOD, default, None),
+            ("unix", "llm-unix", RESOLVE, default, None)]
     runs: dict[tuple[int, str], list[Any]] = {}
     try:
         for concurrency in CONCURRENCY:
             for round_ in range(ROUNDS):
-                order = [("floor", bare.target, BARE_METHOD, WORKLOADS["default"]),
-                         *((name, llm.target, RESOLVE, payload)
-                           for name, payload in WORKLOADS.items())]
-                shift = round_ % len(order)  # rotate so no workload always runs first
-                for name, target, method, payload in order[shift:] + order[:shift]:
-                    sample = asyncio.run(closed_loop(target, method, payload, concurrency,
-                                                     SECONDS))
+                shift = round_ % len(plan)  # rotate so no workload always runs first
+                for name, server, method, payload, metadata in plan[shift:] + plan[:shift]:
+                    sample = asyncio.run(closed_loop(started[server].target, method, payload,
+                                                     concurrency, SECONDS, metadata))
                     runs.setdefault((concurrency, name), []).append(sample)
             log(f"  throughput: concurrency {concurrency} done")
     finally:
-        bare.stop()
-        llm.stop()
+        for process in started.values():
+            process.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
     table: dict[str, Any] = {}
     for concurrency in CONCURRENCY:
-        floor = runs[(concurrency, "floor")]
-        floor_rps = statistics.median(s.rps for s in floor)
-        floor_p99 = statistics.median(s.p99_us for s in floor)
-        for name in ("floor", *WORKLOADS):
+        for name, *_ in plan:
+            floor = runs[(concurrency, FLOOR_OF[name])]
+            floor_rps = statistics.median(s.rps for s in floor)
+            floor_p99 = statistics.median(s.p99_us for s in floor)
             samples = runs[(concurrency, name)]
             rps = statistics.median(s.rps for s in samples)
             p99 = statistics.median(s.p99_us for s in samples)
@@ -239,7 +262,7 @@ def memory(calls: int = 100_000) -> dict[str, Any]:
 # -- report ----
 
 def verdicts(results: dict[str, Any]) -> dict[str, bool]:
-    rows = [r for r in results["throughput"].values() if r["workload"] != "floor"]
+    rows = [r for r in results["throughput"].values() if not r["workload"].startswith("floor")]
     return {
         "throughput ≥ 0.9× floor": all(r["rps_ratio"] >= TARGETS["throughput_ratio_min"]
                                        for r in rows),
@@ -257,7 +280,9 @@ def verdicts(results: dict[str, Any]) -> dict[str, bool]:
 def render(results: dict[str, Any]) -> str:
     lines = [f"llmconfig bench — {results['machine']}, {ROUNDS} rounds × {SECONDS:g} s, "
              "medians", "",
-             "ResolveLLMConfig vs bare grpc.aio (floor), same load client",
+             "ResolveLLMConfig vs bare grpc.aio (floor), same load client; `token` sends a "
+             "bearer token to a server with a tokens file, `unix` runs over a Unix socket "
+             "against floor-unix",
              f"{'workload':<10} {'conc':>4} {'req/s':>8} {'p50 µs':>8} {'p99 µs':>8} "
              f"{'×floor rps':>10} {'×floor p99':>10}"]
     for row in results["throughput"].values():

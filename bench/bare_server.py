@@ -1,7 +1,8 @@
 """The transport floor: a bare grpc.aio server that answers every call with an empty message
 (google.protobuf.Empty: a real gRPC service pays for protobuf too, but for nothing else).
 
-Run as `python -m bench.bare_server [PORT]`; prints `serving on HOST:PORT` like llmconfig-server.
+Run as `python -m bench.bare_server [PORT | unix:PATH]`; prints `serving on ADDRESS` like
+llmconfig-server.
 """
 
 from __future__ import annotations
@@ -31,9 +32,14 @@ async def main() -> None:
             response_serializer=empty_pb2.Empty.SerializeToString),
     })
     server.add_generic_rpc_handlers((handler,))
-    port = server.add_insecure_port(f"127.0.0.1:{sys.argv[1] if len(sys.argv) > 1 else 0}")
+    where = sys.argv[1] if len(sys.argv) > 1 else "0"
+    if where.startswith("unix:"):
+        server.add_insecure_port(where)
+        address = where
+    else:
+        address = f"127.0.0.1:{server.add_insecure_port(f'127.0.0.1:{where}')}"
     await server.start()
-    print(f"serving on 127.0.0.1:{port}", file=sys.stderr, flush=True)
+    print(f"serving on {address}", file=sys.stderr, flush=True)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()

@@ -28,19 +28,21 @@ def _identity(data: bytes) -> bytes:
 
 
 async def closed_loop(target: str, method: str, payload: bytes, concurrency: int,
-                      seconds: float) -> Sample:
-    """`concurrency` callers, each sending its next request when the previous one returns."""
+                      seconds: float, metadata: tuple[tuple[str, str], ...] | None = None,
+                      ) -> Sample:
+    """`concurrency` callers, each sending its next request when the previous one returns
+    (with `metadata`, e.g. a bearer token, on every call)."""
     async with grpc.aio.insecure_channel(target) as channel:
         call = channel.unary_unary(method, request_serializer=_identity,
                                    response_deserializer=_identity)
         for _ in range(50):  # warm the connection and the server's code paths
-            await call(payload, timeout=10)
+            await call(payload, timeout=10, metadata=metadata)
         latencies: list[float] = []
         deadline = time.perf_counter() + seconds
 
         async def caller() -> None:
             while (now := time.perf_counter()) < deadline:
-                await call(payload, timeout=10)
+                await call(payload, timeout=10, metadata=metadata)
                 latencies.append(time.perf_counter() - now)
 
         began = time.perf_counter()

@@ -62,14 +62,16 @@ def _spawn(args: list[str], env: dict[str, str] | None = None) -> ServerProcess:
     raise RuntimeError(f"{args} exited with {proc.wait()} before serving")
 
 
-def llmconfig(env: dict[str, str] | None = None, *args: str) -> ServerProcess:
-    return _spawn([sys.executable, "-m", "llmconfig_server", "--listen", "127.0.0.1:0",
-                   *args], {"HOME": "/nonexistent", **(env or {})})
+def llmconfig(env: dict[str, str] | None = None, *args: str,
+              listen: str = "127.0.0.1:0") -> ServerProcess:
+    return _spawn([sys.executable, "-m", "llmconfig_server", "--listen", listen, *args],
+                  {"HOME": "/nonexistent", **(env or {})})
 
 
 ROOT = Path(__file__).resolve().parent.parent
 BARE_ENV = {"PYTHONPATH": str(ROOT)}  # `bench` is not installed; it runs from the checkout
 
 
-def bare() -> ServerProcess:
-    return _spawn([sys.executable, "-m", "bench.bare_server"], BARE_ENV)
+def bare(listen: str = "0") -> ServerProcess:
+    """The floor, on a TCP port (`0`: any free one) or `unix:PATH`."""
+    return _spawn([sys.executable, "-m", "bench.bare_server", listen], BARE_ENV)

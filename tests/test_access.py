@@ -171,3 +171,15 @@ def test_chat_model_works_with_a_token(guarded, monkeypatch):
     monkeypatch.setenv("STIGMER_LLMCONFIG_TOKEN", SECRETS)
     model = llmconfig.chat_model(target=guarded(None).target)
     assert type(model).__name__ == "ChatAnthropic"
+
+
+def test_async_client_sends_its_token(guarded):
+    import asyncio
+
+    target = guarded(None).target
+
+    async def ask() -> str:
+        async with llmconfig.AsyncClient(target, token=SECRETS) as client:
+            return (await client.resolve(include_secrets=True)).config.api_key
+
+    assert asyncio.run(ask()) == ANTHROPIC_KEY
