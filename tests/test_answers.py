@@ -48,3 +48,12 @@ def test_the_cache_keeps_secrets_apart(serve):
     without = pb.ResolveLLMConfigRequest().SerializeToString()
     assert pb.ResolveLLMConfigResponse.FromString(call(with_key, timeout=5)).config.api_key
     assert pb.ResolveLLMConfigResponse.FromString(call(without, timeout=5)).config.api_key == ""
+
+
+def test_a_request_over_64_kib_is_refused_by_the_transport(serve):
+    call = raw_call(serve().target)
+    padded = pb.ResolveLLMConfigRequest(mode="local").SerializeToString() + \
+        b"\xfa\x07" + b"\x80\x80\x04" + b"x" * 65536  # an unknown field 127 of 64 KiB
+    with pytest.raises(grpc.RpcError) as caught:
+        call(padded, timeout=5)
+    assert caught.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INVALID_CONFIG
     try:
         asyncio.run(serve(resolver, options.listeners, options.shutdown_grace, options.health,
-                          access))
+                          access, options.drain_seconds))
     except ListenError as exc:
         print(f"llmconfig-server: {exc}", file=sys.stderr)
         return EXIT_CANNOT_SERVE

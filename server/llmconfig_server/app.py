@@ -17,6 +17,7 @@ from grpc_health.v1._async import HealthServicer
 
 from . import answers, reflection
 from .access import Access, AccessInterceptor
+from .admission import Admission
 from .health import HealthOptions, ProviderHealth
 from .listeners import (
     Listener,
@@ -29,6 +30,9 @@ from .resolver import Resolver
 from .servicer import SERVICE_NAME, LLMConfigServicer
 
 log = logging.getLogger("llmconfig_server")
+REFUSE_SECONDS = 0.25
+# Every request of this service is a few hundred bytes; a megabyte is an attack or a bug.
+MAX_REQUEST_BYTES = 64 * 1024
 
 __all__ = ["Access", "ListenError", "RunningServer", "serve", "start"]
 
@@ -39,15 +43,26 @@ class RunningServer:
     health: HealthServicer
     providers: ProviderHealth
     addresses: tuple[str, ...]  # as clients write the target, port 0 resolved
+    admission: Admission
 
     @property
     def address(self) -> str:
         return self.addresses[0]
 
-    async def stop(self, grace: float) -> None:
-        """Report NOT_SERVING so load balancers drain us, then let in-flight calls finish."""
+    async def stop(self, grace: float, drain: float = 0.0) -> None:
+        """Report NOT_SERVING and keep serving for `drain` seconds while load balancers and
+        clients move away; then answer new calls UNAVAILABLE (clients retry it) and give calls
+        still running `grace` seconds. Stopping the transport at once would cut every call in
+        transit with CANCELLED, which no client retries."""
         await self.health.enter_graceful_shutdown()
-        await self.server.stop(grace)
+        if drain > 0:
+            await asyncio.sleep(drain)
+        self.admission.close()
+        # Long enough for calls in transit to be answered UNAVAILABLE and for their callers
+        # to back off before the transport goes away.
+        refusing = min(REFUSE_SECONDS, grace)
+        await asyncio.sleep(refusing)
+        await self.server.stop(grace - refusing)
         await self.providers.aclose()
 
 
@@ -57,11 +72,13 @@ async def start(resolver: Resolver, listen: str | Sequence[str | Listener],
     access = access or Access()
     listeners = [parse_listener(item) if isinstance(item, str) else item
                  for item in ([listen] if isinstance(listen, str) else listen)]
+    admission = Admission()
     server = grpc.aio.server(
-        interceptors=[AccessInterceptor(access.tokens)],
+        interceptors=[admission, AccessInterceptor(access.tokens)],
         # gRPC shares ports by default (SO_REUSEPORT); a second daemon on our port must fail
         # loudly.
-        options=[("grpc.so_reuseport", 0)],
+        options=[("grpc.so_reuseport", 0),
+                 ("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
     )
     providers = ProviderHealth(resolver, health_options or HealthOptions())
     answers.add_to_server(LLMConfigServicer(resolver, providers), server)
@@ -77,7 +94,7 @@ async def start(resolver: Resolver, listen: str | Sequence[str | Listener],
     # "" is the whole server; the service name lets clients check the service itself.
     for name in ("", SERVICE_NAME):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server, health, providers, addresses)
+    return RunningServer(server, health, providers, addresses, admission)
 
 
 def _add_port(server: grpc.aio.Server, listener: Listener,
@@ -101,8 +118,9 @@ def _add_port(server: grpc.aio.Server, listener: Listener,
 
 
 async def serve(resolver: Resolver, listeners: Sequence[Listener], grace: float,
-                health_options: HealthOptions, access: Access | None = None) -> None:
-    """Serve until SIGTERM or SIGINT, then stop gracefully."""
+                health_options: HealthOptions, access: Access | None = None,
+                drain: float = 1.0) -> None:
+    """Serve until SIGTERM or SIGINT, then stop gracefully (see RunningServer.stop)."""
     access = access or Access()
     running = await start(resolver, listeners, health_options, access)
     from .report import startup_report
@@ -113,6 +131,7 @@ async def serve(resolver: Resolver, listeners: Sequence[Listener], grace: float,
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     await stopping.wait()
-    log.info("stopping: NOT_SERVING, in-flight calls have %.1fs to finish", grace)
-    await running.stop(grace)
+    log.info("stopping: NOT_SERVING, serving %.1fs more while callers move away, then "
+             "in-flight calls have %.1fs to finish", drain, grace)
+    await running.stop(grace, drain)
     log.info("stopped")

@@ -39,6 +39,7 @@ class Options:
     flags: ServerFlags
     health: HealthOptions
     access: AccessOptions = field(default_factory=AccessOptions)
+    drain_seconds: float = 1.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,8 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="HOST:PORT or unix:PATH to serve on; repeat for several (env "
                              f"{LISTEN_ENV}, comma-separated; default {DEFAULT_LISTEN}; port 0 "
                              "picks a free port)")
-    server.add_argument("--shutdown-grace", type=float, default=5.0, metavar="SECONDS",
-                        help="how long in-flight calls may finish after SIGTERM (default 5)")
+    server.add_argument("--drain-seconds", default="1", metavar="SECONDS",
+                        help="after SIGTERM, keep serving this long while reporting NOT_SERVING "
+                             "so load balancers and clients move away (default 1)")
+    server.add_argument("--shutdown-grace", default="5", metavar="SECONDS",
+                        help="then how long calls still running may finish (default 5)")
     server.add_argument("--log-level", default="info",
                         choices=["debug", "info", "warning", "error"], help="default info")
     access = parser.add_argument_group(
@@ -133,7 +137,21 @@ def parse(argv: Sequence[str] | None, environ: Mapping[str, str] | None = None) 
         allow_any_target=args.allow_any_probe_target,
         in_container=running_in_container(environ),
     )
-    return Options(listeners, args.shutdown_grace, args.log_level, flags, health, access)
+    return Options(listeners, _seconds(args.shutdown_grace, "--shutdown-grace"),
+                   args.log_level, flags, health, access,
+                   _seconds(args.drain_seconds, "--drain-seconds"))
+
+
+def _seconds(raw: str, flag: str, maximum: float = 3600.0) -> float:
+    """A finite, non-negative number of seconds in plain ASCII decimal notation."""
+    text = raw.strip()
+    value = -1.0
+    if text.isascii() and text.replace(".", "", 1).isdigit():
+        value = float(text)
+    if not 0 <= value <= maximum:
+        raise FlagError(f"{flag}: {raw!r} is not a number of seconds between 0 and "
+                        f"{maximum:g}, e.g. 5 or 0.5")
+    return value
 
 
 def _listeners(given: list[str] | None, environ: Mapping[str, str]) -> tuple[Listener, ...]:
