@@ -17,9 +17,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 ## Regenerate the committed Python stubs from proto/ (grpcio-tools is pinned in pyproject).
+## google/rpc/status.proto comes from googleapis-common-protos (installed with grpcio-status).
+GOOGLEAPIS = $(shell $(BIN)/python -c 'import google.rpc, pathlib; print(pathlib.Path(google.rpc.__path__[0]).parent.parent)')
 proto: install
-	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=client --pyi_out=client \
-		--grpc_python_out=client $(PROTOS)
+	$(BIN)/python -m grpc_tools.protoc -Iproto -I$(GOOGLEAPIS) --python_out=client \
+		--pyi_out=client --grpc_python_out=client $(PROTOS)
 
 ## Fail when the committed stubs differ from what `make proto` generates.
 proto-check: proto
@@ -36,7 +38,10 @@ $(BUF): proto/.buf-version
 	npm install --silent --no-audit --no-fund --prefix .tools @bufbuild/buf@$(BUF_VERSION)
 	touch $(BUF)
 
-proto-lint: $(BUF)
+## buf reads google/rpc/status.proto from a copy beside our protos (git-ignored, not linted).
+proto-lint: $(BUF) install
+	mkdir -p proto/third_party/google/rpc
+	cp $(GOOGLEAPIS)/google/rpc/status.proto proto/third_party/google/rpc/
 	cd proto && ../$(BUF) lint
 
 lint: install

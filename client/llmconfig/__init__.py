@@ -34,7 +34,7 @@ if TYPE_CHECKING:
         Violation,
     )
     from ._langchain import MissingSecret
-    from ._models import Health, HealthStatus, LLMConfig, Origin, Resolved, Source
+    from ._models import Change, Health, HealthStatus, LLMConfig, Origin, Resolved, Source
 
 # Loaded on first use, so importing the generated stubs (`llmconfig.v1`, as the server does)
 # does not load the whole client.
@@ -44,7 +44,7 @@ _LAZY = {
     "PreconditionFailed": "._errors", "ServiceUnavailable": "._errors",
     "Unauthenticated": "._errors", "Unimplemented": "._errors", "Violation": "._errors",
     "MissingSecret": "._langchain",
-    "Health": "._models", "HealthStatus": "._models", "LLMConfig": "._models",
+    "Change": "._models", "Health": "._models", "HealthStatus": "._models", "LLMConfig": "._models",
     "Origin": "._models", "Resolved": "._models", "Source": "._models",
 }
 
@@ -79,6 +79,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "TARGET_ENV",
     "AsyncClient",
+    "Change",
     "Client",
     "ConfigInvalid",
     "Health",

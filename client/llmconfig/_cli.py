@@ -40,6 +40,7 @@ Ask Stigmer's LLM configuration service which model to use and whether it works.
   llmconfig resolve --model claude-sonnet-4.5
   llmconfig health                  is the provider usable? (Ollama up, model pulled, key valid)
   llmconfig doctor                  both, with a verdict and the next command to run
+  llmconfig watch                   the configuration, then one line per change
 
 The service is at --target, else $STIGMER_LLMCONFIG_TARGET, else 127.0.0.1:50061
 (start it with `llmconfig-server`)."""
@@ -228,7 +229,50 @@ def cmd_doctor(client: Client, args: argparse.Namespace, style: Style) -> int:
     return code
 
 
+def cmd_watch(client: Client, args: argparse.Namespace, style: Style) -> int:
+    """One line per change until interrupted; reconnects across server restarts."""
+    try:
+        for change in client.watch(args.mode, include_secrets=False, **_overrides(args)):
+            stamp = datetime.now().astimezone().isoformat(timespec="seconds")
+            if args.json:
+                data: dict[str, Any] = {"time": stamp}
+                if change.resolved:
+                    data["resolved"] = _jsonable(change.resolved)
+                    data["resolved"]["config"].pop("api_key")
+                else:
+                    assert change.error is not None
+                    error = change.error
+                    data["error"] = {"code": error.code.name, "message": error.message,
+                                     "reason": error.reason}
+                print(json.dumps(data, ensure_ascii=False), flush=True)
+            elif change.resolved:
+                c = change.resolved.config
+                warnings = "".join(f"  {style('warning:', 'yellow')} {w}"
+                                   for w in change.resolved.warnings)
+                print(f"{stamp} revision {change.resolved.revision}: {c.provider} {c.model} at "
+                      f"{c.base_url} (mode {c.mode}){warnings}", flush=True)
+            else:
+                assert change.error is not None
+                print(f"{stamp} " + style(f"error ({change.error.code.name}): "
+                                          f"{change.error.message}", "red"), flush=True)
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except LLMConfigError as exc:
+        print(_error_lines(exc, style), file=sys.stderr)
+        return EXIT_INVALID
+    return EXIT_OK
+
+
 # -- parsing ----------------------------------------------------------------------------------
+
+def _add_overrides(command: argparse.ArgumentParser) -> None:
+    """The run's overrides, as `resolve` and `watch` take them."""
+    command.add_argument("--provider", help="anthropic, ollama or openai")
+    command.add_argument("--model", help="model id, friendly name, tier or provider:model")
+    command.add_argument("--base-url", help="the provider's API root")
+    command.add_argument("--max-tokens", type=int, help="output token limit")
+    command.add_argument("--temperature", type=float, help="sampling temperature")
+
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
@@ -257,11 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     resolve = commands.add_parser(
         "resolve", parents=[common], help="show the configuration and where each value came from",
         description="Resolve the LLM configuration for a run. Options are the run's overrides.")
-    resolve.add_argument("--provider", help="anthropic, ollama or openai")
-    resolve.add_argument("--model", help="model id, friendly name, tier or provider:model")
-    resolve.add_argument("--base-url", help="the provider's API root")
-    resolve.add_argument("--max-tokens", type=int, help="output token limit")
-    resolve.add_argument("--temperature", type=float, help="sampling temperature")
+    _add_overrides(resolve)
     resolve.add_argument("--show-secrets", action="store_true",
                          help="print the API key in clear (default: its hint only)")
     resolve.set_defaults(handler=cmd_resolve)
@@ -274,6 +314,13 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("--base-url", help="must be one the server is configured for")
     health.add_argument("--refresh", action="store_true", help="skip the server's cache")
     health.set_defaults(handler=cmd_health)
+
+    watch = commands.add_parser(
+        "watch", parents=[common], help="print the configuration, then one line per change",
+        description="Follow the configuration: one line (or JSON object) per change, until "
+                    "interrupted. Reconnects when the service restarts.")
+    _add_overrides(watch)
+    watch.set_defaults(handler=cmd_watch)
 
     doctor = commands.add_parser(
         "doctor", parents=[common], help="resolve + health, a verdict and the next command",

@@ -3,15 +3,26 @@ managers. Every non-OK status is raised as a typed `LLMConfigError`."""
 
 from __future__ import annotations
 
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
 from typing import Any
 
 import grpc
 
 from ._channel import CHANNEL_OPTIONS, DEFAULT_TIMEOUT, security_from, target_or_default
-from ._convert import health_from_proto, health_request, resolve_request, resolved_from_proto
+from ._convert import (
+    change_from_proto,
+    health_from_proto,
+    health_request,
+    resolve_request,
+    resolved_from_proto,
+    watch_request,
+)
 from ._errors import from_rpc_error
-from ._models import Health, Resolved
+from ._models import Change, Health, Resolved
 from .v1 import llmconfig_pb2_grpc as pb_grpc
 
 
@@ -83,6 +94,43 @@ class Client(_Base):
         request = health_request(provider, model, base_url, mode, refresh)
         return health_from_proto(self._call(self._stub.CheckProviderHealth, request, timeout))
 
+    def watch(
+        self,
+        mode: str | None = None,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        include_secrets: bool = False,
+        known_revision: str = "",
+    ) -> Iterator[Change]:
+        """The current resolution (unless it is `known_revision`), then one `Change` each time
+        it changes. Reconnects across server restarts, with backoff and the last revision seen,
+        so nothing is missed and nothing repeated; raises the typed error of anything other
+        than the server being unavailable. Stop by leaving the loop."""
+        overrides = {"provider": provider, "model": model, "base_url": base_url,
+                     "api_key": api_key, "max_tokens": max_tokens, "temperature": temperature}
+        backoff = _Backoff()
+        while True:
+            request = watch_request(mode, overrides, include_secrets, known_revision)
+            call = self._stub.WatchLLMConfig(request, metadata=self._metadata,
+                                             wait_for_ready=True)
+            try:
+                for event in call:
+                    backoff.reset()
+                    change = change_from_proto(event)
+                    known_revision = change.resolved.revision if change.resolved else ""
+                    yield change
+            except grpc.RpcError as exc:
+                if exc.code() is not grpc.StatusCode.UNAVAILABLE:
+                    raise from_rpc_error(exc) from None
+            finally:
+                call.cancel()
+            time.sleep(backoff.next())
+
     def _call(self, method: Any, request: Any, timeout: float | None) -> Any:
         try:
             return method(request, timeout=self.timeout if timeout is None else timeout,
@@ -145,6 +193,40 @@ class AsyncClient(_Base):
         return health_from_proto(
             await self._call(self._stub.CheckProviderHealth, request, timeout))
 
+    async def watch(
+        self,
+        mode: str | None = None,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        include_secrets: bool = False,
+        known_revision: str = "",
+    ) -> AsyncIterator[Change]:
+        """As `Client.watch`, as an async iterator (`async for change in client.watch():`)."""
+        overrides = {"provider": provider, "model": model, "base_url": base_url,
+                     "api_key": api_key, "max_tokens": max_tokens, "temperature": temperature}
+        backoff = _Backoff()
+        while True:
+            request = watch_request(mode, overrides, include_secrets, known_revision)
+            call = self._stub.WatchLLMConfig(request, metadata=self._metadata,
+                                             wait_for_ready=True)
+            try:
+                async for event in call:
+                    backoff.reset()
+                    change = change_from_proto(event)
+                    known_revision = change.resolved.revision if change.resolved else ""
+                    yield change
+            except grpc.RpcError as exc:
+                if exc.code() is not grpc.StatusCode.UNAVAILABLE:
+                    raise from_rpc_error(exc) from None
+            finally:
+                call.cancel()
+            await asyncio.sleep(backoff.next())
+
     async def _call(self, method: Any, request: Any, timeout: float | None) -> Any:
         try:
             return await method(request, timeout=self.timeout if timeout is None else timeout,
@@ -161,3 +243,19 @@ class AsyncClient(_Base):
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         await self.close()
+
+
+class _Backoff:
+    """Exponential with full jitter, 0.1 s → 5 s, so a fleet of watchers does not reconnect
+    in lockstep after a restart."""
+
+    def __init__(self, first: float = 0.1, cap: float = 5.0) -> None:
+        self.first, self.cap, self.current = first, cap, first
+
+    def reset(self) -> None:
+        self.current = self.first
+
+    def next(self) -> float:
+        delay = random.uniform(0, self.current)
+        self.current = min(self.current * 2, self.cap)
+        return delay

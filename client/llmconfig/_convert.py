@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC
 from typing import Any
 
-from ._models import Health, HealthStatus, LLMConfig, Origin, Resolved, Source
+from ._errors import from_status
+from ._models import Change, Health, HealthStatus, LLMConfig, Origin, Resolved, Source
 from .v1 import llmconfig_pb2 as pb
 
 _SOURCE_BY_NUMBER = {
@@ -22,6 +23,20 @@ def resolve_request(mode: str | None, overrides: dict[str, Any], include_secrets
     settings = pb.LLMSettings(**{k: v for k, v in overrides.items() if v is not None})
     return pb.ResolveLLMConfigRequest(mode=mode or "", overrides=settings,
                                       include_secrets=include_secrets)
+
+
+def watch_request(mode: str | None, overrides: dict[str, Any], include_secrets: bool,
+                  known_revision: str) -> pb.WatchLLMConfigRequest:
+    settings = pb.LLMSettings(**{k: v for k, v in overrides.items() if v is not None})
+    return pb.WatchLLMConfigRequest(mode=mode or "", overrides=settings,
+                                    include_secrets=include_secrets,
+                                    known_revision=known_revision)
+
+
+def change_from_proto(event: pb.WatchLLMConfigEvent) -> Change:
+    if event.HasField("config"):
+        return Change(resolved_from_proto(event.config))
+    return Change(None, from_status(event.error))
 
 
 def health_request(provider: str | None, model: str | None, base_url: str | None,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import grpc
-from google.rpc import error_details_pb2
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 
@@ -70,11 +72,22 @@ _BY_CODE: dict[grpc.StatusCode, type[LLMConfigError]] = {
 
 def from_rpc_error(error: grpc.RpcError) -> LLMConfigError:
     code: grpc.StatusCode = error.code()
-    message: str = error.details() or code.name
+    status = rpc_status.from_call(error)
+    return _typed(code, error.details() or code.name, status.details if status else ())
+
+
+def from_status(status: status_pb2.Status) -> LLMConfigError:
+    """A google.rpc.Status carried in a message (a watch event's error) as a typed error."""
+    code = next((c for c in grpc.StatusCode if c.value[0] == status.code),
+                grpc.StatusCode.UNKNOWN)
+    return _typed(code, status.message or code.name, status.details)
+
+
+def _typed(code: grpc.StatusCode, message: str, details: Iterable[any_pb2.Any],
+           ) -> LLMConfigError:
     violations: list[Violation] = []
     reason = ""
-    status = rpc_status.from_call(error)
-    for detail in status.details if status else ():
+    for detail in details:
         if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
             bad = error_details_pb2.BadRequest()
             detail.Unpack(bad)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _langchain
+
+if TYPE_CHECKING:
+    from ._errors import LLMConfigError
 
 
 class Source(enum.Enum):
@@ -110,3 +113,16 @@ class Resolved:
             if origin.field == field:
                 return origin
         raise KeyError(field)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One event of `watch()`: the new resolution, or the error that resolving gives now (the
+    watch goes on: a later event may bring a valid configuration back)."""
+
+    resolved: Resolved | None
+    error: LLMConfigError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.resolved is not None

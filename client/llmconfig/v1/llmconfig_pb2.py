@@ -24,33 +24,38 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cllmconfig/v1/llmconfig.proto\x12\x0cllmconfig.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe7\x01\n\x0bLLMSettings\x12\x15\n\x08provider\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x12\n\x05model\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x15\n\x08\x62\x61se_url\x18\x03 \x01(\tH\x02\x88\x01\x01\x12\x14\n\x07\x61pi_key\x18\x04 \x01(\tH\x03\x88\x01\x01\x12\x17\n\nmax_tokens\x18\x05 \x01(\x05H\x04\x88\x01\x01\x12\x18\n\x0btemperature\x18\x06 \x01(\x01H\x05\x88\x01\x01\x42\x0b\n\t_providerB\x08\n\x06_modelB\x0b\n\t_base_urlB\n\n\x08_api_keyB\r\n\x0b_max_tokensB\x0e\n\x0c_temperature\"n\n\x17ResolveLLMConfigRequest\x12\x0c\n\x04mode\x18\x01 \x01(\t\x12,\n\toverrides\x18\x02 \x01(\x0b\x32\x19.llmconfig.v1.LLMSettings\x12\x17\n\x0finclude_secrets\x18\x03 \x01(\x08\"\x90\x02\n\tLLMConfig\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x17\n\x0frequested_model\x18\x03 \x01(\t\x12\x10\n\x08\x62\x61se_url\x18\x04 \x01(\t\x12\x17\n\x0fopenai_base_url\x18\x05 \x01(\t\x12\x0f\n\x07\x61pi_key\x18\x06 \x01(\t\x12\x17\n\x0f\x61pi_key_present\x18\x07 \x01(\x08\x12\x14\n\x0c\x61pi_key_hint\x18\x08 \x01(\t\x12\x17\n\nmax_tokens\x18\t \x01(\x05H\x00\x88\x01\x01\x12\x18\n\x0btemperature\x18\n \x01(\x01H\x01\x88\x01\x01\x12\x0c\n\x04mode\x18\x0b \x01(\tB\r\n\x0b_max_tokensB\x0e\n\x0c_temperature\"R\n\x0b\x46ieldOrigin\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12$\n\x06source\x18\x02 \x01(\x0e\x32\x14.llmconfig.v1.Source\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"\x93\x01\n\x18ResolveLLMConfigResponse\x12\'\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x17.llmconfig.v1.LLMConfig\x12*\n\x07origins\x18\x02 \x03(\x0b\x32\x19.llmconfig.v1.FieldOrigin\x12\x10\n\x08warnings\x18\x03 \x03(\t\x12\x10\n\x08revision\x18\x04 \x01(\t\"n\n\x1a\x43heckProviderHealthRequest\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61se_url\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x0c\n\x04mode\x18\x04 \x01(\t\x12\x0f\n\x07refresh\x18\x05 \x01(\x08\"\xd5\x02\n\x1b\x43heckProviderHealthResponse\x12*\n\x06status\x18\x01 \x01(\x0e\x32\x1a.llmconfig.v1.HealthStatus\x12\x0f\n\x07healthy\x18\x02 \x01(\x08\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x10\n\x08provider\x18\x04 \x01(\t\x12\x10\n\x08\x62\x61se_url\x18\x05 \x01(\t\x12\r\n\x05model\x18\x06 \x01(\t\x12\x17\n\x0fmodel_available\x18\x07 \x01(\x08\x12\x18\n\x10\x61vailable_models\x18\x08 \x03(\t\x12\x16\n\x0eserver_version\x18\t \x01(\t\x12*\n\x07latency\x18\n \x01(\x0b\x32\x19.google.protobuf.Duration\x12.\n\nchecked_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x63\x61\x63hed\x18\x0c \x01(\x08*z\n\x06Source\x12\x16\n\x12SOURCE_UNSPECIFIED\x10\x00\x12\x12\n\x0eSOURCE_REQUEST\x10\x01\x12\x0f\n\x0bSOURCE_FLAG\x10\x02\x12\x0e\n\nSOURCE_ENV\x10\x03\x12\x0f\n\x0bSOURCE_FILE\x10\x04\x12\x12\n\x0eSOURCE_DEFAULT\x10\x05*\xc9\x02\n\x0cHealthStatus\x12\x1d\n\x19HEALTH_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15HEALTH_STATUS_HEALTHY\x10\x01\x12\x1d\n\x19HEALTH_STATUS_UNREACHABLE\x10\x02\x12\x19\n\x15HEALTH_STATUS_TIMEOUT\x10\x03\x12!\n\x1dHEALTH_STATUS_UNAUTHENTICATED\x10\x04\x12!\n\x1dHEALTH_STATUS_MODEL_NOT_FOUND\x10\x05\x12 \n\x1cHEALTH_STATUS_NOT_CONFIGURED\x10\x06\x12\x1e\n\x1aHEALTH_STATUS_RATE_LIMITED\x10\x07\x12\x1d\n\x19HEALTH_STATUS_UNAVAILABLE\x10\x08\x12\x1e\n\x1aHEALTH_STATUS_BAD_RESPONSE\x10\t2\xe1\x01\n\x10LLMConfigService\x12\x61\n\x10ResolveLLMConfig\x12%.llmconfig.v1.ResolveLLMConfigRequest\x1a&.llmconfig.v1.ResolveLLMConfigResponse\x12j\n\x13\x43heckProviderHealth\x12(.llmconfig.v1.CheckProviderHealthRequest\x1a).llmconfig.v1.CheckProviderHealthResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cllmconfig/v1/llmconfig.proto\x12\x0cllmconfig.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"\xe7\x01\n\x0bLLMSettings\x12\x15\n\x08provider\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x12\n\x05model\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x15\n\x08\x62\x61se_url\x18\x03 \x01(\tH\x02\x88\x01\x01\x12\x14\n\x07\x61pi_key\x18\x04 \x01(\tH\x03\x88\x01\x01\x12\x17\n\nmax_tokens\x18\x05 \x01(\x05H\x04\x88\x01\x01\x12\x18\n\x0btemperature\x18\x06 \x01(\x01H\x05\x88\x01\x01\x42\x0b\n\t_providerB\x08\n\x06_modelB\x0b\n\t_base_urlB\n\n\x08_api_keyB\r\n\x0b_max_tokensB\x0e\n\x0c_temperature\"n\n\x17ResolveLLMConfigRequest\x12\x0c\n\x04mode\x18\x01 \x01(\t\x12,\n\toverrides\x18\x02 \x01(\x0b\x32\x19.llmconfig.v1.LLMSettings\x12\x17\n\x0finclude_secrets\x18\x03 \x01(\x08\"\x84\x01\n\x15WatchLLMConfigRequest\x12\x0c\n\x04mode\x18\x01 \x01(\t\x12,\n\toverrides\x18\x02 \x01(\x0b\x32\x19.llmconfig.v1.LLMSettings\x12\x17\n\x0finclude_secrets\x18\x03 \x01(\x08\x12\x16\n\x0eknown_revision\x18\x04 \x01(\t\"}\n\x13WatchLLMConfigEvent\x12\x38\n\x06\x63onfig\x18\x01 \x01(\x0b\x32&.llmconfig.v1.ResolveLLMConfigResponseH\x00\x12#\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\x07\n\x05\x65vent\"\x90\x02\n\tLLMConfig\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x17\n\x0frequested_model\x18\x03 \x01(\t\x12\x10\n\x08\x62\x61se_url\x18\x04 \x01(\t\x12\x17\n\x0fopenai_base_url\x18\x05 \x01(\t\x12\x0f\n\x07\x61pi_key\x18\x06 \x01(\t\x12\x17\n\x0f\x61pi_key_present\x18\x07 \x01(\x08\x12\x14\n\x0c\x61pi_key_hint\x18\x08 \x01(\t\x12\x17\n\nmax_tokens\x18\t \x01(\x05H\x00\x88\x01\x01\x12\x18\n\x0btemperature\x18\n \x01(\x01H\x01\x88\x01\x01\x12\x0c\n\x04mode\x18\x0b \x01(\tB\r\n\x0b_max_tokensB\x0e\n\x0c_temperature\"R\n\x0b\x46ieldOrigin\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12$\n\x06source\x18\x02 \x01(\x0e\x32\x14.llmconfig.v1.Source\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"\x93\x01\n\x18ResolveLLMConfigResponse\x12\'\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x17.llmconfig.v1.LLMConfig\x12*\n\x07origins\x18\x02 \x03(\x0b\x32\x19.llmconfig.v1.FieldOrigin\x12\x10\n\x08warnings\x18\x03 \x03(\t\x12\x10\n\x08revision\x18\x04 \x01(\t\"n\n\x1a\x43heckProviderHealthRequest\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61se_url\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x0c\n\x04mode\x18\x04 \x01(\t\x12\x0f\n\x07refresh\x18\x05 \x01(\x08\"\xd5\x02\n\x1b\x43heckProviderHealthResponse\x12*\n\x06status\x18\x01 \x01(\x0e\x32\x1a.llmconfig.v1.HealthStatus\x12\x0f\n\x07healthy\x18\x02 \x01(\x08\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x10\n\x08provider\x18\x04 \x01(\t\x12\x10\n\x08\x62\x61se_url\x18\x05 \x01(\t\x12\r\n\x05model\x18\x06 \x01(\t\x12\x17\n\x0fmodel_available\x18\x07 \x01(\x08\x12\x18\n\x10\x61vailable_models\x18\x08 \x03(\t\x12\x16\n\x0eserver_version\x18\t \x01(\t\x12*\n\x07latency\x18\n \x01(\x0b\x32\x19.google.protobuf.Duration\x12.\n\nchecked_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x63\x61\x63hed\x18\x0c \x01(\x08*z\n\x06Source\x12\x16\n\x12SOURCE_UNSPECIFIED\x10\x00\x12\x12\n\x0eSOURCE_REQUEST\x10\x01\x12\x0f\n\x0bSOURCE_FLAG\x10\x02\x12\x0e\n\nSOURCE_ENV\x10\x03\x12\x0f\n\x0bSOURCE_FILE\x10\x04\x12\x12\n\x0eSOURCE_DEFAULT\x10\x05*\xc9\x02\n\x0cHealthStatus\x12\x1d\n\x19HEALTH_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15HEALTH_STATUS_HEALTHY\x10\x01\x12\x1d\n\x19HEALTH_STATUS_UNREACHABLE\x10\x02\x12\x19\n\x15HEALTH_STATUS_TIMEOUT\x10\x03\x12!\n\x1dHEALTH_STATUS_UNAUTHENTICATED\x10\x04\x12!\n\x1dHEALTH_STATUS_MODEL_NOT_FOUND\x10\x05\x12 \n\x1cHEALTH_STATUS_NOT_CONFIGURED\x10\x06\x12\x1e\n\x1aHEALTH_STATUS_RATE_LIMITED\x10\x07\x12\x1d\n\x19HEALTH_STATUS_UNAVAILABLE\x10\x08\x12\x1e\n\x1aHEALTH_STATUS_BAD_RESPONSE\x10\t2\xbd\x02\n\x10LLMConfigService\x12\x61\n\x10ResolveLLMConfig\x12%.llmconfig.v1.ResolveLLMConfigRequest\x1a&.llmconfig.v1.ResolveLLMConfigResponse\x12j\n\x13\x43heckProviderHealth\x12(.llmconfig.v1.CheckProviderHealthRequest\x1a).llmconfig.v1.CheckProviderHealthResponse\x12Z\n\x0eWatchLLMConfig\x12#.llmconfig.v1.WatchLLMConfigRequest\x1a!.llmconfig.v1.WatchLLMConfigEvent0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'llmconfig.v1.llmconfig_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SOURCE']._serialized_start=1422
-  _globals['_SOURCE']._serialized_end=1544
-  _globals['_HEALTHSTATUS']._serialized_start=1547
-  _globals['_HEALTHSTATUS']._serialized_end=1876
-  _globals['_LLMSETTINGS']._serialized_start=112
-  _globals['_LLMSETTINGS']._serialized_end=343
-  _globals['_RESOLVELLMCONFIGREQUEST']._serialized_start=345
-  _globals['_RESOLVELLMCONFIGREQUEST']._serialized_end=455
-  _globals['_LLMCONFIG']._serialized_start=458
-  _globals['_LLMCONFIG']._serialized_end=730
-  _globals['_FIELDORIGIN']._serialized_start=732
-  _globals['_FIELDORIGIN']._serialized_end=814
-  _globals['_RESOLVELLMCONFIGRESPONSE']._serialized_start=817
-  _globals['_RESOLVELLMCONFIGRESPONSE']._serialized_end=964
-  _globals['_CHECKPROVIDERHEALTHREQUEST']._serialized_start=966
-  _globals['_CHECKPROVIDERHEALTHREQUEST']._serialized_end=1076
-  _globals['_CHECKPROVIDERHEALTHRESPONSE']._serialized_start=1079
-  _globals['_CHECKPROVIDERHEALTHRESPONSE']._serialized_end=1420
-  _globals['_LLMCONFIGSERVICE']._serialized_start=1879
-  _globals['_LLMCONFIGSERVICE']._serialized_end=2104
+  _globals['_SOURCE']._serialized_start=1709
+  _globals['_SOURCE']._serialized_end=1831
+  _globals['_HEALTHSTATUS']._serialized_start=1834
+  _globals['_HEALTHSTATUS']._serialized_end=2163
+  _globals['_LLMSETTINGS']._serialized_start=137
+  _globals['_LLMSETTINGS']._serialized_end=368
+  _globals['_RESOLVELLMCONFIGREQUEST']._serialized_start=370
+  _globals['_RESOLVELLMCONFIGREQUEST']._serialized_end=480
+  _globals['_WATCHLLMCONFIGREQUEST']._serialized_start=483
+  _globals['_WATCHLLMCONFIGREQUEST']._serialized_end=615
+  _globals['_WATCHLLMCONFIGEVENT']._serialized_start=617
+  _globals['_WATCHLLMCONFIGEVENT']._serialized_end=742
+  _globals['_LLMCONFIG']._serialized_start=745
+  _globals['_LLMCONFIG']._serialized_end=1017
+  _globals['_FIELDORIGIN']._serialized_start=1019
+  _globals['_FIELDORIGIN']._serialized_end=1101
+  _globals['_RESOLVELLMCONFIGRESPONSE']._serialized_start=1104
+  _globals['_RESOLVELLMCONFIGRESPONSE']._serialized_end=1251
+  _globals['_CHECKPROVIDERHEALTHREQUEST']._serialized_start=1253
+  _globals['_CHECKPROVIDERHEALTHREQUEST']._serialized_end=1363
+  _globals['_CHECKPROVIDERHEALTHRESPONSE']._serialized_start=1366
+  _globals['_CHECKPROVIDERHEALTHRESPONSE']._serialized_end=1707
+  _globals['_LLMCONFIGSERVICE']._serialized_start=2166
+  _globals['_LLMCONFIGSERVICE']._serialized_end=2483
 # @@protoc_insertion_point(module_scope)

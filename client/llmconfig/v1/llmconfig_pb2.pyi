@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.rpc import status_pb2 as _status_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -74,6 +75,26 @@ class ResolveLLMConfigRequest(_message.Message):
     overrides: LLMSettings
     include_secrets: bool
     def __init__(self, mode: _Optional[str] = ..., overrides: _Optional[_Union[LLMSettings, _Mapping]] = ..., include_secrets: _Optional[bool] = ...) -> None: ...
+
+class WatchLLMConfigRequest(_message.Message):
+    __slots__ = ("mode", "overrides", "include_secrets", "known_revision")
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    OVERRIDES_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_SECRETS_FIELD_NUMBER: _ClassVar[int]
+    KNOWN_REVISION_FIELD_NUMBER: _ClassVar[int]
+    mode: str
+    overrides: LLMSettings
+    include_secrets: bool
+    known_revision: str
+    def __init__(self, mode: _Optional[str] = ..., overrides: _Optional[_Union[LLMSettings, _Mapping]] = ..., include_secrets: _Optional[bool] = ..., known_revision: _Optional[str] = ...) -> None: ...
+
+class WatchLLMConfigEvent(_message.Message):
+    __slots__ = ("config", "error")
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    config: ResolveLLMConfigResponse
+    error: _status_pb2.Status
+    def __init__(self, config: _Optional[_Union[ResolveLLMConfigResponse, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...
 
 class LLMConfig(_message.Message):
     __slots__ = ("provider", "model", "requested_model", "base_url", "openai_base_url", "api_key", "api_key_present", "api_key_hint", "max_tokens", "temperature", "mode")

@@ -45,6 +45,11 @@ class LLMConfigServiceStub:
                 request_serializer=llmconfig_dot_v1_dot_llmconfig__pb2.CheckProviderHealthRequest.SerializeToString,
                 response_deserializer=llmconfig_dot_v1_dot_llmconfig__pb2.CheckProviderHealthResponse.FromString,
                 _registered_method=True)
+        self.WatchLLMConfig = channel.unary_stream(
+                '/llmconfig.v1.LLMConfigService/WatchLLMConfig',
+                request_serializer=llmconfig_dot_v1_dot_llmconfig__pb2.WatchLLMConfigRequest.SerializeToString,
+                response_deserializer=llmconfig_dot_v1_dot_llmconfig__pb2.WatchLLMConfigEvent.FromString,
+                _registered_method=True)
 
 
 class LLMConfigServiceServicer:
@@ -71,6 +76,20 @@ class LLMConfigServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchLLMConfig(self, request, context):
+        """WatchLLMConfig sends the caller's current resolution at once (unless known_revision equals
+        it), then one event each time that resolution changes (a reload that leaves it unchanged
+        sends nothing). An event that cannot be resolved carries the error instead, so the stream
+        survives a configuration that turns invalid and valid again. Server shutdown ends the
+        stream with UNAVAILABLE: reconnect with known_revision.
+
+        The contract names the streamed message an event: each one is, not a reply to the request.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LLMConfigServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -83,6 +102,11 @@ def add_LLMConfigServiceServicer_to_server(servicer, server):
                     servicer.CheckProviderHealth,
                     request_deserializer=llmconfig_dot_v1_dot_llmconfig__pb2.CheckProviderHealthRequest.FromString,
                     response_serializer=llmconfig_dot_v1_dot_llmconfig__pb2.CheckProviderHealthResponse.SerializeToString,
+            ),
+            'WatchLLMConfig': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchLLMConfig,
+                    request_deserializer=llmconfig_dot_v1_dot_llmconfig__pb2.WatchLLMConfigRequest.FromString,
+                    response_serializer=llmconfig_dot_v1_dot_llmconfig__pb2.WatchLLMConfigEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -140,6 +164,33 @@ class LLMConfigService:
             '/llmconfig.v1.LLMConfigService/CheckProviderHealth',
             llmconfig_dot_v1_dot_llmconfig__pb2.CheckProviderHealthRequest.SerializeToString,
             llmconfig_dot_v1_dot_llmconfig__pb2.CheckProviderHealthResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchLLMConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/llmconfig.v1.LLMConfigService/WatchLLMConfig',
+            llmconfig_dot_v1_dot_llmconfig__pb2.WatchLLMConfigRequest.SerializeToString,
+            llmconfig_dot_v1_dot_llmconfig__pb2.WatchLLMConfigEvent.FromString,
             options,
             channel_credentials,
             insecure,
