@@ -69,11 +69,11 @@ class ServerThread:
 
     def __init__(self, resolver: Resolver, health: HealthOptions,
                  listen: str | Sequence[str] = "127.0.0.1:0",
-                 access: Access | None = None) -> None:
+                 access: Access | None = None, metrics_listen: str | None = None) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.running = self._run(app.start(resolver, listen, health, access))
+        self.running = self._run(app.start(resolver, listen, health, access, metrics_listen))
         self.target = self.running.address
 
     def _run(self, coro):  # type: ignore[no-untyped-def]
@@ -86,7 +86,14 @@ class ServerThread:
 
 
 @pytest.fixture
-def serve(workspace: Workspace) -> Iterator[Callable[..., llmconfig.Client]]:
+def servers() -> list[ServerThread]:
+    """The servers `serve` started in this test, in order (for what a client cannot see)."""
+    return []
+
+
+@pytest.fixture
+def serve(workspace: Workspace, servers: list[ServerThread],
+          ) -> Iterator[Callable[..., llmconfig.Client]]:
     started: list[tuple[ServerThread, llmconfig.Client]] = []
 
     def start(env: Mapping[str, str] | None = None, args: list[str] | None = None,
@@ -106,7 +113,9 @@ def serve(workspace: Workspace) -> Iterator[Callable[..., llmconfig.Client]]:
         # The machine running the tests may itself be a container; say what the test means.
         health = replace(options.health, in_container=in_container, **health_options)
         access = access_policy.load(options.access, options.listeners)
-        server = ServerThread(Resolver(sources), health, options.listeners, access)
+        server = ServerThread(Resolver(sources), health, options.listeners, access,
+                              options.metrics_listen)
+        servers.append(server)
         client = llmconfig.Client(server.target, **(client_options or {}))
         started.append((server, client))
         return client

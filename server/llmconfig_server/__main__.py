@@ -33,11 +33,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FlagError as exc:
         print(f"llmconfig-server: refusing to start: {exc}", file=sys.stderr)
         return EXIT_INVALID_CONFIG
-    logging.basicConfig(
-        level=options.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from .logs import configure
+
+    configure(options.log_level, options.log_format)
     from . import access as access_policy
     from .app import ListenError, serve
     from .resolver import Resolver
@@ -60,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INVALID_CONFIG
     try:
         asyncio.run(serve(resolver, options.listeners, options.shutdown_grace, options.health,
-                          access, options.drain_seconds))
+                          access, options.drain_seconds, options.metrics_listen))
     except ListenError as exc:
         print(f"llmconfig-server: {exc}", file=sys.stderr)
         return EXIT_CANNOT_SERVE

@@ -88,7 +88,9 @@ def require_secrets(what: str = "include_secrets") -> Caller:
 def audit_secret(caller: Caller, peer: str, rpc: str, provider: str, key_hint: str) -> None:
     """One line per answer that carries a secret; the hint at most, never the key."""
     log.info("secret served: token=%s peer=%s rpc=%s provider=%s key=%s", caller.name, peer,
-             rpc, provider, key_hint or "(none)")
+             rpc, provider, key_hint or "(none)",
+             extra={"token": caller.name, "peer": peer, "rpc": rpc, "provider": provider,
+                    "key_hint": key_hint})
 
 
 def _missing_scope(caller: Caller, scope: str, what: str) -> grpc.Status:

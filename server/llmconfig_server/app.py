@@ -10,6 +10,7 @@ import os
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -26,6 +27,7 @@ from .listeners import (
     prepare_unix_socket,
     restrict_unix_socket,
 )
+from .metrics import Metrics
 from .resolver import Resolver
 from .servicer import SERVICE_NAME, LLMConfigServicer
 
@@ -44,6 +46,9 @@ class RunningServer:
     providers: ProviderHealth
     addresses: tuple[str, ...]  # as clients write the target, port 0 resolved
     admission: Admission
+    metrics: Metrics
+    metrics_address: str | None = None  # host:port of /metrics, when served
+    _metrics_server: Any = None
 
     @property
     def address(self) -> str:
@@ -64,17 +69,24 @@ class RunningServer:
         await asyncio.sleep(refusing)
         await self.server.stop(grace - refusing)
         await self.providers.aclose()
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server.server_close()
 
 
 async def start(resolver: Resolver, listen: str | Sequence[str | Listener],
                 health_options: HealthOptions | None = None,
-                access: Access | None = None) -> RunningServer:
+                access: Access | None = None, metrics_listen: str | None = None,
+                ) -> RunningServer:
+    """Serve on `listen`; `metrics_listen` (HOST:PORT) also serves Prometheus' /metrics."""
     access = access or Access()
+    metrics = Metrics()
     listeners = [parse_listener(item) if isinstance(item, str) else item
                  for item in ([listen] if isinstance(listen, str) else listen)]
     admission = Admission()
     server = grpc.aio.server(
-        interceptors=[admission, AccessInterceptor(access.tokens)],
+        # Outermost first: metrics see every outcome, refusals and denials included.
+        interceptors=[metrics.interceptor(), admission, AccessInterceptor(access.tokens)],
         # gRPC shares ports by default (SO_REUSEPORT); a second daemon on our port must fail
         # loudly.
         options=[("grpc.so_reuseport", 0),
@@ -87,6 +99,7 @@ async def start(resolver: Resolver, listen: str | Sequence[str | Listener],
     reflection.enable(server, (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"]
                                .full_name))
     addresses = tuple(_add_port(server, item, access.credentials) for item in listeners)
+    metrics_server, metrics_address = _serve_metrics(metrics, metrics_listen)
     await server.start()
     for item in listeners:
         if item.is_unix:
@@ -94,7 +107,23 @@ async def start(resolver: Resolver, listen: str | Sequence[str | Listener],
     # "" is the whole server; the service name lets clients check the service itself.
     for name in ("", SERVICE_NAME):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server, health, providers, addresses, admission)
+    return RunningServer(server, health, providers, addresses, admission, metrics,
+                         metrics_address, metrics_server)
+
+
+def _serve_metrics(metrics: Metrics, listen: str | None) -> tuple[Any, str | None]:
+    if not listen:
+        return None, None
+    from prometheus_client import start_http_server
+
+    host, _, port = listen.rpartition(":")
+    try:
+        http, _thread = start_http_server(int(port), host.strip("[]") or "0.0.0.0",
+                                          registry=metrics.registry)
+    except (OSError, ValueError) as exc:
+        raise ListenError(f"cannot serve metrics on {listen}: {exc}") from None
+    shown = f"[{host.strip('[]')}]" if ":" in host.strip("[]") else host
+    return http, f"{shown}:{http.server_port}"
 
 
 def _add_port(server: grpc.aio.Server, listener: Listener,
@@ -119,13 +148,16 @@ def _add_port(server: grpc.aio.Server, listener: Listener,
 
 async def serve(resolver: Resolver, listeners: Sequence[Listener], grace: float,
                 health_options: HealthOptions, access: Access | None = None,
-                drain: float = 1.0) -> None:
+                drain: float = 1.0, metrics_listen: str | None = None) -> None:
     """Serve until SIGTERM or SIGINT, then stop gracefully (see RunningServer.stop)."""
     access = access or Access()
-    running = await start(resolver, listeners, health_options, access)
+    running = await start(resolver, listeners, health_options, access, metrics_listen)
     from .report import startup_report
 
-    log.info("%s", startup_report(resolver, running.addresses, [f"access: {access.description}"]))
+    notes = [f"access: {access.description}"]
+    if running.metrics_address:
+        notes.append(f"metrics: http://{running.metrics_address}/metrics")
+    log.info("%s", startup_report(resolver, running.addresses, notes))
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

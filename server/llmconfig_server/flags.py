@@ -40,6 +40,8 @@ class Options:
     health: HealthOptions
     access: AccessOptions = field(default_factory=AccessOptions)
     drain_seconds: float = 1.0
+    metrics_listen: str | None = None
+    log_format: str = "text"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "so load balancers and clients move away (default 1)")
     server.add_argument("--shutdown-grace", default="5", metavar="SECONDS",
                         help="then how long calls still running may finish (default 5)")
+    server.add_argument("--metrics-listen", metavar="HOST:PORT",
+                        help="serve Prometheus metrics on http://HOST:PORT/metrics (default: "
+                             "off); they hold no secrets")
+    server.add_argument("--log-format", default="text", choices=["text", "json"],
+                        help="json: one object a line, for cluster log pipelines (default text)")
     server.add_argument("--log-level", default="info",
                         choices=["debug", "info", "warning", "error"], help="default info")
     access = parser.add_argument_group(
@@ -139,7 +146,17 @@ def parse(argv: Sequence[str] | None, environ: Mapping[str, str] | None = None) 
     )
     return Options(listeners, _seconds(args.shutdown_grace, "--shutdown-grace"),
                    args.log_level, flags, health, access,
-                   _seconds(args.drain_seconds, "--drain-seconds"))
+                   _seconds(args.drain_seconds, "--drain-seconds"),
+                   _metrics_listen(args.metrics_listen), args.log_format)
+
+
+def _metrics_listen(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    _, sep, port = raw.strip().rpartition(":")
+    if not sep or not (port.isascii() and port.isdigit() and int(port) <= 65535):
+        raise FlagError(f"--metrics-listen: {raw!r} is not HOST:PORT, e.g. 0.0.0.0:9090")
+    return raw.strip()
 
 
 def _seconds(raw: str, flag: str, maximum: float = 3600.0) -> float:

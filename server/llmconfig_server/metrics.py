@@ -1,0 +1,178 @@
+"""Prometheus metrics (`--metrics-listen HOST:PORT`): every RPC under the go-grpc-prometheus
+names and labels, plus what only this service knows — provider health, probes, reloads, the
+config revision and who received secrets.
+
+Each server has a registry of its own (tests run several servers in one process), and label
+children are bound once per method, so a call costs two counter increments and one
+histogram observation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import grpc
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# go-grpc-prometheus' default buckets.
+BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+# grpc_code values as Go's codes.Code.String() spells them, so dashboards carry over.
+GO_CODE_NAMES: Final = {code: "".join(p.capitalize() for p in code.name.split("_"))
+                        for code in grpc.StatusCode} | {grpc.StatusCode.OK: "OK",
+                                                        grpc.StatusCode.CANCELLED: "Canceled"}
+_TYPES: Final = {"unary_unary": "unary", "unary_stream": "server_stream",
+                 "stream_unary": "client_stream", "stream_stream": "bidi_stream"}
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        labels = ("grpc_type", "grpc_service", "grpc_method")
+        self.started = Counter("grpc_server_started_total",
+                               "Total number of RPCs started on the server.", labels,
+                               registry=self.registry)
+        self.handled = Counter("grpc_server_handled_total",
+                               "Total number of RPCs completed on the server, regardless of "
+                               "success or failure.", (*labels, "grpc_code"),
+                               registry=self.registry)
+        self.handling = Histogram("grpc_server_handling_seconds",
+                                  "Histogram of response latency (seconds) of gRPC that had "
+                                  "been application-level handled by the server.", labels,
+                                  buckets=BUCKETS, registry=self.registry)
+        self.msg_sent = Counter("grpc_server_msg_sent_total",
+                                "Total number of gRPC stream messages sent by the server.",
+                                labels, registry=self.registry)
+        self.provider_health = Gauge(
+            "llmconfig_provider_health",
+            "1 for the provider's latest health status, 0 for its other statuses.",
+            ("provider", "base_url", "status"), registry=self.registry)
+        self.probes = Counter("llmconfig_provider_probes_total",
+                              "Upstream provider probes made (cache misses).",
+                              ("provider", "status"), registry=self.registry)
+        self.reloads = Counter("llmconfig_config_reloads_total",
+                               "Configuration reloads, by result.", ("result",),
+                               registry=self.registry)
+        self.config_info = Gauge("llmconfig_config_info",
+                                 "1 for the revision of the server's own configuration.",
+                                 ("revision",), registry=self.registry)
+        self.secrets_served = Counter("llmconfig_secrets_served_total",
+                                      "Answers that carried an API key, by token name.",
+                                      ("token",), registry=self.registry)
+
+    def interceptor(self) -> grpc.aio.ServerInterceptor:
+        return _MetricsInterceptor(self)
+
+    def set_provider_status(self, provider: str, base_url: str, status: str,
+                            statuses: tuple[str, ...]) -> None:
+        for name in statuses:
+            self.provider_health.labels(provider, base_url, name).set(int(name == status))
+
+    def set_revision(self, revision: str) -> None:
+        self.config_info.clear()
+        self.config_info.labels(revision).set(1)
+
+
+class _Bound:
+    """One method's label children, bound once."""
+
+    def __init__(self, metrics: Metrics, kind: str, service: str, method: str) -> None:
+        labels = (_TYPES[kind], service, method)
+        self.labels = labels
+        self.metrics = metrics
+        self.started = metrics.started.labels(*labels)
+        self.handling = metrics.handling.labels(*labels)
+        self.msg_sent = metrics.msg_sent.labels(*labels)
+        self._handled: dict[str, Any] = {}
+
+    def done(self, code: grpc.StatusCode | None, began: float) -> None:
+        name = GO_CODE_NAMES[code or grpc.StatusCode.OK]
+        child = self._handled.get(name)
+        if child is None:
+            child = self._handled[name] = self.metrics.handled.labels(*self.labels, name)
+        child.inc()
+        self.handling.observe(time.perf_counter() - began)
+
+
+class _MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self._bound: dict[str, _Bound] = {}
+
+    async def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails],
+                                     Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None:
+            return None
+        bound = self._bound.get(details.method)
+        if bound is None:
+            service, _, method = details.method.lstrip("/").partition("/")
+            kind = next(k for k in _TYPES if getattr(handler, k) is not None)
+            bound = self._bound[details.method] = _Bound(self.metrics, kind, service, method)
+        return _observed(handler, bound)
+
+
+def _code(context: grpc.aio.ServicerContext[Any, Any], error: BaseException | None,
+          ) -> grpc.StatusCode:
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return code
+    if error is None:
+        return grpc.StatusCode.OK
+    if isinstance(error, asyncio.CancelledError):
+        return grpc.StatusCode.CANCELLED
+    return grpc.StatusCode.UNKNOWN
+
+
+_FACTORIES: Final = {
+    "unary_unary": grpc.unary_unary_rpc_method_handler,
+    "unary_stream": grpc.unary_stream_rpc_method_handler,
+    "stream_unary": grpc.stream_unary_rpc_method_handler,
+    "stream_stream": grpc.stream_stream_rpc_method_handler,
+}
+
+
+def _observed(handler: grpc.RpcMethodHandler, bound: _Bound) -> grpc.RpcMethodHandler:
+    """The same handler, counted and timed. Streaming handlers written as async generators
+    stay generators (their messages are counted); the others stay coroutines."""
+    kind = next(k for k in _TYPES if getattr(handler, k) is not None)
+    inner = getattr(handler, kind)
+    behaviour: Any
+    if inspect.isasyncgenfunction(inner):
+        async def generate(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            bound.started.inc()
+            began = time.perf_counter()
+            error: BaseException | None = None
+            try:
+                async for item in inner(request, context):
+                    bound.msg_sent.inc()
+                    yield item
+            except BaseException as exc:
+                error = exc
+                raise
+            finally:
+                bound.done(_code(context, error), began)
+
+        behaviour = generate
+    else:
+        async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            bound.started.inc()
+            began = time.perf_counter()
+            error: BaseException | None = None
+            try:
+                return await inner(request, context)
+            except BaseException as exc:
+                error = exc
+                raise
+            finally:
+                bound.done(_code(context, error), began)
+
+        behaviour = call
+    return _FACTORIES[kind](behaviour, request_deserializer=handler.request_deserializer,
+                            response_serializer=handler.response_serializer)

@@ -1,0 +1,69 @@
+"""Prometheus metrics: scraped over HTTP after real calls, with go-grpc-prometheus names."""
+
+from __future__ import annotations
+
+import re
+import urllib.request
+
+import pytest
+
+import llmconfig
+from llmconfig_server.tokens import digest_of
+
+TOKEN = "llmc_metrics-test-token"
+
+
+def scrape(server) -> str:
+    url = f"http://{server.running.metrics_address}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        return answer.read().decode()
+
+
+def value(text: str, name: str, **labels: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+RESOLVE = {"grpc_service": "llmconfig.v1.LLMConfigService", "grpc_method": "ResolveLLMConfig",
+           "grpc_type": "unary"}
+
+
+def test_metrics_count_the_calls_made(serve, servers):
+    client = serve(args=["--metrics-listen", "127.0.0.1:0"])
+    for _ in range(3):
+        client.resolve()
+    with pytest.raises(llmconfig.ConfigInvalid):
+        client.resolve(temperature=9.0)
+    text = scrape(servers[0])
+    assert value(text, "grpc_server_started_total", **RESOLVE) == 4
+    assert value(text, "grpc_server_handled_total", grpc_code="OK", **RESOLVE) == 3
+    assert value(text, "grpc_server_handled_total", grpc_code="InvalidArgument", **RESOLVE) == 1
+    assert value(text, "grpc_server_handling_seconds_count", **RESOLVE) == 4
+
+
+def test_metrics_count_refused_callers_under_their_code(serve, servers, workspace):
+    path = workspace.write("tokens.yaml", f"tokens:\n  - name: r\n    sha256: "
+                                          f"{digest_of(TOKEN)}\n    scopes: [resolve]\n")
+    client = serve(args=["--metrics-listen", "127.0.0.1:0", "--tokens-file", str(path)])
+    with pytest.raises(llmconfig.Unauthenticated):
+        client.resolve()
+    text = scrape(servers[0])
+    assert value(text, "grpc_server_handled_total", grpc_code="Unauthenticated", **RESOLVE) == 1
+
+
+def test_metrics_are_off_by_default(serve, servers):
+    serve()
+    assert servers[0].running.metrics_address is None
+
+
+def test_a_bad_metrics_address_is_refused(server_process):
+    handle = server_process(["--metrics-listen", "nowhere"], wait_ready=False)
+    assert handle.finish() == 2
+    assert "--metrics-listen: 'nowhere' is not HOST:PORT" in handle.log
+
+
+def test_the_startup_block_says_where_metrics_are(server_process):
+    handle = server_process(["--metrics-listen", "127.0.0.1:0"])
+    assert re.search(r"metrics: http://127\.0\.0\.1:\d+/metrics", handle.log)
