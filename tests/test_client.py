@@ -16,11 +16,8 @@ import llmconfig
 from llmconfig import HealthStatus, Source
 from llmconfig.v1 import llmconfig_pb2 as pb
 from llmconfig.v1 import llmconfig_pb2_grpc as pb_grpc
-from llmconfig_server.health import HealthOptions
-from llmconfig_server.resolver import Resolver
-from llmconfig_server.sources import ServerFlags, load_server_sources
 
-from conftest import ANTHROPIC_KEY, ServerThread
+from conftest import ANTHROPIC_KEY, ServerThread, inputs_for
 
 
 def free_port() -> int:
@@ -80,8 +77,8 @@ def test_client_waits_for_a_server_that_starts_late(workspace):
 
     def start_late() -> None:
         time.sleep(0.8)
-        sources = load_server_sources(ServerFlags(), {}, workspace.cwd, workspace.home)
-        started.append(ServerThread(Resolver(sources), HealthOptions(), f"127.0.0.1:{port}"))
+        started.append(ServerThread(inputs_for(workspace, args=["--listen",
+                                                                f"127.0.0.1:{port}"])))
 
     threading.Thread(target=start_late).start()
     try:

@@ -27,18 +27,12 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from llmconfig_server import access as access_policy
-from llmconfig_server.access import AccessOptions, TlsFiles
 from llmconfig_server.flags import build_parser
-from llmconfig_server.health import HealthOptions
-from llmconfig_server.listeners import parse_listener
-from llmconfig_server.resolver import Resolver
-from llmconfig_server.sources import ServerFlags, load_server_sources
 from llmconfig_server.tokens import digest_of
 
 import pki
 import providers
-from conftest import GRPCURL, ServerThread
+from conftest import GRPCURL, ServerThread, Workspace, inputs_for
 
 ROOT = Path(__file__).parent.parent
 README = ROOT / "README.md"
@@ -68,8 +62,7 @@ def session_server(name: str, home: Path) -> Iterator[tuple[str, dict[str, str]]
     emulator = None
     env: dict[str, str] = {}
     replacements: dict[str, str] = {}
-    listen = "127.0.0.1:0"
-    access = None
+    args: list[str] = []
     socket_dir = None
     if name == "tls":
         certs = pki.make(home / "pki")
@@ -79,20 +72,18 @@ def session_server(name: str, home: Path) -> Iterator[tuple[str, dict[str, str]]
             f"  - name: {who}\n    sha256: {digest_of(token)}\n    scopes: [{scopes}]\n"
             for who, (token, scopes) in README_TOKENS.items()))
         env["ANTHROPIC_API_KEY"] = README_KEY
-        options = AccessOptions(str(home / "tokens.yaml"),
-                                TlsFiles(str(certs.server_cert), str(certs.server_key)))
-        access = access_policy.load(options, [parse_listener(listen)])
+        args += ["--tokens-file", str(home / "tokens.yaml"), "--tls-cert",
+                 str(certs.server_cert), "--tls-key", str(certs.server_key)]
     if name == "unix":
         socket_dir = Path(tempfile.mkdtemp(prefix="llmc-", dir="/tmp"))
-        listen = f"unix:{socket_dir}/llmconfig.sock"
+        args += ["--listen", f"unix:{socket_dir}/llmconfig.sock"]
         replacements[str(socket_dir / "llmconfig.sock")] = README_SOCKET
     if name == "ollama":
         emulator = providers.ollama(["qwen2.5-coder:14b", "llama3.2:3b"], version="0.6.2")
         port = emulator.url.rsplit(":", 1)[1]
         env["OLLAMA_HOST"] = f"127.0.0.1:{port}"
         replacements[f"127.0.0.1:{port}"] = f"127.0.0.1:{README_OLLAMA_PORT}"
-    sources = load_server_sources(ServerFlags(), env, home, home)
-    server = ServerThread(Resolver(sources), HealthOptions(in_container=False), listen, access)
+    server = ServerThread(inputs_for(Workspace(home, home), env, args))
     if not server.target.startswith("unix:"):
         replacements[server.target] = README_TARGET
     try:

@@ -10,12 +10,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-from .domain import ConfigError
 from .flags import FlagError, parse
 
 EXIT_INVALID_CONFIG = 2
@@ -36,29 +33,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .logs import configure
 
     configure(options.log_level, options.log_format)
-    from . import access as access_policy
     from .app import ListenError, serve
-    from .resolver import Resolver
+    from .state import BuildError, Inputs, build
 
+    inputs = Inputs.of_process(options)
     try:
-        access = access_policy.load(options.access, options.listeners)
-    except access_policy.AccessProblem as exc:
-        print(f"llmconfig-server: refusing to start: {exc}", file=sys.stderr)
+        snapshot = build(inputs)
+    except BuildError as exc:
+        _refuse(exc.problems)
         return EXIT_INVALID_CONFIG
     try:
-        from .sources import load_server_sources
-
-        sources = load_server_sources(options.flags, os.environ, Path.cwd(), Path.home())
-        resolver = Resolver(sources)
-        base = resolver.base()
-        if isinstance(base, ConfigError):
-            raise base
-    except ConfigError as exc:
-        _refuse(exc)
-        return EXIT_INVALID_CONFIG
-    try:
-        asyncio.run(serve(resolver, options.listeners, options.shutdown_grace, options.health,
-                          access, options.drain_seconds, options.metrics_listen))
+        asyncio.run(serve(inputs, snapshot))
     except ListenError as exc:
         print(f"llmconfig-server: {exc}", file=sys.stderr)
         return EXIT_CANNOT_SERVE
@@ -93,9 +78,12 @@ def token_command(argv: Sequence[str]) -> int:
     return 0
 
 
-def _refuse(error: ConfigError) -> None:
+def _refuse(problems: Sequence[str]) -> None:
+    if len(problems) == 1:
+        print(f"llmconfig-server: refusing to start: {problems[0]}", file=sys.stderr)
+        return
     lines = ["llmconfig-server: refusing to start: the configuration is invalid:"]
-    lines += [f"  - {v.message}" for v in error.violations]
+    lines += [f"  - {problem}" for problem in problems]
     print("\n".join(lines), file=sys.stderr)
 
 

@@ -106,8 +106,8 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     services (health, reflection) pass untouched. Without a token table every caller is
     `trusted` (the exposure policy allows that only on loopback and Unix sockets)."""
 
-    def __init__(self, tokens: TokenTable | None) -> None:
-        self.tokens = tokens
+    def __init__(self, tokens: Callable[[], TokenTable | None]) -> None:
+        self.tokens = tokens  # read per call: a reload may bring new tokens
 
     async def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails],
@@ -125,7 +125,8 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return _as(handler, caller)
 
     def _authorize(self, rpc: str, metadata: Sequence[tuple[str, Any]] | None) -> Caller:
-        if self.tokens is None:
+        tokens = self.tokens()
+        if tokens is None:
             return TRUSTED
         presented = _bearer(metadata)
         if presented is None:
@@ -134,7 +135,7 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 "this server requires a token: send `authorization: Bearer <token>` (the "
                 "llmconfig client reads STIGMER_LLMCONFIG_TOKEN or STIGMER_LLMCONFIG_TOKEN_FILE)",
                 "TOKEN_MISSING"))
-        token = self.tokens.authenticate(presented)
+        token = tokens.authenticate(presented)
         if token is None:
             raise Denied(denial(
                 grpc.StatusCode.UNAUTHENTICATED,
@@ -240,13 +241,46 @@ class TlsError(Exception):
     """A TLS file cannot be used."""
 
 
-def server_credentials(tls: TlsFiles) -> grpc.ServerCredentials:
-    cert = _pem(tls.cert, "--tls-cert", b"CERTIFICATE")
-    key = _pem(tls.key, "--tls-key", b"PRIVATE KEY")
-    client_ca = _pem(tls.client_ca, "--tls-client-ca", b"CERTIFICATE") if tls.client_ca \
-        else None
-    return grpc.ssl_server_credentials([(key, cert)], root_certificates=client_ca,
-                                       require_client_auth=client_ca is not None)
+@dataclass(frozen=True, slots=True)
+class TlsMaterial:
+    """The PEM bytes of the TLS files, read at build time (and again on every reload)."""
+
+    cert: bytes
+    key: bytes
+    client_ca: bytes | None = None
+
+
+def read_tls(tls: TlsFiles) -> TlsMaterial:
+    return TlsMaterial(
+        cert=_pem(tls.cert, "--tls-cert", b"CERTIFICATE"),
+        key=_pem(tls.key, "--tls-key", b"PRIVATE KEY"),
+        client_ca=_pem(tls.client_ca, "--tls-client-ca", b"CERTIFICATE") if tls.client_ca
+        else None,
+    )
+
+
+def certificate_configuration(material: TlsMaterial) -> Any:
+    return grpc.ssl_server_certificate_configuration(
+        [(material.key, material.cert)], root_certificates=material.client_ca)
+
+
+def reloading_credentials(current: Callable[[], TlsMaterial | None],
+                          require_client_auth: bool) -> grpc.ServerCredentials:
+    """TLS credentials that pick up new certificate files: gRPC asks `current()` before each
+    new handshake, and gets a new configuration only when the material changed."""
+    first = current()
+    assert first is not None
+    served = [first]
+
+    def fetch() -> Any:
+        material = current()
+        if material is None or material is served[0]:
+            return None  # unchanged: keep the configuration gRPC has
+        served[0] = material
+        return certificate_configuration(material)
+
+    return grpc.dynamic_ssl_server_credentials(certificate_configuration(first), fetch,
+                                               require_client_authentication=require_client_auth)
 
 
 def _pem(path: str, flag: str, kind: bytes) -> bytes:
@@ -271,10 +305,10 @@ class AccessOptions:
 
 @dataclass(frozen=True, slots=True)
 class Access:
-    """Who may call (None: everyone is trusted) and the TLS credentials of TCP listeners."""
+    """Who may call (None: everyone is trusted) and the TLS material of TCP listeners."""
 
     tokens: TokenTable | None = None
-    credentials: grpc.ServerCredentials | None = None
+    tls: TlsMaterial | None = None
     description: str = "no tokens: every caller is trusted; TCP transport security: none"
 
 
@@ -290,10 +324,10 @@ def load(options: AccessOptions, listeners: Sequence[Listener]) -> Access:
             table = tokens_file.load(options.tokens_file)
         except tokens_file.TokensFileError as exc:
             raise AccessProblem(str(exc)) from None
-    credentials = None
+    material = None
     if options.tls:
         try:
-            credentials = server_credentials(options.tls)
+            material = read_tls(options.tls)
         except TlsError as exc:
             raise AccessProblem(str(exc)) from None
     problems = exposure_problems(listeners, table is not None, options.tls)
@@ -307,4 +341,4 @@ def load(options: AccessOptions, listeners: Sequence[Listener]) -> Access:
     tls = "none"
     if options.tls:
         tls = "mTLS (client certificates required)" if options.tls.client_ca else "TLS"
-    return Access(table, credentials, f"{who}; TCP transport security: {tls}")
+    return Access(table, material, f"{who}; TCP transport security: {tls}")

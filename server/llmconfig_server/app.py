@@ -1,6 +1,8 @@
-"""Build and run the grpc.aio server: the service behind the access interceptor,
-grpc.health.v1.Health, reflection, its listeners (TCP, TLS, Unix sockets), and a graceful stop
-(NOT_SERVING first, then in-flight calls get the grace period)."""
+"""Build and run the grpc.aio server from the server's inputs — one call, `start(inputs)`, for
+`__main__`, the tests and the bench: the service on the current state behind the metrics,
+admission and access interceptors, grpc.health.v1.Health, reflection, the listeners (TCP, TLS
+that reloads its certificates, Unix sockets), metrics over HTTP, the reloader, and a graceful
+stop."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,37 +18,51 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
-from . import answers, reflection
-from .access import Access, AccessInterceptor
+from . import reflection
+from .access import AccessInterceptor, reloading_credentials
 from .admission import Admission
-from .health import HealthOptions, ProviderHealth
 from .listeners import (
     Listener,
     ListenError,
-    parse_listener,
     prepare_unix_socket,
     restrict_unix_socket,
 )
 from .metrics import Metrics
-from .resolver import Resolver
-from .servicer import SERVICE_NAME, LLMConfigServicer
+from .reloader import Reloader
+from .service import LLMConfigService
+from .servicer import SERVICE_NAME
+from .state import Inputs, ServerState, Snapshot, build
 
 log = logging.getLogger("llmconfig_server")
+
+__all__ = ["Inputs", "ListenError", "RunningServer", "serve", "start"]
+
 REFUSE_SECONDS = 0.25
 # Every request of this service is a few hundred bytes; a megabyte is an attack or a bug.
 MAX_REQUEST_BYTES = 64 * 1024
+# Dead peers of long-lived watch streams are found by pings; connections are recycled now and
+# then so streams rebalance across replicas (clients reconnect with their revision).
+CHANNEL_OPTIONS = (
+    ("grpc.so_reuseport", 0),  # a second daemon on our port must fail, not share it
+    ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 20_000),
+    ("grpc.max_connection_age_ms", 30 * 60_000),
+    ("grpc.max_connection_age_grace_ms", 60_000),
+)
 
-__all__ = ["Access", "ListenError", "RunningServer", "serve", "start"]
 
-
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class RunningServer:
     server: grpc.aio.Server
+    state: ServerState
     health: HealthServicer
-    providers: ProviderHealth
     addresses: tuple[str, ...]  # as clients write the target, port 0 resolved
     admission: Admission
     metrics: Metrics
+    reloader: Reloader
     metrics_address: str | None = None  # host:port of /metrics, when served
     _metrics_server: Any = None
 
@@ -54,61 +70,107 @@ class RunningServer:
     def address(self) -> str:
         return self.addresses[0]
 
+    def reload(self, reason: str = "requested") -> str:
+        """Rebuild the state from the inputs now (as SIGHUP does)."""
+        return self.state.reload(reason)
+
     async def stop(self, grace: float, drain: float = 0.0) -> None:
         """Report NOT_SERVING and keep serving for `drain` seconds while load balancers and
-        clients move away; then answer new calls UNAVAILABLE (clients retry it) and give calls
-        still running `grace` seconds. Stopping the transport at once would cut every call in
-        transit with CANCELLED, which no client retries."""
+        clients move away; then end watch streams and answer new calls UNAVAILABLE (clients
+        retry it), and give calls still running `grace` seconds. Stopping the transport at
+        once would cut every call in transit with CANCELLED, which no client retries."""
         await self.health.enter_graceful_shutdown()
         if drain > 0:
             await asyncio.sleep(drain)
         self.admission.close()
+        self.state.close()
+        await self.reloader.stop()
         # Long enough for calls in transit to be answered UNAVAILABLE and for their callers
         # to back off before the transport goes away.
         refusing = min(REFUSE_SECONDS, grace)
         await asyncio.sleep(refusing)
         await self.server.stop(grace - refusing)
-        await self.providers.aclose()
+        await self.state.current.health.pool.aclose()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
             self._metrics_server.server_close()
 
 
-async def start(resolver: Resolver, listen: str | Sequence[str | Listener],
-                health_options: HealthOptions | None = None,
-                access: Access | None = None, metrics_listen: str | None = None,
-                ) -> RunningServer:
-    """Serve on `listen`; `metrics_listen` (HOST:PORT) also serves Prometheus' /metrics."""
-    access = access or Access()
+async def start(inputs: Inputs, snapshot: Snapshot | None = None, *,
+                signals: bool = False) -> RunningServer:
+    """Serve `inputs` (building their first snapshot unless given; raises BuildError).
+    `signals` installs the SIGHUP handler (the process's own server only)."""
+    options = inputs.options
+    state = ServerState(inputs, snapshot or build(inputs))
     metrics = Metrics()
-    listeners = [parse_listener(item) if isinstance(item, str) else item
-                 for item in ([listen] if isinstance(listen, str) else listen)]
     admission = Admission()
     server = grpc.aio.server(
         # Outermost first: metrics see every outcome, refusals and denials included.
-        interceptors=[metrics.interceptor(), admission, AccessInterceptor(access.tokens)],
-        # gRPC shares ports by default (SO_REUSEPORT); a second daemon on our port must fail
-        # loudly.
-        options=[("grpc.so_reuseport", 0),
-                 ("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
+        interceptors=[metrics.interceptor(), admission,
+                      AccessInterceptor(lambda: state.current.access.tokens)],
+        options=CHANNEL_OPTIONS,
     )
-    providers = ProviderHealth(resolver, health_options or HealthOptions())
-    answers.add_to_server(LLMConfigServicer(resolver, providers), server)
+    service = LLMConfigService(state)
+    service.on_secret = lambda token: metrics.secrets_served.labels(token).inc()
+    service.add_to(server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable(server, (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"]
                                .full_name))
-    addresses = tuple(_add_port(server, item, access.credentials) for item in listeners)
-    metrics_server, metrics_address = _serve_metrics(metrics, metrics_listen)
+    credentials = None
+    if (tls := options.access.tls) is not None:
+        # One per listener: each port's TLS context follows the material on its own.
+        def credentials() -> grpc.ServerCredentials:
+            return reloading_credentials(lambda: state.current.access.tls,
+                                         tls.client_ca is not None)
+    addresses = tuple(_add_port(server, item, credentials) for item in options.listeners)
+    metrics_server, metrics_address = _serve_metrics(metrics, options.metrics_listen)
+    _count_reloads(state, metrics)
     await server.start()
-    for item in listeners:
+    for item in options.listeners:
         if item.is_unix:
             restrict_unix_socket(item)
     # "" is the whole server; the service name lets clients check the service itself.
     for name in ("", SERVICE_NAME):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server, health, providers, addresses, admission, metrics,
+    reloader = Reloader(state, options.reload_interval)
+    reloader.start(signals=signals)
+    return RunningServer(server, state, health, addresses, admission, metrics, reloader,
                          metrics_address, metrics_server)
+
+
+def _count_reloads(state: ServerState, metrics: Metrics) -> None:
+    def revision() -> str:
+        base = state.current.resolver.base()
+        return getattr(base, "revision", "invalid")
+
+    metrics.set_revision(revision())
+
+    def counted(result: str) -> None:
+        metrics.reloads.labels(result).inc()
+        metrics.set_revision(revision())
+
+    state.on_swap(counted)
+
+
+def _add_port(server: grpc.aio.Server, listener: Listener,
+              credentials: Callable[[], grpc.ServerCredentials] | None) -> str:
+    try:
+        if listener.is_unix:
+            prepare_unix_socket(listener)
+            # The socket is created now; a tight umask closes the window before chmod.
+            previous = os.umask(0o117)
+            try:
+                port = server.add_insecure_port(listener.grpc_address)
+            finally:
+                os.umask(previous)
+        elif credentials is not None:
+            port = server.add_secure_port(listener.grpc_address, credentials())
+        else:
+            port = server.add_insecure_port(listener.grpc_address)
+    except RuntimeError as exc:
+        raise ListenError(f"cannot listen on {listener.spec}: {exc}") from None
+    return listener.bound(port)
 
 
 def _serve_metrics(metrics: Metrics, listen: str | None) -> tuple[Any, str | None]:
@@ -126,44 +188,25 @@ def _serve_metrics(metrics: Metrics, listen: str | None) -> tuple[Any, str | Non
     return http, f"{shown}:{http.server_port}"
 
 
-def _add_port(server: grpc.aio.Server, listener: Listener,
-              credentials: grpc.ServerCredentials | None) -> str:
-    try:
-        if listener.is_unix:
-            prepare_unix_socket(listener)
-            # The socket is created now; a tight umask closes the window before chmod.
-            previous = os.umask(0o117)
-            try:
-                port = server.add_insecure_port(listener.grpc_address)
-            finally:
-                os.umask(previous)
-        elif credentials is not None:
-            port = server.add_secure_port(listener.grpc_address, credentials)
-        else:
-            port = server.add_insecure_port(listener.grpc_address)
-    except RuntimeError as exc:
-        raise ListenError(f"cannot listen on {listener.spec}: {exc}") from None
-    return listener.bound(port)
-
-
-async def serve(resolver: Resolver, listeners: Sequence[Listener], grace: float,
-                health_options: HealthOptions, access: Access | None = None,
-                drain: float = 1.0, metrics_listen: str | None = None) -> None:
+async def serve(inputs: Inputs, snapshot: Snapshot) -> None:
     """Serve until SIGTERM or SIGINT, then stop gracefully (see RunningServer.stop)."""
-    access = access or Access()
-    running = await start(resolver, listeners, health_options, access, metrics_listen)
+    options = inputs.options
+    running = await start(inputs, snapshot, signals=True)
     from .report import startup_report
 
-    notes = [f"access: {access.description}"]
+    notes = [f"access: {snapshot.access.description}"]
     if running.metrics_address:
         notes.append(f"metrics: http://{running.metrics_address}/metrics")
-    log.info("%s", startup_report(resolver, running.addresses, notes))
+    if options.reload_interval > 0:
+        notes.append(f"reload: on SIGHUP, file changes, and every {options.reload_interval:g} s")
+    log.info("%s", startup_report(snapshot.resolver, running.addresses, notes))
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     await stopping.wait()
     log.info("stopping: NOT_SERVING, serving %.1fs more while callers move away, then "
-             "in-flight calls have %.1fs to finish", drain, grace)
-    await running.stop(grace, drain)
+             "in-flight calls have %.1fs to finish", options.drain_seconds,
+             options.shutdown_grace)
+    await running.stop(options.shutdown_grace, options.drain_seconds)
     log.info("stopped")

@@ -42,6 +42,7 @@ class Options:
     drain_seconds: float = 1.0
     metrics_listen: str | None = None
     log_format: str = "text"
+    reload_interval: float = 10.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "so load balancers and clients move away (default 1)")
     server.add_argument("--shutdown-grace", default="5", metavar="SECONDS",
                         help="then how long calls still running may finish (default 5)")
+    server.add_argument("--reload-interval", default="10", metavar="SECONDS",
+                        help="re-read the config, secret, tokens and TLS files this often, as a "
+                             "backstop for missed file events (default 10; 0: only on SIGHUP "
+                             "and file events)")
     server.add_argument("--metrics-listen", metavar="HOST:PORT",
                         help="serve Prometheus metrics on http://HOST:PORT/metrics (default: "
                              "off); they hold no secrets")
@@ -147,7 +152,8 @@ def parse(argv: Sequence[str] | None, environ: Mapping[str, str] | None = None) 
     return Options(listeners, _seconds(args.shutdown_grace, "--shutdown-grace"),
                    args.log_level, flags, health, access,
                    _seconds(args.drain_seconds, "--drain-seconds"),
-                   _metrics_listen(args.metrics_listen), args.log_format)
+                   _metrics_listen(args.metrics_listen), args.log_format,
+                   _seconds(args.reload_interval, "--reload-interval", maximum=86400.0))
 
 
 def _metrics_listen(raw: str | None) -> str | None:

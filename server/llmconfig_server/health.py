@@ -73,15 +73,38 @@ class ProbeTargetDenied(Exception):
 _Key = tuple[str, str, str, str]
 
 
+class HttpPool:
+    """One connection pool for every probe, shared by the health checkers of successive
+    snapshots; httpx (~30 ms to import, ~30 ms for its TLS context) loads on first use, so a
+    server never asked about health never pays for it."""
+
+    def __init__(self) -> None:
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.AsyncClient(
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+                follow_redirects=False,
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+
 class ProviderHealth:
     def __init__(self, resolver: Resolver, options: HealthOptions,
-                 http: httpx.AsyncClient | None = None,
+                 http: HttpPool | None = None,
                  probes: Mapping[str, Probe] | None = None) -> None:
         self.resolver = resolver
         self.options = options
-        # httpx (~30 ms to import, ~30 ms for its TLS context) and the probes are loaded on the
-        # first check, so a server that is never asked about health never pays for them.
-        self._http = http
+        # The probes load on the first check, like the pool.
+        self.pool = http or HttpPool()
         self._probes = probes
         self.allowed_targets = frozenset(_configured_base_urls(resolver))
         self._cache: dict[_Key, tuple[float, HealthReport]] = {}
@@ -97,19 +120,7 @@ class ProviderHealth:
 
     @property
     def http(self) -> httpx.AsyncClient:
-        """One connection pool shared by every probe."""
-        if self._http is None:
-            import httpx
-
-            self._http = httpx.AsyncClient(
-                limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
-                follow_redirects=False,
-            )
-        return self._http
-
-    async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
+        return self.pool.client
 
     async def check(self, *, provider: str = "", base_url: str = "", model: str = "",
                     mode: str = "", refresh: bool = False,

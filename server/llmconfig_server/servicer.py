@@ -52,7 +52,8 @@ class LLMConfigServicer(pb_grpc.LLMConfigServiceServicer):  # type: ignore[misc]
         return health_response_of(report)
 
 
-def overrides_of(request: pb.ResolveLLMConfigRequest) -> dict[str, Any]:
+def overrides_of(request: pb.ResolveLLMConfigRequest | pb.WatchLLMConfigRequest,
+                 ) -> dict[str, Any]:
     if not request.HasField("overrides"):
         return {}
     given = request.overrides
