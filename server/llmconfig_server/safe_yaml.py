@@ -1,0 +1,126 @@
+"""YAML for operator files, without YAML's traps.
+
+- Bounded: aliases are expanded only after the node graph has been counted, so a 400-byte
+  "billion laughs" file is refused in milliseconds instead of taking minutes and gigabytes;
+  nesting is bounded by libyaml (1000 levels) or refused when Python's stack runs out.
+- Numbers are plain decimals: YAML 1.1 reads `1_000` as 1000, `0700` as 448 and `1:30` as 90;
+  here such scalars stay strings, so the schema refuses them instead of silently using them.
+- Quiet: an error says where (line and column) and what, never the text around it, which may
+  be the key the operator mistyped (`api_key:sk-…`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final
+
+import yaml
+from yaml.nodes import MappingNode, Node, SequenceNode
+
+# A config file has a few dozen values; this leaves room and stops an expansion early.
+MAX_NODES: Final = 10_000
+_INT_TAG: Final = "tag:yaml.org,2002:int"
+_FLOAT_TAG: Final = "tag:yaml.org,2002:float"
+# A quoted excerpt longer than this in a YAML error (a tag, an anchor name) is not shown.
+_QUOTED: Final = re.compile(r"'([^']*)'|\"([^\"]*)\"")
+_SHORT: Final = 6
+
+_Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_Base):  # type: ignore[misc]
+    """Safe loading (libyaml when present) with plain-decimal numbers only."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_INT_TAG, _FLOAT_TAG)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(_INT_TAG, re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"),
+                              list("-+0123456789"))
+_Loader.add_implicit_resolver(
+    _FLOAT_TAG,
+    re.compile(r"^[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$"
+               r"|^[-+]?[0-9]+[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+class YAMLProblem(Exception):
+    """Why a text is not usable YAML, in words that never quote the text. `where` is
+    `:line:column` when known (to follow the file name), else empty."""
+
+    def __init__(self, message: str, where: str = "") -> None:
+        super().__init__(message)
+        self.where = where
+
+
+def load(text: str) -> Any:
+    """The document in `text` (None when empty); raises YAMLProblem."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node) is None:
+            raise YAMLProblem(f"its aliases (*name) expand to more than {MAX_NODES} values, "
+                              "or refer to themselves; write the values out")
+        return loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        raise YAMLProblem(f"invalid YAML: {_quiet(exc.problem or exc.context or '')}",
+                          where) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, max(exc.position, 0)) + 1
+        raise YAMLProblem(f"invalid YAML: character #x{exc.character:04x} is not allowed "
+                          "in YAML", f":{line}") from None
+    except yaml.YAMLError as exc:
+        raise YAMLProblem(f"invalid YAML ({type(exc).__name__})") from None
+    except RecursionError:  # the pure-Python parser, on deep nesting
+        raise YAMLProblem("invalid YAML: nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
+def _quiet(problem: str) -> str:
+    """PyYAML quotes what it found (`found character '\\t'`, `the tag '!sk-ant-…'`): keep short
+    quotes (a character, a token name), drop the rest, which is the file's own text."""
+    def keep_short(match: re.Match[str]) -> str:
+        inner = match.group(1) if match.group(1) is not None else match.group(2)
+        return match.group(0) if len(inner) <= _SHORT or inner.startswith("<") else "(…)"
+
+    return _QUOTED.sub(keep_short, problem.splitlines()[0] if problem else "a syntax error")
+
+
+def _expanded_size(root: Node) -> int | None:
+    """How many nodes the document has once every alias is expanded, or None when that is more
+    than MAX_NODES or infinite (an alias inside its own anchor). Each distinct node is visited
+    once (sizes are shared), so this costs the composed size, not the expanded one."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            open_nodes.discard(key)
+            size = 1 + sum(sizes[id(child)] for child in _children(node))
+            if size > MAX_NODES:
+                return None
+            sizes[key] = size
+        elif key in open_nodes:
+            return None  # reached again while its own children are being counted: a cycle
+        elif key not in sizes:
+            open_nodes.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
+    return sizes[id(root)]
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    if isinstance(node, MappingNode):
+        return [item for pair in node.value for item in pair]
+    return []
