@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from . import files, parsing, safe_yaml
+from . import files, parsing
 from .domain import Reason, Source, Violation
 from .files import FileProblem
 from .parsing import control_character, shorten_path
@@ -92,6 +92,7 @@ def load(path: Path, home: Path, named_by: str) -> LoadedFile:
     # pydantic and YAML cost ~80 ms to import: only a server that has a file pays for them.
     from pydantic import ValidationError
 
+    from . import safe_yaml
     from .config_schema import ConfigFileModel
 
     shown = shorten_path(display_path(path, home))
