@@ -113,6 +113,12 @@ def test_yaml_alias_bomb_is_refused_at_once(server_process, workspace):
     assert "aliases (*name) expand to more than 10000 values" in line
 
 
+def test_config_file_of_a_megabyte_of_values_is_refused_at_once(server_process, workspace):
+    path = workspace.write("wide.yaml", "llm: [" + "1," * 500_000 + "1]\n")
+    line = refusal(server_process, ["--config", str(path)])
+    assert "it has more than 10000 values" in line
+
+
 def test_yaml_alias_to_itself_is_refused(server_process, workspace):
     path = workspace.write("loop.yaml", "llm: &loop\n  model: [*loop]\n")
     assert "refer to themselves" in refusal(server_process, ["--config", str(path)])

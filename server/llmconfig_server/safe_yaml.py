@@ -1,6 +1,7 @@
 """YAML for operator files, without YAML's traps.
 
-- Bounded: aliases are expanded only after the node graph has been counted, so a 400-byte
+- Bounded: at most MAX_NODES values, counted on the parser's event stream before anything is
+  built; aliases are expanded only after the node graph has been counted, so a 400-byte
   "billion laughs" file is refused in milliseconds instead of taking minutes and gigabytes;
   nesting is bounded by libyaml (1000 levels) or refused when Python's stack runs out.
 - Numbers are plain decimals: YAML 1.1 reads `1_000` as 1000, `0700` as 448 and `1:30` as 90;
@@ -15,6 +16,7 @@ import re
 from typing import Any, Final
 
 import yaml
+from yaml.events import AliasEvent, CollectionStartEvent, ScalarEvent
 from yaml.nodes import MappingNode, Node, SequenceNode
 
 # A config file has a few dozen values; this leaves room and stops an expansion early.
@@ -59,6 +61,7 @@ def load(text: str) -> Any:
     """The document in `text` (None when empty); raises YAMLProblem."""
     loader = _Loader(text)
     try:
+        _count_values(text)
         node = loader.get_single_node()
         if node is None:
             return None
@@ -91,6 +94,23 @@ def _quiet(problem: str) -> str:
         return match.group(0) if len(inner) <= _SHORT or inner.startswith("<") else "(…)"
 
     return _QUOTED.sub(keep_short, problem.splitlines()[0] if problem else "a syntax error")
+
+
+def _count_values(text: str) -> None:
+    """Refuse a document of more than MAX_NODES values before building any of them: a streaming
+    pass over the parser's events stops at the limit, so a megabyte of `[1,1,1,…]` costs
+    milliseconds, not the seconds and hundreds of megabytes of composing it."""
+    events = _Loader(text)
+    try:
+        count = 0
+        while (event := events.get_event()) is not None:
+            if isinstance(event, (ScalarEvent, AliasEvent, CollectionStartEvent)):
+                count += 1
+                if count > MAX_NODES:
+                    raise YAMLProblem(f"it has more than {MAX_NODES} values; a config file "
+                                      "has a few dozen")
+    finally:
+        events.dispose()
 
 
 def _expanded_size(root: Node) -> int | None:
