@@ -121,7 +121,14 @@ def test_config_file_of_a_megabyte_of_values_is_refused_at_once(server_process, 
 
 def test_yaml_alias_to_itself_is_refused(server_process, workspace):
     path = workspace.write("loop.yaml", "llm: &loop\n  model: [*loop]\n")
-    assert "refer to themselves" in refusal(server_process, ["--config", str(path)])
+    assert "an alias (*name) refers to itself" in refusal(server_process, ["--config", str(path)])
+
+
+def test_key_given_twice_is_refused_not_silently_overridden(server_process, workspace):
+    path = workspace.write("twice.yaml", f"llm:\n  api_key: {CANARY}\n  api_key: other\n")
+    line = refusal(server_process, ["--config", str(path)])
+    assert line == f"  - {path}:3:3 (named by --config): api_key appears twice in the same " \
+        "mapping; keep one"
 
 
 def test_deeply_nested_yaml_is_refused(server_process, workspace):

@@ -160,6 +160,37 @@ def test_bad_server_input_stops_the_server_naming_it(server_process, env, subjec
     assert len(line) < 400
 
 
+@pytest.mark.parametrize(("args", "subject", "why"), [
+    (["--llm-max-tokens", "1_000"], "--llm-max-tokens", "is not an integer"),
+    (["--mode", "LOCAL"], "--mode", "is not known"),
+    (["--llm-provider", " ollama"], "--llm-provider", "leading or trailing whitespace"),
+    (["--anthropic-key", ANTHROPIC_KEY + " "], "--anthropic-key",
+     "leading or trailing whitespace"),
+])
+def test_bad_flag_stops_the_server_naming_it(server_process, args, subject, why):
+    handle = server_process(args, wait_ready=False)
+    assert handle.finish() == 2
+    _header, line = handle.lines
+    assert line.startswith(f"  - {subject}") and why in line
+    assert ANTHROPIC_KEY[-12:] not in handle.log
+
+
+@pytest.mark.parametrize(("text", "why"), [
+    ("mode: LOCAL\n", "config.yaml: mode: mode 'LOCAL' is not known"),
+    ("llm:\n  provider: Ollama\n", "config.yaml: llm.provider: provider 'Ollama' is not known"),
+    ('llm:\n  model: " qwen2.5-coder:7b"\n', "llm.model: model has leading or trailing"),
+    ('llm:\n  model: "qwen\\e[31m"\n', "llm.model: model contains a control character"),
+    ("llm:\n  max_tokens: 0x400\n", "llm.max_tokens: input should be a valid integer"),
+])
+def test_bad_config_file_value_stops_the_server_naming_the_key(server_process, workspace,
+                                                                 text, why):
+    workspace.write(".stigmer/config.yaml", text)
+    handle = server_process(wait_ready=False)
+    assert handle.finish() == 2
+    _header, line = handle.lines
+    assert why in line
+
+
 @pytest.mark.parametrize(("raw", "value"), [("4096", 4096), ("+4096", 4096)])
 def test_plain_decimal_max_tokens_from_env_works(serve, raw, value):
     assert serve(env={"STIGMER_LLM_MAX_TOKENS": raw}).resolve().config.max_tokens == value

@@ -14,7 +14,6 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-import unicodedata
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -35,6 +34,8 @@ _SECRET_SHAPE: Final = re.compile(
     r"(?<![A-Za-z0-9])sk-|(?i:key|token|passw|secret|credential)\w*\s*[:=]")
 _RANDOM_RUN: Final = re.compile(r"[A-Za-z0-9+/]{20,}")
 _EXCERPT: Final = 64
+_CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NOT_KEY_CHARACTER: Final = re.compile("[^!-~]")  # printable ASCII, no space
 
 
 class ParseError(Exception):
@@ -73,11 +74,10 @@ def shorten_path(path: str) -> str:
 
 
 def control_character(text: str) -> tuple[int, str] | None:
-    """The first control character (Unicode Cc, and the line and paragraph separators that some
-    terminals and log viewers treat as newlines) and its position, if any."""
-    for position, char in enumerate(text):
-        if unicodedata.category(char) in ("Cc", "Zl", "Zp"):
-            return position, f"U+{ord(char):04X}"
+    """The first control character and its position, if any: Unicode Cc (C0, DEL, C1), and the
+    line and paragraph separators that some terminals and log viewers treat as newlines."""
+    if found := _CONTROL.search(text):
+        return found.start(), f"U+{ord(found.group()):04X}"
     return None
 
 
@@ -92,9 +92,10 @@ def check_text(name: str, raw: str, source: Source, subject: str) -> None:
                     "allowed", source, subject)
     if found := control_character(raw):
         position, code = found
+        where = "at its end" if position == len(raw) - 1 else f"at position {position}"
         raise _fail(name, Reason.CONTROL_CHARACTER,
-                    f"{subject}: {what} contains a control character ({code} at position "
-                    f"{position}); remove it", source, subject)
+                    f"{subject}: {what} contains a control character ({code} {where}); "
+                    "remove it", source, subject)
     if raw != raw.strip():
         raise _fail(name, Reason.UNEXPECTED_WHITESPACE,
                     f"{subject}: {what} has leading or trailing whitespace; values are taken "
@@ -157,12 +158,11 @@ def _parse_provider(raw: Any, source: Source, subject: str) -> str:
 
 def _parse_api_key(raw: str, source: Source, subject: str) -> str:
     """Keys travel in HTTP headers: printable ASCII, nothing that a header would split on."""
-    for position, char in enumerate(raw):
-        if not "!" <= char <= "~":
-            kind = "a space" if char.isspace() else "a non-ASCII character"
-            raise _fail("api_key", Reason.INVALID_API_KEY,
-                        f"{subject}: the API key contains {kind} at position {position}; a key "
-                        "is printable ASCII without spaces", source, subject)
+    if found := _NOT_KEY_CHARACTER.search(raw):
+        kind = "a space" if found.group().isspace() else "a non-ASCII character"
+        raise _fail("api_key", Reason.INVALID_API_KEY,
+                    f"{subject}: the API key contains {kind} at position {found.start()}; a "
+                    "key is printable ASCII without spaces", source, subject)
     return raw
 
 

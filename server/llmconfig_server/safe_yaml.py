@@ -6,6 +6,7 @@
   nesting is bounded by libyaml (1000 levels) or refused when Python's stack runs out.
 - Numbers are plain decimals: YAML 1.1 reads `1_000` as 1000, `0700` as 448 and `1:30` as 90;
   here such scalars stay strings, so the schema refuses them instead of silently using them.
+- Strict: a key given twice in one mapping is an error (YAML would keep the last silently).
 - Quiet: an error says where (line and column) and what, never the text around it, which may
   be the key the operator mistyped (`api_key:sk-…`).
 """
@@ -17,12 +18,15 @@ from typing import Any, Final
 
 import yaml
 from yaml.events import AliasEvent, CollectionStartEvent, ScalarEvent
-from yaml.nodes import MappingNode, Node, SequenceNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 # A config file has a few dozen values; this leaves room and stops an expansion early.
 MAX_NODES: Final = 10_000
 _INT_TAG: Final = "tag:yaml.org,2002:int"
 _FLOAT_TAG: Final = "tag:yaml.org,2002:float"
+_MERGE_TAG: Final = "tag:yaml.org,2002:merge"
+# Key names fit to repeat in an error (not a pasted secret, not a megabyte).
+_PLAIN_NAME: Final = re.compile(r"[a-z_]{1,32}")
 # A quoted excerpt longer than this in a YAML error (a tag, an anchor name) is not shown.
 _QUOTED: Final = re.compile(r"'([^']*)'|\"([^\"]*)\"")
 _SHORT: Final = 6
@@ -65,9 +69,7 @@ def load(text: str) -> Any:
         node = loader.get_single_node()
         if node is None:
             return None
-        if _expanded_size(node) is None:
-            raise YAMLProblem(f"its aliases (*name) expand to more than {MAX_NODES} values, "
-                              "or refer to themselves; write the values out")
+        _check_graph(node)
         return loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -113,10 +115,11 @@ def _count_values(text: str) -> None:
         events.dispose()
 
 
-def _expanded_size(root: Node) -> int | None:
-    """How many nodes the document has once every alias is expanded, or None when that is more
-    than MAX_NODES or infinite (an alias inside its own anchor). Each distinct node is visited
-    once (sizes are shared), so this costs the composed size, not the expanded one."""
+def _check_graph(root: Node) -> None:
+    """Refuse what YAML would silently accept: aliases that expand past MAX_NODES values or into
+    themselves (an alias inside its own anchor), and a key given twice in one mapping (the last
+    would win without a word). Each distinct node is visited once (expanded sizes are shared),
+    so this costs the composed size, not the expanded one."""
     sizes: dict[int, int] = {}
     open_nodes: set[int] = set()
     stack: list[tuple[Node, bool]] = [(root, False)]
@@ -125,17 +128,36 @@ def _expanded_size(root: Node) -> int | None:
         key = id(node)
         if children_done:
             open_nodes.discard(key)
-            size = 1 + sum(sizes[id(child)] for child in _children(node))
-            if size > MAX_NODES:
-                return None
-            sizes[key] = size
-        elif key in open_nodes:
-            return None  # reached again while its own children are being counted: a cycle
+            sizes[key] = 1 + sum(sizes[id(child)] for child in _children(node))
+            if sizes[key] > MAX_NODES:
+                raise YAMLProblem(f"its aliases (*name) expand to more than {MAX_NODES} values; "
+                                  "write the values out")
+        elif key in open_nodes:  # reached again while its own children are being counted
+            raise YAMLProblem("an alias (*name) refers to itself", _where(node))
         elif key not in sizes:
+            _check_unique_keys(node)
             open_nodes.add(key)
             stack.append((node, True))
             stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
-    return sizes[id(root)]
+
+
+def _check_unique_keys(node: Node) -> None:
+    if not isinstance(node, MappingNode):
+        return
+    seen: set[str] = set()
+    for key, _ in node.value:
+        if not isinstance(key, ScalarNode) or key.tag == _MERGE_TAG:
+            continue
+        if key.value in seen:
+            name = key.value if _PLAIN_NAME.fullmatch(key.value) else "a key"
+            raise YAMLProblem(f"{name} appears twice in the same mapping; keep one",
+                              _where(key))
+        seen.add(key.value)
+
+
+def _where(node: Node) -> str:
+    mark = node.start_mark
+    return f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
 
 
 def _children(node: Node) -> list[Node]:
