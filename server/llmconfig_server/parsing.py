@@ -29,10 +29,12 @@ _WHAT: Final = {"api_key": "the API key", "base_url": "base_url", "model": "mode
 _INT: Final = re.compile(r"[+-]?[0-9]+")
 _FLOAT: Final = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 # What a secret looks like when it shows up where it should not (a typo in a YAML file, a key
-# pasted into the provider variable): a key prefix, `key: …`/`token=…`, or a long random run.
+# pasted into the provider variable): a key prefix anywhere, `key: …`/`token=…`, or a long run
+# of mixed-case letters and digits (base64) or of hex digits. A false positive only hides a value
+# from an error message.
 _SECRET_SHAPE: Final = re.compile(
-    r"(?<![A-Za-z0-9])sk-|(?i:key|token|passw|secret|credential)\w*\s*[:=]")
-_RANDOM_RUN: Final = re.compile(r"[A-Za-z0-9+/]{20,}")
+    r"sk-|(?i:key|token|passw|secret|credential)\w*\s*[:=]|[0-9a-fA-F]{32,}")
+_RANDOM_RUN: Final = re.compile(r"[A-Za-z0-9+/_=-]{20,}")
 _EXCERPT: Final = 64
 _CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _NOT_KEY_CHARACTER: Final = re.compile("[^!-~]")  # printable ASCII, no space
@@ -51,8 +53,8 @@ def _fail(name: str, reason: Reason, message: str, source: Source, subject: str)
 def looks_like_secret(text: str) -> bool:
     if _SECRET_SHAPE.search(text):
         return True
-    # A long run of letters and digits mixed (base64, hex), as keys and tokens are.
-    return any(re.search("[0-9]", run) and re.search("[A-Za-z]", run)
+    # Model ids are long too (claude-3-5-sonnet-20241022) but not mixed-case.
+    return any(not run.islower() and not run.isupper() and any(c.isdigit() for c in run)
                for run in _RANDOM_RUN.findall(text))
 
 

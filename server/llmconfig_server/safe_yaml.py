@@ -63,14 +63,9 @@ class YAMLProblem(Exception):
 
 def load(text: str) -> Any:
     """The document in `text` (None when empty); raises YAMLProblem."""
-    loader = _Loader(text)
     try:
         _count_values(text)
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        _check_graph(node)
-        return loader.construct_document(node)
+        return _compose_and_construct(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
@@ -84,6 +79,18 @@ def load(text: str) -> Any:
         raise YAMLProblem(f"invalid YAML ({type(exc).__name__})") from None
     except RecursionError:  # the pure-Python parser, on deep nesting
         raise YAMLProblem("invalid YAML: nested too deeply") from None
+    except UnicodeError:  # a lone surrogate: not text libyaml can take (never from a file)
+        raise YAMLProblem("invalid YAML: not valid Unicode text") from None
+
+
+def _compose_and_construct(text: str) -> Any:
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_graph(node)
+        return loader.construct_document(node)
     finally:
         loader.dispose()
 
