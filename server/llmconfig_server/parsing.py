@@ -24,8 +24,7 @@ from .redact import redact_url
 # The contract's limits (characters); other strings are bounded by the request size cap and,
 # being names from a closed list, refused as unknown.
 MAX_LENGTH: Final = {"model": 256, "base_url": 2048, "api_key": 4096}
-_WHAT: Final = {"api_key": "the API key", "base_url": "base_url", "model": "model",
-                "provider": "provider", "mode": "mode"}
+_WHAT: Final = {"api_key": "the API key"}  # how a message names a field, when not by its name
 _INT: Final = re.compile(r"[+-]?[0-9]+")
 _FLOAT: Final = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 # What a secret looks like when it shows up where it should not (a typo in a YAML file, a key
