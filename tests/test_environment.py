@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import llmconfig
+from llmconfig_server.domain import ConfigError
 
 from conftest import ANTHROPIC_KEY
 
@@ -75,8 +76,9 @@ def test_empty_variables_count_as_unset(serve):
     assert resolved.config.model == "qwen2.5-coder:7b"
 
 
-def test_provider_names_are_case_insensitive(serve):
-    assert serve(env={"STIGMER_LLM_PROVIDER": "Ollama"}).resolve().config.provider == "ollama"
+def test_provider_names_are_exact(serve):
+    with pytest.raises(ConfigError, match=r"provider 'Ollama' is not known.*lower case"):
+        serve(env={"STIGMER_LLM_PROVIDER": "Ollama"})
 
 
 def test_numbers_from_env_are_parsed(serve):

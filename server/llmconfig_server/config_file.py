@@ -14,12 +14,17 @@ cloud:
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
+from . import files, parsing
 from .domain import Reason, Source, Violation
+from .files import FileProblem
+from .parsing import control_character, shorten_path
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -27,6 +32,13 @@ if TYPE_CHECKING:
     from .config_schema import ConfigFileModel
 
 CONFIG_ENV = "STIGMER_CONFIG"
+# Config files are a few hundred bytes; a megabyte is a runaway file, refused before parsing.
+CONFIG_FILE_LIMIT: Final = 1024 * 1024
+_MAX_REPORTED: Final = 5
+# api_key, an OpenAI-style `key`, auth_token, password, client_secret… (not max_tokens).
+_SECRET_KEY: Final = re.compile(
+    r"(?i)(?:^|[_-])(?:key|token|password|passwd|secret|credentials?)$")
+_PLAIN_KEY: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,83 +67,110 @@ def locate(
     """The file to read and why: --config, else STIGMER_CONFIG, else ./.stigmer/config.yaml,
     else ~/.stigmer/config.yaml. A file named explicitly must exist; the others are optional."""
     if explicit:
-        return _named(Path(explicit).expanduser(), cwd, "--config")
-    if named := environ.get(CONFIG_ENV, "").strip():
-        return _named(Path(named).expanduser(), cwd, CONFIG_ENV)
+        return _named(explicit, cwd, "--config")
+    if (named := environ.get(CONFIG_ENV, "")).strip():
+        return _named(named, cwd, CONFIG_ENV)
     for candidate in (cwd / ".stigmer" / "config.yaml", home / ".stigmer" / "config.yaml"):
-        if candidate.is_file():
+        # exists(), not is_file(): a FIFO or a directory there is reported, not skipped.
+        if candidate.exists():
             return candidate, "found"
     return None, "none"
 
 
-def _named(path: Path, cwd: Path, by: str) -> tuple[Path, str]:
+def _named(name: str, cwd: Path, by: str) -> tuple[Path, str]:
+    if found := control_character(name):
+        # Refused before it is shown anywhere: a newline in a path would forge a log line.
+        raise ConfigFileError([Violation(
+            "config", Reason.CONFIG_FILE_INVALID,
+            f"{by}: the file name contains a control character ({found[1]} at position "
+            f"{found[0]})", Source.FILE, by)])
+    path = Path(name).expanduser()
     return (path if path.is_absolute() else cwd / path), by
 
 
 def load(path: Path, home: Path, named_by: str) -> LoadedFile:
     # pydantic and YAML cost ~80 ms to import: only a server that has a file pays for them.
-    import yaml
     from pydantic import ValidationError
 
+    from . import safe_yaml
     from .config_schema import ConfigFileModel
 
-    shown = display_path(path, home)
+    shown = shorten_path(display_path(path, home))
+    by = f" (named by {named_by})" if named_by in ("--config", CONFIG_ENV) else ""
 
     def fail(subject: str, message: str, reason: Reason = Reason.CONFIG_FILE_INVALID) -> Violation:
         return Violation("config", reason, message, Source.FILE, subject)
 
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigFileError(
-            [fail(named_by, f"config file {shown} (named by {named_by}) does not exist",
-                  Reason.CONFIG_FILE_MISSING)]
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigFileError(
-            [fail(shown, f"config file {shown} cannot be read: {_os_reason(exc)}")]
-        ) from None
+        text = files.read_text(path, limit=CONFIG_FILE_LIMIT)
+    except FileProblem as exc:
+        if not os.path.lexists(path):
+            raise ConfigFileError(
+                [fail(named_by, f"config file {shown}{by} does not exist",
+                      Reason.CONFIG_FILE_MISSING)]
+            ) from None
+        problem = str(exc).replace(str(path), shown)
+        raise ConfigFileError([fail(named_by if by else shown,
+                                    f"config file{by}: {problem}")]) from None
     try:
-        data: Any = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigFileError([fail(shown, _yaml_message(shown, exc))]) from None
+        data: Any = safe_yaml.load(text)
+    except safe_yaml.YAMLProblem as exc:
+        raise ConfigFileError([fail(shown, f"{shown}{exc.where}{by}: {exc}")]) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigFileError(
-            [fail(shown, f"{shown}: the top level must be a mapping with keys such as llm:, "
+            [fail(shown, f"{shown}{by}: the top level must be a mapping with keys such as llm:, "
                          f"local:, cloud:; found {type(data).__name__}")]
         )
     try:
         content = ConfigFileModel.model_validate(data)
     except ValidationError as exc:
-        raise ConfigFileError([_field_violation(shown, err) for err in exc.errors()]) from None
+        errors = exc.errors(include_url=False, include_input=True)
+        violations = [_field_violation(shown, by, err) for err in errors[:_MAX_REPORTED]]
+        if len(errors) > _MAX_REPORTED:
+            violations.append(fail(shown, f"{shown}{by}: … and {len(errors) - _MAX_REPORTED} more "
+                                          "problems"))
+        raise ConfigFileError(violations) from None
     return LoadedFile(path, shown, content)
 
 
-def _os_reason(exc: BaseException) -> str:
-    return getattr(exc, "strerror", None) or type(exc).__name__
-
-
-def _yaml_message(shown: str, exc: Exception) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    where = f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark is not None else shown
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    return f"{where}: invalid YAML: {problem}"
-
-
-def _field_violation(shown: str, err: Any) -> Violation:
-    key = ".".join(str(part) for part in err["loc"])
+def _field_violation(shown: str, by: str, err: Any) -> Violation:
+    parts = [_key_shown(part) for part in err["loc"]]
+    key = ".".join(parts)
     kind = err["type"]
     if kind == "extra_forbidden":
         parent = _model_at(err["loc"][:-1])
         allowed = ", ".join(sorted(parent.model_fields)) if parent else "see the README"
-        message = f"{shown}: {key}: unknown key (allowed here: {allowed})"
+        message = f"{shown}{by}: {key}: unknown key (allowed here: {allowed})"
     else:
-        shown_input = "<secret>" if key.endswith("api_key") else repr(err.get("input"))
-        message = f"{shown}: {key}: {err['msg'].lower()}, got {shown_input}"
-    return Violation(key.rsplit(".", 1)[-1], Reason.CONFIG_FILE_INVALID, message, Source.FILE,
-                     f"{shown}: {key}")
+        message = f"{shown}{by}: {key}: {err['msg'].lower()}, got {_input_shown(err)}"
+    return Violation(parts[-1] if parts else "config", Reason.CONFIG_FILE_INVALID, message,
+                     Source.FILE, f"{shown}: {key}")
+
+
+def _input_shown(err: Any) -> str:
+    """What an error may say about the value it refuses: nothing under a secret-like key or when
+    it looks like a secret (`api_key:sk-…` with no space is one string under `llm`), only its
+    kind when it is a structure (which may hold a secret, or be an alias bomb's expansion)."""
+    value = err.get("input")
+    if any(isinstance(part, str) and _SECRET_KEY.search(part) for part in err["loc"]):
+        return "<secret>"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, (list, tuple, set)):
+        return "a list"
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return parsing.shown(value)
+    return f"a {type(value).__name__}"
+
+
+def _key_shown(part: Any) -> str:
+    """A key of the file as an error shows it: plain names as they are, anything else (a key
+    that is a pasted secret, a megabyte, a newline) quoted, cut short or hidden."""
+    if isinstance(part, str) and _PLAIN_KEY.fullmatch(part) and not parsing.looks_like_secret(part):
+        return part
+    return parsing.shown(part)
 
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:

@@ -1,16 +1,42 @@
 """Turning one raw value (a string from env/flags, a typed value from YAML or the request) into a
 `Value`, or a `Violation` that says what is wrong. Range checks that depend on the provider
-happen later, in the cascade, once the provider is known."""
+happen later, in the cascade, once the provider is known.
+
+Values are taken exactly, wherever they come from: no surrounding whitespace, no case folding
+(`LOCAL` is not a mode), numbers as plain ASCII decimals (Python's int() and float() also take
+`1_000`, Arabic-Indic digits and `inf`; we do not). Every string is bounded and free of control
+characters, so nothing that reaches a log line or an error can forge or flood it. An error never
+shows a secret, nor more than a short excerpt of what it refuses.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import math
-from typing import Any
+import re
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from .catalog import MODES, PROVIDERS, known_providers_text
 from .domain import Reason, Source, Value, Violation
+from .redact import redact_url
+
+# The contract's limits (characters); other strings are bounded by the request size cap and,
+# being names from a closed list, refused as unknown.
+MAX_LENGTH: Final = {"model": 256, "base_url": 2048, "api_key": 4096}
+_WHAT: Final = {"api_key": "the API key"}  # how a message names a field, when not by its name
+_INT: Final = re.compile(r"[+-]?[0-9]+")
+_FLOAT: Final = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# What a secret looks like when it shows up where it should not (a typo in a YAML file, a key
+# pasted into the provider variable): a key prefix anywhere, `key: …`/`token=…`, or a long run
+# of mixed-case letters and digits (base64) or of hex digits. A false positive only hides a value
+# from an error message.
+_SECRET_SHAPE: Final = re.compile(
+    r"sk-|(?i:key|token|passw|secret|credential)\w*\s*[:=]|[0-9a-fA-F]{32,}")
+_RANDOM_RUN: Final = re.compile(r"[A-Za-z0-9+/_=-]{20,}")
+_EXCERPT: Final = 64
+_CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NOT_KEY_CHARACTER: Final = re.compile("[^!-~]")  # printable ASCII, no space
 
 
 class ParseError(Exception):
@@ -23,20 +49,76 @@ def _fail(name: str, reason: Reason, message: str, source: Source, subject: str)
     return ParseError(Violation(name, reason, message, source, subject))
 
 
+def looks_like_secret(text: str) -> bool:
+    if _SECRET_SHAPE.search(text):
+        return True
+    # Model ids are long too (claude-3-5-sonnet-20241022) but not mixed-case.
+    return any(not run.islower() and not run.isupper() and any(c.isdigit() for c in run)
+               for run in _RANDOM_RUN.findall(text))
+
+
+def shown(raw: Any) -> str:
+    """`raw` as an error message may show it: quoted and escaped (repr: no raw newline can forge
+    a log line), cut short, and never when it looks like a secret."""
+    if isinstance(raw, str) and looks_like_secret(raw):
+        return "<a value that looks like a secret>"
+    text = repr(raw)
+    if len(text) > _EXCERPT:
+        length = f"{len(raw)} characters" if isinstance(raw, str) else "long"
+        text = f"{text[:_EXCERPT]}… ({length})"
+    return text
+
+
+def shorten_path(path: str) -> str:
+    """A file name fit for one line of an error (a path is not a secret, but may be huge)."""
+    return path if len(path) <= 256 else f"{path[:256]}… ({len(path)} characters)"
+
+
+def control_character(text: str) -> tuple[int, str] | None:
+    """The first control character and its position, if any: Unicode Cc (C0, DEL, C1), and the
+    line and paragraph separators that some terminals and log viewers treat as newlines."""
+    if found := _CONTROL.search(text):
+        return found.start(), f"U+{ord(found.group()):04X}"
+    return None
+
+
+def check_text(name: str, raw: str, source: Source, subject: str) -> None:
+    """The rules every string value obeys, whichever field and source: bounded, no control
+    characters, no surrounding whitespace. Messages describe the value, never echo it."""
+    what = _WHAT.get(name, name)
+    limit = MAX_LENGTH.get(name)
+    if limit is not None and len(raw) > limit:
+        raise _fail(name, Reason.VALUE_TOO_LONG,
+                    f"{subject}: {what} is {len(raw)} characters long; at most {limit} are "
+                    "allowed", source, subject)
+    if found := control_character(raw):
+        position, code = found
+        where = "at its end" if position == len(raw) - 1 else f"at position {position}"
+        raise _fail(name, Reason.CONTROL_CHARACTER,
+                    f"{subject}: {what} contains a control character ({code} {where}); "
+                    "remove it", source, subject)
+    if raw != raw.strip():
+        raise _fail(name, Reason.UNEXPECTED_WHITESPACE,
+                    f"{subject}: {what} has leading or trailing whitespace; values are taken "
+                    "exactly, remove it", source, subject)
+
+
 def parse_value(name: str, raw: Any, source: Source, detail: str, subject: str) -> Value:
     """Parse `raw` for field `name`; raise ParseError with a precise message."""
     if isinstance(raw, str):
-        raw = raw.strip()
-        if raw == "":
+        if raw.strip() == "":
             raise _fail(
                 name, Reason.EMPTY_VALUE, f"{subject} is empty; set a value or leave it out",
                 source, subject,
             )
+        check_text(name, raw, source, subject)
     parsed: Any
     if name == "provider":
         parsed = _parse_provider(raw, source, subject)
-    elif name in ("model", "api_key"):
+    elif name == "model":
         parsed = str(raw)
+    elif name == "api_key":
+        parsed = _parse_api_key(str(raw), source, subject)
     elif name == "base_url":
         parsed = parse_http_url(str(raw), source, subject)
     elif name == "max_tokens":
@@ -49,53 +131,67 @@ def parse_value(name: str, raw: Any, source: Source, detail: str, subject: str) 
 
 
 def parse_mode(raw: str, source: Source, subject: str) -> str:
-    mode = raw.strip().lower()
-    if mode not in MODES:
+    check_text("mode", raw, source, subject)
+    if raw not in MODES:
         raise _fail(
             "mode", Reason.UNKNOWN_MODE,
-            f"{subject}: mode {raw!r} is not known; use one of: "
-            f"{', '.join(MODES)}",
+            f"{subject}: mode {shown(raw)} is not known; use one of: "
+            f"{', '.join(MODES)}{_exact_hint(raw, MODES)}",
             source, subject,
         )
-    return mode
+    return raw
+
+
+def _exact_hint(raw: str, names: Any) -> str:
+    return " (names are lower case)" if raw.lower() in names else ""
 
 
 def _parse_provider(raw: Any, source: Source, subject: str) -> str:
-    name = str(raw).strip().lower()
-    if name not in PROVIDERS:
+    if not isinstance(raw, str) or raw not in PROVIDERS:
         raise _fail(
             "provider", Reason.UNKNOWN_PROVIDER,
-            f"{subject}: provider {raw!r} is not known; use one of: "
-            f"{known_providers_text()}",
+            f"{subject}: provider {shown(raw)} is not known; use one of: "
+            f"{known_providers_text()}{_exact_hint(str(raw), PROVIDERS)}",
             source, subject,
         )
-    return name
+    return raw
+
+
+def _parse_api_key(raw: str, source: Source, subject: str) -> str:
+    """Keys travel in HTTP headers: printable ASCII, nothing that a header would split on."""
+    if found := _NOT_KEY_CHARACTER.search(raw):
+        kind = "a space" if found.group().isspace() else "a non-ASCII character"
+        raise _fail("api_key", Reason.INVALID_API_KEY,
+                    f"{subject}: the API key contains {kind} at position {found.start()}; a "
+                    "key is printable ASCII without spaces", source, subject)
+    return raw
 
 
 def _parse_int(raw: Any, source: Source, subject: str) -> int:
-    if isinstance(raw, bool):
-        raw = repr(raw)
-    try:
+    # A bool is an int to Python, and proto/YAML integers arrive typed; strings must be plain
+    # ASCII decimals.
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    # (int() refuses more than 4300 digits with a ValueError; 100 is already far out of range.)
+    if isinstance(raw, str) and len(raw) <= 100 and _INT.fullmatch(raw):
         return int(raw)
-    except (TypeError, ValueError):
-        raise _fail(
-            "max_tokens", Reason.INVALID_NUMBER,
-            f"{subject}: {raw!r} is not an integer; max_tokens must be a "
-            "positive integer such as 8192",
-            source, subject,
-        ) from None
+    raise _fail(
+        "max_tokens", Reason.INVALID_NUMBER,
+        f"{subject}: {shown(raw)} is not an integer; max_tokens must be a "
+        "positive integer written in decimal digits, such as 8192",
+        source, subject,
+    )
 
 
 def _parse_float(raw: Any, source: Source, subject: str) -> float:
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        value = math.nan
-    if isinstance(raw, bool) or not math.isfinite(value):
+    number = isinstance(raw, (int, float)) and not isinstance(raw, bool)
+    decimal = isinstance(raw, str) and _FLOAT.fullmatch(raw) is not None
+    value = float(raw) if number or decimal else math.nan
+    if not math.isfinite(value):
         raise _fail(
             "temperature", Reason.INVALID_NUMBER,
-            f"{subject}: {raw!r} is not a number; temperature must be a "
-            "number such as 0.0 or 0.7",
+            f"{subject}: {shown(raw)} is not a number; temperature must be a "
+            "finite decimal number such as 0.0 or 0.7",
             source, subject,
         )
     return value
@@ -103,7 +199,8 @@ def _parse_float(raw: Any, source: Source, subject: str) -> float:
 
 def parse_http_url(raw: str, source: Source, subject: str) -> str:
     """An absolute http(s) URL with a host, without a trailing slash."""
-    url = raw.strip()
+    check_text("base_url", raw, source, subject)
+    url = raw
     problem = None
     try:
         parts = urlsplit(url)
@@ -120,7 +217,7 @@ def parse_http_url(raw: str, source: Source, subject: str) -> str:
     if problem:
         raise _fail(
             "base_url", Reason.INVALID_URL,
-            f"{subject}: base_url {raw!r} is not usable: {problem}; "
+            f"{subject}: base_url {shown(redact_url(raw))} is not usable: {problem}; "
             "use a URL like http://localhost:11434 or https://api.anthropic.com",
             source, subject,
         )
@@ -134,7 +231,8 @@ def parse_ollama_host(raw: str, source: Source, subject: str) -> tuple[str, tupl
     `https://host` 443 (a trap worth a warning); a path is kept; 0.0.0.0 and :: (what the server
     binds to) mean loopback for a client.
     """
-    text = raw.strip()
+    check_text("base_url", raw, source, subject)
+    text, quoted = raw, shown(redact_url(raw))
     scheme, sep, hostport = text.partition("://")
     port = 11434
     if not sep:
@@ -146,7 +244,7 @@ def parse_ollama_host(raw: str, source: Source, subject: str) -> tuple[str, tupl
     else:
         raise _fail(
             "base_url", Reason.INVALID_URL,
-            f"{subject}: {raw!r} has scheme {scheme!r}; use http or https",
+            f"{subject}: {quoted} has scheme {shown(scheme)}; use http or https",
             source, subject,
         )
     hostport, _, path = hostport.partition("/")
@@ -162,7 +260,7 @@ def parse_ollama_host(raw: str, source: Source, subject: str) -> tuple[str, tupl
         except ValueError:
             raise _fail(
                 "base_url", Reason.INVALID_URL,
-                f"{subject}: {raw!r} has a port that is not a number between 0 "
+                f"{subject}: {quoted} has a port that is not a number between 0 "
                 "and 65535",
                 source, subject,
             ) from None
@@ -170,11 +268,11 @@ def parse_ollama_host(raw: str, source: Source, subject: str) -> tuple[str, tupl
     notes: list[str] = []
     if explicit_port is None and sep:
         notes.append(
-            f"{subject}={raw!r} has a scheme but no port, so it means port {port} (Ollama's own "
+            f"{subject}={quoted} has a scheme but no port, so it means port {port} (Ollama's own "
             f"rule), not 11434; write {scheme}://{host}:11434 if that is what you meant"
         )
     if host in ("0.0.0.0", "::"):
-        notes.append(f"{subject}={raw!r} is a listen address; using loopback to reach it")
+        notes.append(f"{subject}={quoted} is a listen address; using loopback to reach it")
         host = "127.0.0.1" if host == "0.0.0.0" else "::1"
     try:
         if ipaddress.ip_address(host).version == 6:

@@ -10,11 +10,19 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
-from . import config_file
+from . import config_file, files
 from .catalog import MODES, PROVIDERS
 from .config_file import ConfigFileError, LoadedFile
 from .domain import FIELDS, ConfigError, Layer, Reason, Source, Value, Violation
-from .parsing import ParseError, parse_mode, parse_ollama_host, parse_value
+from .files import FileProblem
+from .parsing import (
+    ParseError,
+    control_character,
+    parse_mode,
+    parse_ollama_host,
+    parse_value,
+    shorten_path,
+)
 
 if TYPE_CHECKING:
     from .config_schema import LLMSection
@@ -37,6 +45,8 @@ DEPRECATED_ENV_FOR_FIELD: Final = MappingProxyType(
 )
 MODE_ENV: Final = "MODE"
 SECRET_FIELDS: Final = frozenset({"api_key"})
+# A key, or a certificate chain at most; a runaway or special file is refused, not read.
+SECRET_FILE_LIMIT: Final = 64 * 1024
 
 
 def environment_variables() -> tuple[str, ...]:
@@ -188,8 +198,8 @@ def _env_value(name: str, variable: str, environ: Mapping[str, str], collect: _C
     if name not in SECRET_FIELDS:
         return collect.parse(name, raw, Source.ENV, variable) if raw.strip() else None
     file_variable = f"{variable}_FILE"
-    path = environ.get(file_variable, "").strip()
-    if raw.strip() and path:
+    path = environ.get(file_variable, "")
+    if raw.strip() and path.strip():
         collect.violations.append(Violation(
             name, Reason.CONFLICTING_SETTINGS,
             f"{variable} and {file_variable} are both set; keep only one of them",
@@ -198,18 +208,38 @@ def _env_value(name: str, variable: str, environ: Mapping[str, str], collect: _C
         return None
     if raw.strip():
         return collect.parse(name, raw, Source.ENV, variable)
-    if not path:
+    if not path.strip():
         return None
+    return _secret_file_value(name, file_variable, path, collect)
+
+
+def _secret_file_value(name: str, file_variable: str, path: str, collect: _Collector,
+                       ) -> Value | None:
+    """A key from a file: a regular file of at most 64 KiB holding the key on one line (a final
+    newline or CRLF and a byte-order mark are what editors and `echo` add, and are dropped)."""
+    def refuse(reason: Reason, message: str) -> None:
+        collect.violations.append(Violation(name, reason, f"{file_variable}: {message}",
+                                            Source.ENV, file_variable))
+
+    if found := control_character(path):
+        refuse(Reason.SECRET_FILE_UNREADABLE,
+               f"the file name contains a control character ({found[1]} at position "
+               f"{found[0]})")
+        return None
+    shown_path = shorten_path(path)
     try:
-        secret = Path(path).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or type(exc).__name__
-        collect.violations.append(Violation(
-            name, Reason.SECRET_FILE_UNREADABLE,
-            f"{file_variable}: cannot read {path}: {reason}", Source.ENV, file_variable,
-        ))
+        text = files.read_text(path, limit=SECRET_FILE_LIMIT)
+    except FileProblem as exc:
+        refuse(Reason.SECRET_FILE_UNREADABLE, str(exc).replace(path, shown_path))
         return None
-    return collect.parse(name, secret, Source.ENV, file_variable, f"{file_variable} ({path})")
+    secret = text.removesuffix("\n").removesuffix("\r")
+    if "\n" in secret or "\r" in secret:
+        refuse(Reason.INVALID_API_KEY,
+               f"{shown_path} has more than one line; a key file holds only the key (one "
+               "final newline is fine)")
+        return None
+    return collect.parse(name, secret, Source.ENV, file_variable,
+                         f"{file_variable} ({shown_path})")
 
 
 def _host_value(variable: str, environ: Mapping[str, str], collect: _Collector) -> Value | None:
@@ -226,10 +256,10 @@ def _host_value(variable: str, environ: Mapping[str, str], collect: _Collector) 
 
 def _load_file(flags: ServerFlags, environ: Mapping[str, str], cwd: Path, home: Path,
                collect: _Collector) -> LoadedFile | None:
-    path, named_by = config_file.locate(flags.config, environ, cwd, home)
-    if path is None:
-        return None
     try:
+        path, named_by = config_file.locate(flags.config, environ, cwd, home)
+        if path is None:
+            return None
         return config_file.load(path, home, named_by)
     except ConfigFileError as exc:
         collect.violations.extend(exc.violations)
