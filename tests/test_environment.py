@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import llmconfig
-from llmconfig_server.domain import ConfigError
+from llmconfig_server.state import BuildError
 
 from conftest import ANTHROPIC_KEY
 
@@ -77,7 +77,7 @@ def test_empty_variables_count_as_unset(serve):
 
 
 def test_provider_names_are_exact(serve):
-    with pytest.raises(ConfigError, match=r"provider 'Ollama' is not known.*lower case"):
+    with pytest.raises(BuildError, match=r"provider 'Ollama' is not known.*lower case"):
         serve(env={"STIGMER_LLM_PROVIDER": "Ollama"})
 
 

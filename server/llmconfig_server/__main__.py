@@ -79,9 +79,6 @@ def token_command(argv: Sequence[str]) -> int:
 
 
 def _refuse(problems: Sequence[str]) -> None:
-    if len(problems) == 1:
-        print(f"llmconfig-server: refusing to start: {problems[0]}", file=sys.stderr)
-        return
     lines = ["llmconfig-server: refusing to start: the configuration is invalid:"]
     lines += [f"  - {problem}" for problem in problems]
     print("\n".join(lines), file=sys.stderr)

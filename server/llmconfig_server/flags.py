@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,8 @@ TLS_KEY_ENV = "STIGMER_LLMCONFIG_TLS_KEY"
 TLS_CLIENT_CA_ENV = "STIGMER_LLMCONFIG_TLS_CLIENT_CA"
 DEFAULT_PROBE_TIMEOUT = 2.0
 MAX_PROBE_TIMEOUT = 60.0
+# Seconds as people write them: 5, 0.5, .25 — not 1_0, nan, inf or other scripts' digits.
+_PLAIN_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
 
 
 class FlagError(Exception):
@@ -167,10 +170,7 @@ def _metrics_listen(raw: str | None) -> str | None:
 
 def _seconds(raw: str, flag: str, maximum: float = 3600.0) -> float:
     """A finite, non-negative number of seconds in plain ASCII decimal notation."""
-    text = raw.strip()
-    value = -1.0
-    if text.isascii() and text.replace(".", "", 1).isdigit():
-        value = float(text)
+    value = float(raw) if _PLAIN_DECIMAL.fullmatch(raw.strip()) else -1.0
     if not 0 <= value <= maximum:
         raise FlagError(f"{flag}: {raw!r} is not a number of seconds between 0 and "
                         f"{maximum:g}, e.g. 5 or 0.5")
@@ -218,10 +218,7 @@ def _probe_timeout(flag: str | None, environ: Mapping[str, str]) -> float:
         environ.get(PROBE_TIMEOUT_ENV, "").strip(), PROBE_TIMEOUT_ENV)
     if not raw:
         return DEFAULT_PROBE_TIMEOUT
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
+    value = float(raw) if _PLAIN_DECIMAL.fullmatch(raw) else -1.0
     if not 0 < value <= MAX_PROBE_TIMEOUT:
         raise FlagError(f"{name}: {raw!r} is not a number of seconds between 0 and "
                         f"{MAX_PROBE_TIMEOUT:g}, e.g. 2 or 0.5")

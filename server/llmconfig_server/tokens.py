@@ -11,7 +11,6 @@ tokens:
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import re
@@ -88,22 +87,17 @@ def valid_name(name: str) -> bool:
 
 def load(path: str | Path) -> TokenTable:
     """Read and check the tokens file; raise TokensFileError naming every problem."""
-    import yaml
-
     shown = str(path)
     try:
         text = files.read_text(path, limit=TOKENS_FILE_LIMIT)
     except files.FileProblem as exc:
         raise TokensFileError(f"tokens file: {exc}") from None
+    from .safe_yaml import YAMLProblem, load
+
     try:
-        # Aliases are refused outright: a tokens file has no use for them, and they are how a
-        # few hundred bytes of YAML expand into gigabytes.
-        document = yaml.load(text, Loader=_no_alias_loader())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise TokensFileError(f"tokens file {shown}{where}: {problem}") from None
+        document = load(text)  # bounded, and its errors never quote the file
+    except YAMLProblem as exc:
+        raise TokensFileError(f"tokens file {shown}{exc.where}: {exc}") from None
     return TokenTable(_entries(document, shown), shown)
 
 
@@ -149,18 +143,3 @@ def _entries(document: Any, shown: str) -> tuple[Token, ...]:
     if problems:
         raise TokensFileError(f"tokens file {shown}: " + "; ".join(problems))
     return tuple(tokens)
-
-
-@functools.cache
-def _no_alias_loader() -> type:
-    """A SafeLoader that refuses aliases (built on first use: importing YAML costs ~10 ms)."""
-    import yaml
-
-    class NoAliasLoader(yaml.SafeLoader):
-        def compose_node(self, parent: Any, index: Any) -> Any:
-            if self.check_event(yaml.AliasEvent):
-                raise yaml.composer.ComposerError(None, None, "aliases are not allowed here",
-                                                  self.peek_event().start_mark)  # type: ignore[no-untyped-call]
-            return super().compose_node(parent, index)
-
-    return NoAliasLoader
