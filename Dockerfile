@@ -16,12 +16,14 @@ RUN python3 -m venv /opt/build \
         --no-deps --wheel-dir /wheels .
 
 # Stage 2: the server extra from that wheel, in a venv (Debian's own Python refuses pip
-# installs outside one), owned by root and run by an unprivileged user.
+# installs outside one), owned by root and run by an unprivileged user. pip and setuptools
+# leave the venv afterwards: nothing installs at run time.
 FROM ${PYTHON_IMAGE}
 COPY --from=build /wheels /wheels
 RUN python3 -m venv /opt/llmconfig \
     && /opt/llmconfig/bin/pip install --no-cache-dir --disable-pip-version-check --quiet \
         "$(ls /wheels/llmconfig-*.whl)[server]" \
+    && /opt/llmconfig/bin/python -m pip uninstall --yes --quiet pip setuptools \
     && rm -rf /wheels \
     && useradd --uid 10001 --user-group --create-home --home-dir /home/llmconfig llmconfig
 

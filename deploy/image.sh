@@ -40,7 +40,9 @@ cleanup() {
         say "stopping the dockerd this script started (pid $STARTED_DOCKERD)"
         kill "$STARTED_DOCKERD" 2>/dev/null || true
         # dockerd stops its containers and containerd before it exits; give it time.
-        for _ in $(seq 30); do kill -0 "$STARTED_DOCKERD" 2>/dev/null || break; sleep 1; done
+        for _ in $(seq 30); do running "$STARTED_DOCKERD" || break; sleep 1; done
+        # Reap it: nothing else on a machine without an init that reaps would.
+        running "$STARTED_DOCKERD" || wait "$STARTED_DOCKERD" 2>/dev/null || true
     fi
 }
 trap cleanup EXIT
@@ -58,6 +60,13 @@ apt_install() {
         || die "apt-get install $* failed"
 }
 
+# PID names a process that runs (exists and is not a zombie).
+running() {
+    local state
+    state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ -n $state && $state != Z ]]
+}
+
 ensure_docker() {
     command -v dockerd >/dev/null || apt_install docker.io
     # The client that came with Debian's daemon: a newer standalone client elsewhere on PATH
@@ -67,18 +76,22 @@ ensure_docker() {
     if "$DOCKER" info >/dev/null 2>&1; then
         return
     fi
-    # A dockerd killed without a chance to clean up (as at the end of a CI run) leaves its pid
-    # file behind, and a new one refuses to start while it names a live process only.
-    local pidfile=/var/run/docker.pid
-    if [[ -f $pidfile ]] && ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-        rm -f "$pidfile"
-    fi
+    # A dockerd killed without a chance to clean up (as at the end of a CI run) leaves pid
+    # files behind, for itself and its containerd; a new dockerd refuses to start, or waits
+    # for a dead containerd, while one names a process that still has an entry in /proc (an
+    # unreaped zombie has one too).
+    local pidfile
+    for pidfile in /var/run/docker.pid /var/run/docker/containerd/containerd.pid; do
+        if [[ -f $pidfile ]] && ! running "$(cat "$pidfile")"; then
+            rm -f "$pidfile"
+        fi
+    done
     say "starting dockerd (log: $DOCKERD_LOG)"
     nohup dockerd >"$DOCKERD_LOG" 2>&1 &
     STARTED_DOCKERD=$!
     for _ in $(seq 60); do
         "$DOCKER" info >/dev/null 2>&1 && return
-        kill -0 "$STARTED_DOCKERD" 2>/dev/null || { STARTED_DOCKERD=""; break; }
+        running "$STARTED_DOCKERD" || { STARTED_DOCKERD=""; break; }
         sleep 1
     done
     tail -n 20 "$DOCKERD_LOG" >&2 || true
@@ -114,6 +127,8 @@ make_debian_base() {
     mmdebstrap --quiet --variant=minbase \
         --include=python3,python3-pip,python3-venv,ca-certificates \
         --aptopt='Acquire::Check-Valid-Until "false"' --aptopt='APT::Install-Recommends "false"' \
+        --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
+        --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
         --customize-hook="upload $ca /etc/ssl/certs/ca-certificates.crt" \
         --customize-hook='printf "[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n" > "$1/etc/pip.conf"' \
         "$SUITE" "$work/base.tar" "deb $mirror $SUITE main" \
@@ -165,6 +180,8 @@ run_checks() {
     local port target out uid pid code t0
     port=$(free_port)
     target=127.0.0.1:$port
+    # A run that was killed may have left its container behind.
+    "$DOCKER" ps --all --quiet --filter name=llmconfig-image-test- | xargs -r "$DOCKER" rm -f >/dev/null
     CONTAINER=llmconfig-image-test-$$
     # --read-only: the same constraint as the Kubernetes manifests' readOnlyRootFilesystem.
     say "docker run $IMAGE on $target (--network host, --read-only)"
