@@ -118,3 +118,31 @@ def test_client_works_with_server_libraries_unavailable() -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=60, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_server_command_names_the_extra_when_its_libraries_are_missing() -> None:
+    # sys.modules[name] = None: importing it fails and find_spec finds nothing, as when absent.
+    script = textwrap.dedent(f"""
+        import sys
+        for name in {SERVER_ONLY[:-1]!r}:
+            sys.modules[name] = None
+        from llmconfig_server._entry import run
+        run()
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 1
+    assert "pip install 'llmconfig[server]'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_server_command_checks_for_every_library_of_the_server_extra() -> None:
+    from llmconfig_server._entry import SERVER_LIBRARIES
+
+    client_provided = _closure(PYPROJECT["project"]["dependencies"])
+    providers = metadata.packages_distributions()
+    server_only = {
+        top for top in _third_party_imports(ROOT / "server" / "llmconfig_server")
+        if not {d.lower().replace("_", "-") for d in providers.get(top, [])} & client_provided
+    }
+    assert set(SERVER_LIBRARIES) == server_only
