@@ -68,14 +68,16 @@ running() {
 }
 
 ensure_docker() {
-    command -v dockerd >/dev/null || apt_install docker.io
-    # The client that came with Debian's daemon: a newer standalone client elsewhere on PATH
-    # would want buildx for `docker build`.
+    # Debian's client (/usr/bin) before a standalone one elsewhere on PATH, which may be newer
+    # than Debian's daemon.
     DOCKER=docker
-    [[ $(command -v dockerd) == /usr/sbin/dockerd && -x /usr/bin/docker ]] && DOCKER=/usr/bin/docker
+    [[ -x /usr/bin/docker ]] && DOCKER=/usr/bin/docker
     if "$DOCKER" info >/dev/null 2>&1; then
-        return
+        return    # a running engine: Docker Desktop, a docker group member, an earlier run
     fi
+    command -v dockerd >/dev/null || apt_install docker.io
+    DOCKER=/usr/bin/docker
+    [[ -x $DOCKER ]] || DOCKER=docker
     # A dockerd killed without a chance to clean up (as at the end of a CI run) leaves pid
     # files behind, for itself and its containerd; a new dockerd refuses to start, or waits
     # for a dead containerd, while one names a process that still has an entry in /proc (an
@@ -102,6 +104,7 @@ have_image() { "$DOCKER" image inspect "$1" >/dev/null 2>&1; }
 
 # The Debian mirror apt is configured with (deb822 or one-line sources alike).
 debian_mirror() {
+    # shellcheck disable=SC2016  # $(REPO_URI) is apt's own placeholder, not the shell's
     apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 'Identifier: Packages' 2>/dev/null \
         | awk '$2 !~ /-(security|updates|backports)$/ { print $1; exit }'
 }
@@ -123,7 +126,9 @@ make_debian_base() {
     ca=$(host_ca_bundle)
     work=$(mktemp -d)
     say "making $BASE_TAG with mmdebstrap ($SUITE from $mirror; CA bundle $ca)"
-    # The hooks put this machine's CA bundle in place and point pip at it.
+    # The hooks put this machine's CA bundle in place and point pip at it ($1 is the new root,
+    # expanded by mmdebstrap's shell).
+    # shellcheck disable=SC2016
     mmdebstrap --quiet --variant=minbase \
         --include=python3,python3-pip,python3-venv,ca-certificates \
         --aptopt='Acquire::Check-Valid-Until "false"' --aptopt='APT::Install-Recommends "false"' \
@@ -177,7 +182,7 @@ free_port() {
 
 run_checks() {
     command -v "$GRPCURL" >/dev/null || die "grpcurl not found (GRPCURL=$GRPCURL; make install provides it)"
-    local port target out uid pid code t0
+    local port target out uid code t0
     port=$(free_port)
     target=127.0.0.1:$port
     # A run that was killed may have left its container behind.
@@ -205,9 +210,9 @@ run_checks() {
         || die "ResolveLLMConfig answered something unexpected: $out"
     say "ok: ResolveLLMConfig through grpcurl"
 
-    pid=$("$DOCKER" inspect --format '{{.State.Pid}}' "$CONTAINER")
-    uid=$(ps -o uid= -p "$pid" | tr -d ' ')
-    [[ $uid == 10001 ]] || die "the server runs as uid $uid, expected 10001"
+    # The uid of the container's processes as the engine's host sees them.
+    uid=$("$DOCKER" top "$CONTAINER" -o pid,uid | awk 'NR > 1 { print $2 }' | sort -u)
+    [[ $uid == 10001 ]] || die "the server runs as uid ${uid:-?}, expected 10001"
     say "ok: the server process runs as uid $uid"
 
     t0=$SECONDS
