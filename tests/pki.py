@@ -17,7 +17,9 @@ class Pki:
     server_key: Path
     client_cert: Path
     client_key: Path
-    other_ca: Path  # a CA that signed nothing here: trusting it must fail
+    other_ca: Path  # trusting it must fail for server_cert…
+    other_server_cert: Path  # …and succeed for this one (the same names, signed by other_ca)
+    other_server_key: Path
 
 
 def openssl() -> str:
@@ -56,6 +58,9 @@ def make(folder: Path) -> Pki:
     _ca("other-ca", folder)
     _leaf("server", "test-ca", folder,
           "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
+    _leaf("other-server", "other-ca", folder,
+          "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
     _leaf("client", "test-ca", folder, "extendedKeyUsage=clientAuth\n")
     return Pki(folder / "test-ca.pem", folder / "server.pem", folder / "server.key",
-               folder / "client.pem", folder / "client.key", folder / "other-ca.pem")
+               folder / "client.pem", folder / "client.key", folder / "other-ca.pem",
+               folder / "other-server.pem", folder / "other-server.key")
