@@ -17,6 +17,7 @@ class Sample:
     seconds: float
     p50_us: float
     p99_us: float
+    failures: int = 0
 
     @property
     def rps(self) -> float:
@@ -38,18 +39,23 @@ async def closed_loop(target: str, method: str, payload: bytes, concurrency: int
         for _ in range(50):  # warm the connection and the server's code paths
             await call(payload, timeout=10, metadata=metadata)
         latencies: list[float] = []
+        failures = 0
         deadline = time.perf_counter() + seconds
 
         async def caller() -> None:
+            nonlocal failures
             while (now := time.perf_counter()) < deadline:
-                await call(payload, timeout=10, metadata=metadata)
+                try:
+                    await call(payload, timeout=10, metadata=metadata)
+                except grpc.RpcError:
+                    failures += 1
                 latencies.append(time.perf_counter() - now)
 
         began = time.perf_counter()
         await asyncio.gather(*(caller() for _ in range(concurrency)))
         elapsed = time.perf_counter() - began
     quantiles = statistics.quantiles(latencies, n=100)
-    return Sample(len(latencies), elapsed, quantiles[49] * 1e6, quantiles[98] * 1e6)
+    return Sample(len(latencies), elapsed, quantiles[49] * 1e6, quantiles[98] * 1e6, failures)
 
 
 async def fire(target: str, method: str, payload: bytes, count: int, concurrency: int = 64,
