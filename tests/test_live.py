@@ -5,10 +5,14 @@ and TLS files reloaded; WatchLLMConfig's events; streams across restarts and shu
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import queue
 import shutil
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -22,7 +26,7 @@ from llmconfig.v1 import llmconfig_pb2 as pb
 from llmconfig_server.tokens import digest_of
 
 import pki
-from conftest import ANTHROPIC_KEY, ServerThread, inputs_for
+from conftest import ANTHROPIC_KEY, ServerThread, base_env, inputs_for
 
 WITHIN = 3.0  # seconds: the promise for a changed file to be served
 
@@ -321,7 +325,7 @@ def test_watch_with_secrets_needs_the_scope(serve, workspace):
 
 def test_watch_reconnects_across_a_server_restart(workspace):
     path = workspace.write(".stigmer/config.yaml", config("llama3.2"))
-    with __import__("socket").socket() as probe:
+    with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     first = ServerThread(inputs_for(workspace, args=["--listen", f"127.0.0.1:{port}"]))
@@ -366,3 +370,22 @@ def test_sigterm_ends_open_watch_streams_with_unavailable(server_process):
     assert handle.finish() == 0
     assert set(codes) == {"UNAVAILABLE"}, set(codes)
     assert took < 3, took  # the grace is 5 s: streams did not hold the server up
+
+
+def test_cli_watch_prints_a_line_per_change_and_exits_0_on_ctrl_c(serve, workspace):
+    path = workspace.write(".stigmer/config.yaml", config("llama3.2"))
+    target = serve().target
+    proc = subprocess.Popen([sys.executable, "-m", "llmconfig", "watch", "--target", target,
+                             "--json"], stdout=subprocess.PIPE, text=True,
+                            env=base_env(workspace))
+    try:
+        assert proc.stdout is not None
+        first = json.loads(proc.stdout.readline())
+        assert first["resolved"]["config"]["model"] == "llama3.2:3b"
+        assert "api_key" not in first["resolved"]["config"]
+        path.write_text(config("qwen2.5-coder:14b"))
+        second = json.loads(proc.stdout.readline())
+        assert second["resolved"]["config"]["model"] == "qwen2.5-coder:14b"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
