@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from .catalog import MODES, PROVIDERS, known_providers_text
 from .domain import Reason, Source, Value, Violation
+from .redact import redact_url
 
 
 class ParseError(Exception):
@@ -102,7 +103,8 @@ def _parse_float(raw: Any, source: Source, subject: str) -> float:
 
 
 def parse_http_url(raw: str, source: Source, subject: str) -> str:
-    """An absolute http(s) URL with a host, without a trailing slash."""
+    """An absolute http(s) URL with a host, without a trailing slash. Credentials in it
+    (`user:pass@`) are the operator's to configure, never a request's, and never shown."""
     url = raw.strip()
     problem = None
     try:
@@ -117,10 +119,13 @@ def parse_http_url(raw: str, source: Source, subject: str) -> str:
             problem = "it has no host"
         elif parts.query or parts.fragment:
             problem = "it has a query or fragment"
+        elif source is Source.REQUEST and "@" in parts.netloc:
+            problem = ("it has credentials in it (user:password@); a request may not send "
+                       "them, configure them on the server")
     if problem:
         raise _fail(
             "base_url", Reason.INVALID_URL,
-            f"{subject}: base_url {raw!r} is not usable: {problem}; "
+            f"{subject}: base_url {redact_url(raw)!r} is not usable: {problem}; "
             "use a URL like http://localhost:11434 or https://api.anthropic.com",
             source, subject,
         )
