@@ -130,6 +130,16 @@ def test_a_model_no_probe_can_carry_is_invalid_argument(serve, capture, model):
     assert capture.requests == []
 
 
+@pytest.mark.parametrize("call", ["resolve", "check_health"])
+def test_an_error_quoting_a_huge_value_still_reaches_the_caller(serve, call):
+    # The status travels in metadata; quoted whole, a 20,000-character provider overflowed the
+    # client's limit, which answered RESOURCE_EXHAUSTED instead of the error.
+    with pytest.raises(llmconfig.ConfigInvalid) as caught:
+        getattr(serve(), call)(provider="é" * 20_000)
+    assert caught.value.message.endswith("…")
+    assert len(caught.value.message.encode()) <= 1_003
+
+
 def target_for(url: str, key: str) -> ProbeTarget:
     return ProbeTarget(provider="anthropic", base_url=url, model="claude-sonnet-4-5-20250929",
                        api_key=key, key_hint="sk-ant-…f2c9", key_origin="ANTHROPIC_API_KEY_FILE",

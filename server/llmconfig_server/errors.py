@@ -3,7 +3,9 @@
 A violation the caller caused (a request value) is INVALID_ARGUMENT with google.rpc.BadRequest;
 anything else is FAILED_PRECONDITION with google.rpc.PreconditionFailure, each violation naming
 the variable, flag or file key it came from. Both carry google.rpc.ErrorInfo with the reason.
-Every message goes out with URL credentials (`user:pass@`) hidden.
+Every message goes out with URL credentials (`user:pass@`) hidden, and clipped: messages quote
+the caller's values, and a status travels in metadata, which gRPC clients refuse past 8–16 KiB
+(the caller would see RESOURCE_EXHAUSTED "metadata size exceeds hard limit" instead of the error).
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from .domain import ConfigError
 from .redact import redact_text
 
 ERROR_DOMAIN = "llmconfig.stigmer.ai"
+# UTF-8 bytes; the message is sent twice (grpc-message, percent-encoded, and in
+# grpc-status-details-bin with the details), which keeps the whole under the 8 KiB soft limit.
+_MESSAGE_LIMIT = 1000
+_DESCRIPTION_LIMIT = 300
 
 
 def config_error_status(error: ConfigError) -> grpc.Status:
@@ -27,7 +33,8 @@ def config_error_status(error: ConfigError) -> grpc.Status:
         detail: Message = error_details_pb2.BadRequest(
             field_violations=[
                 error_details_pb2.BadRequest.FieldViolation(
-                    field=v.subject, reason=v.reason.value, description=redact_text(v.message)
+                    field=v.subject, reason=v.reason.value,
+                    description=_shown(v.message, _DESCRIPTION_LIMIT),
                 )
                 for v in violations
             ]
@@ -38,7 +45,8 @@ def config_error_status(error: ConfigError) -> grpc.Status:
         detail = error_details_pb2.PreconditionFailure(
             violations=[
                 error_details_pb2.PreconditionFailure.Violation(
-                    type=v.reason.value, subject=v.subject, description=redact_text(v.message)
+                    type=v.reason.value, subject=v.subject,
+                    description=_shown(v.message, _DESCRIPTION_LIMIT),
                 )
                 for v in violations
             ]
@@ -51,7 +59,7 @@ def config_error_status(error: ConfigError) -> grpc.Status:
     return rpc_status.to_status(
         status_pb2.Status(
             code=code,
-            message=redact_text("; ".join(v.message for v in violations)),
+            message=_shown("; ".join(v.message for v in violations), _MESSAGE_LIMIT),
             details=[_pack(detail), _pack(info)],
         )
     )
@@ -64,9 +72,8 @@ def denied_status(message: str, reason: str) -> grpc.Status:
 
 def bad_request_status(field: str, reason: str, message: str) -> grpc.Status:
     """INVALID_ARGUMENT for one request field, shaped like config_error_status's."""
-    message = redact_text(message)
     violation = error_details_pb2.BadRequest.FieldViolation(
-        field=field, reason=reason, description=message)
+        field=field, reason=reason, description=_shown(message, _DESCRIPTION_LIMIT))
     return _status(code_pb2.INVALID_ARGUMENT, message, reason,
                    error_details_pb2.BadRequest(field_violations=[violation]),
                    {"field": field, "subject": field})
@@ -82,8 +89,16 @@ def _status(code: int, message: str, reason: str, detail: Message | None = None,
     info = error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=metadata)
     details = [_pack(detail)] if detail is not None else []
     return rpc_status.to_status(status_pb2.Status(
-        code=code, message=redact_text(message), details=[*details, _pack(info)]
+        code=code, message=_shown(message, _MESSAGE_LIMIT), details=[*details, _pack(info)]
     ))
+
+
+def _shown(text: str, limit: int) -> str:
+    """`text` as a status may carry it: credentials hidden, valid UTF-8 (an environment value
+    can hold undecodable bytes), at most `limit` bytes."""
+    encoded = redact_text(text).encode("utf-8", "backslashreplace")
+    shown = encoded[:limit].decode("utf-8", "ignore")
+    return shown if len(encoded) <= limit else shown + "…"
 
 
 def _pack(message: Message) -> any_pb2.Any:
