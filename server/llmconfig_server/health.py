@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 for _chatty in ("httpx", "httpcore"):
     logging.getLogger(_chatty).setLevel(logging.WARNING)
 
-_MIN_MARGIN: Final = 0.1  # time to send our answer before the caller's deadline, at least…
+_MIN_MARGIN: Final = 0.15  # time to send our answer before the caller's deadline, at least…
 _MARGIN_SHARE: Final = 0.25  # …or this share of the time the caller gave us, whichever is more
 _SLACK: Final = 0.05  # the probe caps itself at its timeout; let its own TIMEOUT verdict win
 # Concurrent upstream probes. Hundreds at once make httpx's pool bookkeeping (quadratic in its
