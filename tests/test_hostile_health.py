@@ -78,7 +78,9 @@ def test_a_generic_base_url_resolved_for_the_provider_gets_its_key(serve, captur
 
 
 def test_a_keyless_provider_is_probed_at_an_allowed_target(serve, capture):
-    client = serve(env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY}, args=["--allow-any-probe-target"])
+    # STIGMER_LLM_API_KEY is generic: the cascade hands it to ollama too, which sends no key.
+    client = serve(env={"STIGMER_LLM_API_KEY": "generic-key-1234567890abcdef"},
+                   args=["--allow-any-probe-target"])
     health = client.check_health(provider="ollama", base_url=capture.url)
     assert health.status is HealthStatus.MODEL_NOT_FOUND  # the capture lists no models
     assert capture.requests and keys_received(capture) == []

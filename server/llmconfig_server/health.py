@@ -220,8 +220,8 @@ class ProviderHealth:
             if origin.source is Source.REQUEST:
                 raise ProbeRequestInvalid("model", "INVALID_MODEL", text)
             return Verdict(HealthStatus.MODEL_NOT_FOUND, f"{text} — fix {origin.detail}")
-        if resolution.api_key and not target.api_key:
-            spec = PROVIDERS[resolution.provider]
+        spec = PROVIDERS[resolution.provider]
+        if spec.needs_key and resolution.api_key and not target.api_key:
             where = " or ".join(spec.base_url_envs) or "the server's configuration"
             return Verdict(HealthStatus.NOT_CONFIGURED, (
                 f"{spec.display_name} at {redact_url(resolution.base_url)} was not probed: this "
