@@ -172,6 +172,9 @@ class ProviderHealth:
         # When the answer is due is fixed now, on arrival, whatever the work below costs.
         due = None if time_remaining is None else \
             time.monotonic() + time_remaining - max(_MIN_MARGIN, _MARGIN_SHARE * time_remaining)
+        if model and (problem := _model_problem(model)):
+            # Before resolving: a huge model would otherwise fill the catalog's lookup caches.
+            raise ProbeRequestInvalid("model", "INVALID_MODEL", _model_text(model, problem))
         overrides = {k: v for k, v in
                      (("provider", provider), ("model", model), ("base_url", base_url)) if v}
         resolution = self.resolver.resolve(mode, overrides, require_key=False)
@@ -215,7 +218,7 @@ class ProviderHealth:
     def _refusal(self, resolution: Resolution, target: ProbeTarget) -> Verdict | None:
         """A verdict given without probing, or an error for the caller; None: go and probe."""
         if problem := _model_problem(resolution.model):
-            text = f"model {_printable(resolution.model[:80])!r} cannot be probed: {problem}"
+            text = _model_text(resolution.model, problem)
             origin = resolution.origin_of("model")
             if origin.source is Source.REQUEST:
                 raise ProbeRequestInvalid("model", "INVALID_MODEL", text)
@@ -331,6 +334,10 @@ def _model_problem(model: str) -> str | None:
     if model in (".", ".."):
         return "a path step is not a model id"
     return None
+
+
+def _model_text(model: str, problem: str) -> str:
+    return f"model {_printable(model[:80])!r} cannot be probed: {problem}"
 
 
 def _printable(text: str) -> str:
