@@ -1,5 +1,6 @@
 """Real HTTP servers on 127.0.0.1 that speak the providers' documented APIs, including their
-failure answers, for the health tests. Each counts the requests it receives."""
+failure answers, for the health tests. Each records every request it receives (method, raw
+path, headers), so a test can say exactly what upstream saw."""
 
 from __future__ import annotations
 
@@ -59,7 +60,8 @@ class Emulator:
             disable_nagle_algorithm = True
 
             def do_GET(self) -> None:
-                request = Request("GET", self.path, {k.lower(): v for k, v in self.headers.items()})
+                request = Request(self.command, self.path,
+                                  {k.lower(): v for k, v in self.headers.items()})
                 emulator.requests.append(request)
                 emulator.counts[self.path] += 1
                 reply = emulator.overrides.get(self.path) or emulator.route(request)
@@ -77,6 +79,9 @@ class Emulator:
                         self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(body)
+
+            # Probes only GET; anything else is recorded too, and answered like a GET.
+            do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_GET
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -183,6 +188,19 @@ def openai(key: str, models: Iterable[str] = ("gpt-4o",)) -> Emulator:
 def openai_quota_exhausted() -> Reply:
     return _openai_error(429, "You exceeded your current quota, please check your plan and "
                          "billing details.", "insufficient_quota", "insufficient_quota")
+
+
+# -- Anything: a capturing server -----------------------------------------------------------------
+
+def capturing() -> Emulator:
+    """Answers every request with 200 and a body each probe accepts (an Anthropic/OpenAI model
+    object that is also an Ollama version and an empty tag list), so every probe goes as far as
+    it can; `requests` then shows every path and header that reached it."""
+
+    def route(request: Request) -> Reply:
+        return Reply(body={"type": "model", "id": "captured", "object": "model",
+                           "version": "0.0.0", "models": []})
+    return Emulator(route)
 
 
 # -- Network failures ------------------------------------------------------------------------------

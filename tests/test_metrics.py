@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import urllib.request
 
 import pytest
@@ -13,10 +14,17 @@ from llmconfig_server.tokens import digest_of
 TOKEN = "llmc_metrics-test-token"
 
 
-def scrape(server) -> str:
+def scrape(server, settled: str = "") -> str:
+    """/metrics; with `settled`, once that line appears (an aborted call's status reaches the
+    caller before the server's handler has returned and counted it)."""
     url = f"http://{server.running.metrics_address}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as answer:
-        return answer.read().decode()
+    deadline = time.monotonic() + 3
+    while True:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            text = answer.read().decode()
+        if settled in text or time.monotonic() > deadline:
+            return text
+        time.sleep(0.02)
 
 
 def value(text: str, name: str, **labels: str) -> float:
@@ -36,7 +44,7 @@ def test_metrics_count_the_calls_made(serve, servers):
         client.resolve()
     with pytest.raises(llmconfig.ConfigInvalid):
         client.resolve(temperature=9.0)
-    text = scrape(servers[0])
+    text = scrape(servers[0], 'grpc_code="InvalidArgument"')
     assert value(text, "grpc_server_started_total", **RESOLVE) == 4
     assert value(text, "grpc_server_handled_total", grpc_code="OK", **RESOLVE) == 3
     assert value(text, "grpc_server_handled_total", grpc_code="InvalidArgument", **RESOLVE) == 1
@@ -49,7 +57,7 @@ def test_metrics_count_refused_callers_under_their_code(serve, servers, workspac
     client = serve(args=["--metrics-listen", "127.0.0.1:0", "--tokens-file", str(path)])
     with pytest.raises(llmconfig.Unauthenticated):
         client.resolve()
-    text = scrape(servers[0])
+    text = scrape(servers[0], 'grpc_code="Unauthenticated"')
     assert value(text, "grpc_server_handled_total", grpc_code="Unauthenticated", **RESOLVE) == 1
 
 

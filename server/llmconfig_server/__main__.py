@@ -79,8 +79,10 @@ def token_command(argv: Sequence[str]) -> int:
 
 
 def _refuse(problems: Sequence[str]) -> None:
+    from .redact import redact_text
+
     lines = ["llmconfig-server: refusing to start: the configuration is invalid:"]
-    lines += [f"  - {problem}" for problem in problems]
+    lines += [f"  - {redact_text(problem)}" for problem in problems]
     print("\n".join(lines), file=sys.stderr)
 
 

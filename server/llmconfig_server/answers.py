@@ -5,15 +5,18 @@ requests get equal answers: a runner fleet asking the same question costs one re
 one serialisation, then a dictionary lookup per call; a reload brings a new, empty cache.
 Errors are never remembered (they are raised before anything is stored), and `include_secrets`
 is part of the request bytes, so an answer with a key is only ever served to a request that
-asked for it (whose caller is checked for the secrets scope each time).
+asked for it (whose caller is checked for the secrets scope each time). The cache is bounded in
+bytes as well as entries: distinct big requests cannot make it hold gigabytes.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
-CAPACITY = 1024
+from .bounded import BoundedCache
+
+CAPACITY: Final = 1024
+MAX_BYTES: Final = 16 * 1024 * 1024
 
 
 class Answer(NamedTuple):
@@ -22,18 +25,9 @@ class Answer(NamedTuple):
     secret: tuple[str, str] | None = None  # (provider, key hint)
 
 
-class AnswerCache:
-    def __init__(self, capacity: int = CAPACITY) -> None:
-        self.capacity = capacity
-        self._answers: OrderedDict[bytes, Answer] = OrderedDict()
+class AnswerCache(BoundedCache[bytes, Answer]):
+    """Answers by request bytes, at most `capacity` of them and `max_bytes` in all."""
 
-    def get(self, request: bytes) -> Answer | None:
-        answer = self._answers.get(request)
-        if answer is not None:
-            self._answers.move_to_end(request)
-        return answer
-
-    def put(self, request: bytes, answer: Answer) -> None:
-        self._answers[request] = answer
-        if len(self._answers) > self.capacity:
-            self._answers.popitem(last=False)
+    def __init__(self, capacity: int = CAPACITY, max_bytes: int = MAX_BYTES) -> None:
+        super().__init__(capacity, max_bytes,
+                         lambda request, answer: len(request) + len(answer.data))

@@ -3,6 +3,9 @@
 A violation the caller caused (a request value) is INVALID_ARGUMENT with google.rpc.BadRequest;
 anything else is FAILED_PRECONDITION with google.rpc.PreconditionFailure, each violation naming
 the variable, flag or file key it came from. Both carry google.rpc.ErrorInfo with the reason.
+Every message goes out with URL credentials (`user:pass@`) hidden, and clipped: messages quote
+the caller's values, and a status travels in metadata, which gRPC clients refuse past 8–16 KiB
+(the caller would see RESOURCE_EXHAUSTED "metadata size exceeds hard limit" instead of the error).
 """
 
 from __future__ import annotations
@@ -14,8 +17,13 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from .domain import ConfigError
+from .redact import redact_text
 
 ERROR_DOMAIN = "llmconfig.stigmer.ai"
+# UTF-8 bytes; the message is sent twice (grpc-message, percent-encoded, and in
+# grpc-status-details-bin with the details), which keeps the whole under the 8 KiB soft limit.
+_MESSAGE_LIMIT = 1000
+_DESCRIPTION_LIMIT = 300
 
 
 def config_error_status(error: ConfigError) -> grpc.Status:
@@ -25,7 +33,8 @@ def config_error_status(error: ConfigError) -> grpc.Status:
         detail: Message = error_details_pb2.BadRequest(
             field_violations=[
                 error_details_pb2.BadRequest.FieldViolation(
-                    field=v.subject, reason=v.reason.value, description=v.message
+                    field=v.subject, reason=v.reason.value,
+                    description=_shown(v.message, _DESCRIPTION_LIMIT),
                 )
                 for v in violations
             ]
@@ -36,7 +45,8 @@ def config_error_status(error: ConfigError) -> grpc.Status:
         detail = error_details_pb2.PreconditionFailure(
             violations=[
                 error_details_pb2.PreconditionFailure.Violation(
-                    type=v.reason.value, subject=v.subject, description=v.message
+                    type=v.reason.value, subject=v.subject,
+                    description=_shown(v.message, _DESCRIPTION_LIMIT),
                 )
                 for v in violations
             ]
@@ -49,7 +59,7 @@ def config_error_status(error: ConfigError) -> grpc.Status:
     return rpc_status.to_status(
         status_pb2.Status(
             code=code,
-            message="; ".join(v.message for v in violations),
+            message=_shown("; ".join(v.message for v in violations), _MESSAGE_LIMIT),
             details=[_pack(detail), _pack(info)],
         )
     )
@@ -57,10 +67,38 @@ def config_error_status(error: ConfigError) -> grpc.Status:
 
 def denied_status(message: str, reason: str) -> grpc.Status:
     """PERMISSION_DENIED with the reason in google.rpc.ErrorInfo."""
-    info = error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN)
+    return _status(code_pb2.PERMISSION_DENIED, message, reason)
+
+
+def bad_request_status(field: str, reason: str, message: str) -> grpc.Status:
+    """INVALID_ARGUMENT for one request field, shaped like config_error_status's."""
+    violation = error_details_pb2.BadRequest.FieldViolation(
+        field=field, reason=reason, description=_shown(message, _DESCRIPTION_LIMIT))
+    return _status(code_pb2.INVALID_ARGUMENT, message, reason,
+                   error_details_pb2.BadRequest(field_violations=[violation]),
+                   {"field": field, "subject": field})
+
+
+def exhausted_status(message: str, reason: str) -> grpc.Status:
+    """RESOURCE_EXHAUSTED: the server is at a limit; the caller may retry later."""
+    return _status(code_pb2.RESOURCE_EXHAUSTED, message, reason)
+
+
+def _status(code: int, message: str, reason: str, detail: Message | None = None,
+            metadata: dict[str, str] | None = None) -> grpc.Status:
+    info = error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=metadata)
+    details = [_pack(detail)] if detail is not None else []
     return rpc_status.to_status(status_pb2.Status(
-        code=code_pb2.PERMISSION_DENIED, message=message, details=[_pack(info)]
+        code=code, message=_shown(message, _MESSAGE_LIMIT), details=[*details, _pack(info)]
     ))
+
+
+def _shown(text: str, limit: int) -> str:
+    """`text` as a status may carry it: credentials hidden, valid UTF-8 (an environment value
+    can hold undecodable bytes), at most `limit` bytes."""
+    encoded = redact_text(text).encode("utf-8", "backslashreplace")
+    shown = encoded[:limit].decode("utf-8", "ignore")
+    return shown if len(encoded) <= limit else shown + "…"
 
 
 def _pack(message: Message) -> any_pb2.Any:

@@ -5,25 +5,40 @@ most once at a time and at most once per cache period, within the caller's budge
   and base URL as overrides (a missing key is resolved as "no key": NOT_CONFIGURED).
 - A base URL the server's own configuration does not name is refused unless the server was
   started with --allow-any-probe-target: otherwise this service could reach any host.
+- A key goes only where the server's own configuration would send it: to a base URL resolved
+  for that key's provider (configured for it, or its default). Any other target (the base URL
+  of another provider, or anything --allow-any-probe-target lets in) is answered NOT_CONFIGURED
+  without a request, saying why, so a caller cannot make the server hand its key to a host.
 - Concurrent identical checks share one upstream probe (single flight); results are cached,
   healthy ones longer than unhealthy ones; `refresh` skips the cache (but still joins a probe
   already in flight, which is as fresh as a new one).
-- A probe never outlives its timeout, and a caller never waits past its own deadline.
+- A probe never outlives its timeout, and a caller gets its verdict before its own deadline:
+  the answer is due a margin before it (a share of the time left, with a floor), and at most
+  _MAX_PROBES probes run at once (the others wait their turn inside their own budget), so a
+  burst of distinct checks cannot keep the event loop from answering on time.
+- Whatever a probe meets, the answer is a verdict, never an RPC failure; the caches are bounded
+  in bytes as well as entries; log lines escape control characters, and only the server's own
+  targets log their status changes at INFO (any other target logs at DEBUG), so callers can
+  neither forge nor flood the log.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
-from .catalog import PROVIDERS
-from .domain import HealthStatus, ProbeTarget, Resolution, Verdict
+from .bounded import BoundedCache
+from .catalog import MODES, PROVIDERS
+from .domain import ConfigError, HealthStatus, ProbeTarget, Resolution, Source, Verdict
+from .redact import redact_text, redact_url
 from .resolver import Resolver
 
 if TYPE_CHECKING:
@@ -32,10 +47,26 @@ if TYPE_CHECKING:
     from .probes import Probe
 
 log = logging.getLogger(__name__)
+# httpx and httpcore log every request at INFO, URL (and any credentials in it) included: one
+# line per probe, chosen by callers. This module logs what matters (status changes) itself.
+for _chatty in ("httpx", "httpcore"):
+    logging.getLogger(_chatty).setLevel(logging.WARNING)
 
-_ANSWER_MARGIN: Final = 0.1  # time to send our answer before the caller's deadline
+_MIN_MARGIN: Final = 0.15  # time to send our answer before the caller's deadline, at least…
+_MARGIN_SHARE: Final = 0.25  # …or this share of the time the caller gave us, whichever is more
 _SLACK: Final = 0.05  # the probe caps itself at its timeout; let its own TIMEOUT verdict win
-_CACHE_LIMIT: Final = 1024
+# Concurrent upstream probes. Hundreds at once make httpx's pool bookkeeping (quadratic in its
+# queue) hold the event loop long enough that callers miss their deadlines; the ollama probe
+# makes two requests, so this keeps within the pool's 64 connections.
+_MAX_PROBES: Final = 32
+_CACHE_ENTRIES: Final = 1024
+_CACHE_BYTES: Final = 8 * 1024 * 1024
+_INFLIGHT_ENTRIES: Final = 1024
+_INFLIGHT_BYTES: Final = 4 * 1024 * 1024
+MODEL_LIMIT: Final = 256  # the contract's limit on a model id
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_LOG_TEXT_LIMIT: Final = 500
+_CRASH_LOG_INTERVAL: Final = 10.0  # seconds between two WARNING lines about failing probes
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +83,7 @@ class HealthReport:
     status: HealthStatus
     message: str
     provider: str
-    base_url: str
+    base_url: str  # credentials redacted: this is shown
     model: str
     model_available: bool
     available_models: tuple[str, ...]
@@ -70,7 +101,22 @@ class ProbeTargetDenied(Exception):
     """The request names a base URL this server is not configured to probe."""
 
 
+class ProbeRequestInvalid(Exception):
+    """A request field this server cannot probe with (INVALID_ARGUMENT)."""
+
+    def __init__(self, field: str, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.reason = reason
+        self.message = message
+
+
+class ProbesBusy(Exception):
+    """Too many distinct checks are in flight to start another (RESOURCE_EXHAUSTED)."""
+
+
 _Key = tuple[str, str, str, str]
+_Cached = tuple[float, HealthReport]  # (expiry on the monotonic clock, report)
 
 
 class HttpPool:
@@ -106,9 +152,16 @@ class ProviderHealth:
         # The probes load on the first check, like the pool.
         self.pool = http or HttpPool()
         self._probes = probes
-        self.allowed_targets = frozenset(_configured_base_urls(resolver))
-        self._cache: dict[_Key, tuple[float, HealthReport]] = {}
+        self.key_targets = _key_targets(resolver)
+        self.allowed_targets = frozenset(_configured_base_urls(resolver).union(
+            *self.key_targets.values()))
+        self._own_targets = _own_targets(resolver)
+        self._cache: BoundedCache[_Key, _Cached] = BoundedCache(
+            _CACHE_ENTRIES, _CACHE_BYTES, _cached_size)
         self._inflight: dict[_Key, asyncio.Task[HealthReport]] = {}
+        self._inflight_bytes = 0
+        self._slots = asyncio.Semaphore(_MAX_PROBES)
+        self._crash_logged_at = -_CRASH_LOG_INTERVAL
 
     @property
     def probes(self) -> Mapping[str, Probe]:
@@ -125,100 +178,201 @@ class ProviderHealth:
     async def check(self, *, provider: str = "", base_url: str = "", model: str = "",
                     mode: str = "", refresh: bool = False,
                     time_remaining: float | None = None) -> HealthReport:
-        """Check the provider; raises ConfigError for bad input, ProbeTargetDenied for a base URL
-        the server may not probe."""
+        """Check the provider; raises ConfigError or ProbeRequestInvalid for bad input,
+        ProbeTargetDenied for a base URL the server may not probe, ProbesBusy at capacity."""
+        # When the answer is due is fixed now, on arrival, whatever the work below costs.
+        due = None if time_remaining is None else \
+            time.monotonic() + time_remaining - max(_MIN_MARGIN, _MARGIN_SHARE * time_remaining)
+        if model and (problem := _model_problem(model)):
+            # Before resolving: a huge model would otherwise fill the catalog's lookup caches.
+            reason, why = problem
+            raise ProbeRequestInvalid("model", reason, _model_text(model, why))
         overrides = {k: v for k, v in
                      (("provider", provider), ("model", model), ("base_url", base_url)) if v}
         resolution = self.resolver.resolve(mode, overrides, require_key=False)
         if base_url and not self._may_probe(resolution.base_url):
+            # The server's own targets are not listed: they are its business, not the caller's.
             raise ProbeTargetDenied(
-                f"base_url {resolution.base_url} is not one this server is configured for "
-                f"(configured: {', '.join(sorted(self.allowed_targets))}); start the server "
-                "with --allow-any-probe-target to probe other addresses"
+                f"base_url {redact_url(resolution.base_url)} is not one this server is "
+                "configured to probe; start the server with --allow-any-probe-target to probe "
+                "other addresses"
             )
-        key = (resolution.provider, resolution.base_url, resolution.model,
-               hashlib.sha256(resolution.api_key.encode()).hexdigest())
-        now = time.monotonic()
-        if not refresh and (hit := self._cache.get(key)) and hit[0] > now:
+        target = self._target(resolution)
+        if (refusal := self._refusal(resolution, target)) is not None:
+            return _report(target, refusal, 0.0, datetime.now(UTC))
+        key = (target.provider, target.base_url, target.model,
+               hashlib.sha256(target.api_key.encode("utf-8", "surrogatepass")).hexdigest())
+        if not refresh and (hit := self._cache.get(key)) and hit[0] > time.monotonic():
             return replace(hit[1], cached=True)
-        task = self._inflight.get(key)
-        if task is None:
-            task = asyncio.create_task(self._probe(key, self._target(resolution)))
-            self._inflight[key] = task
+        task = self._inflight.get(key) or self._start(key, target)
         wait = self.options.probe_timeout + _SLACK
-        if time_remaining is not None:
-            wait = min(wait, max(time_remaining - _ANSWER_MARGIN, 0.0))
-        try:
-            # shield: a caller that gives up must not cancel the probe others are waiting for.
-            return await asyncio.wait_for(asyncio.shield(task), timeout=wait)
-        except TimeoutError:
-            return self._caller_timeout(resolution, wait)
+        if due is not None:
+            wait = min(wait, max(due - time.monotonic(), 0.0))
+        # asyncio.wait leaves the task running when we stop waiting: others may share it, and
+        # its result is cached for the next caller.
+        done, _ = await asyncio.wait((task,), timeout=wait)
+        if done:
+            return task.result()
+        return self._caller_timeout(target, wait)
 
     def _may_probe(self, base_url: str) -> bool:
         return self.options.allow_any_target or base_url in self.allowed_targets
 
     def _target(self, resolution: Resolution) -> ProbeTarget:
-        key_origin = resolution.origin_of("api_key").detail
+        keyed = resolution.base_url in self.key_targets[resolution.provider]
         return ProbeTarget(
             provider=resolution.provider, base_url=resolution.base_url,
-            model=resolution.model, api_key=resolution.api_key,
-            key_hint=resolution.api_key_hint, key_origin=key_origin,
+            model=resolution.model, api_key=resolution.api_key if keyed else "",
+            key_hint=resolution.api_key_hint, key_origin=resolution.origin_of("api_key").detail,
             timeout=self.options.probe_timeout, in_container=self.options.in_container,
         )
 
+    def _refusal(self, resolution: Resolution, target: ProbeTarget) -> Verdict | None:
+        """A verdict given without probing, or an error for the caller; None: go and probe."""
+        if problem := _model_problem(resolution.model):
+            reason, why = problem
+            text = _model_text(resolution.model, why)
+            origin = resolution.origin_of("model")
+            if origin.source is Source.REQUEST:
+                raise ProbeRequestInvalid("model", reason, text)
+            return Verdict(HealthStatus.MODEL_NOT_FOUND, f"{text} — fix {origin.detail}")
+        spec = PROVIDERS[resolution.provider]
+        if spec.needs_key and resolution.api_key and not target.api_key:
+            where = " or ".join(spec.base_url_envs) or "the server's configuration"
+            return Verdict(HealthStatus.NOT_CONFIGURED, (
+                f"{spec.display_name} at {redact_url(resolution.base_url)} was not probed: this "
+                f"server sends its {spec.display_name} key ({resolution.api_key_hint}) only to "
+                f"the base URLs configured for {spec.display_name}, and this is not one — to "
+                f"check it with the key, configure it for {spec.display_name} ({where})"))
+        return None
+
+    def _start(self, key: _Key, target: ProbeTarget) -> asyncio.Task[HealthReport]:
+        size = _key_size(key)
+        if (len(self._inflight) >= _INFLIGHT_ENTRIES
+                or self._inflight_bytes + size > _INFLIGHT_BYTES):
+            raise ProbesBusy(f"this server already has {len(self._inflight)} different provider "
+                             "checks in flight; retry shortly")
+        task = asyncio.create_task(self._probe(key, target))
+        self._inflight[key] = task
+        self._inflight_bytes += size
+        return task
+
     async def _probe(self, key: _Key, target: ProbeTarget) -> HealthReport:
         checked_at = datetime.now(UTC)
-        started = time.perf_counter()
+        started: float | None = None
         try:
-            async with asyncio.timeout(target.timeout):
+            # One budget for waiting for a turn and for the probe: a probe task never outlives
+            # its timeout, however many others are ahead of it.
+            async with asyncio.timeout(target.timeout), self._slots:
+                started = time.perf_counter()
                 verdict = await self.probes[target.provider](self.http, target)
         except TimeoutError:
-            verdict = Verdict(
-                HealthStatus.TIMEOUT,
-                f"{PROVIDERS[target.provider].display_name} at {target.base_url} did not answer "
-                f"within {target.timeout:g} s",
-            )
+            verdict = self._timed_out(target, started is not None)
+        except Exception as exc:  # whatever a probe meets, the caller gets a verdict
+            verdict = self._crashed(target, exc)
         finally:
             self._inflight.pop(key, None)
-        report = _report(target, verdict, time.perf_counter() - started, checked_at)
-        self._remember(key, report)
+            self._inflight_bytes -= _key_size(key)
+        latency = 0.0 if started is None else time.perf_counter() - started
+        report = _report(target, verdict, latency, checked_at)
+        if started is not None:  # a check that never got a turn says nothing about the provider
+            self._remember(key, report)
         return report
+
+    def _timed_out(self, target: ProbeTarget, ran: bool) -> Verdict:
+        name = PROVIDERS[target.provider].display_name
+        if ran:
+            return Verdict(HealthStatus.TIMEOUT, f"{name} at {target.base_url} did not answer "
+                           f"within {target.timeout:g} s")
+        return Verdict(HealthStatus.TIMEOUT, (
+            f"{name} at {target.base_url} was not checked: {_MAX_PROBES} other probes kept this "
+            f"server busy for {target.timeout:g} s — retry shortly"))
+
+    def _crashed(self, target: ProbeTarget, exc: Exception) -> Verdict:
+        name = PROVIDERS[target.provider].display_name
+        now = time.monotonic()
+        level = logging.DEBUG
+        if now - self._crash_logged_at >= _CRASH_LOG_INTERVAL:  # visible, but never a flood
+            self._crash_logged_at, level = now, logging.WARNING
+        log.log(level, "the probe of %s at %s failed unexpectedly: %s", target.provider,
+                redact_url(target.base_url), _loggable(f"{type(exc).__name__}: {exc}"))
+        return Verdict(HealthStatus.BAD_RESPONSE, (
+            f"the check of {name} at {target.base_url} failed unexpectedly "
+            f"({type(exc).__name__}) — this is a bug in llmconfig; the server log says more"))
 
     def _remember(self, key: _Key, report: HealthReport) -> None:
         # The entry being replaced (expired or not) holds the previous status, for the log.
-        previous = hit[1].status if (hit := self._cache.pop(key, None)) else None
+        previous = hit[1].status if (hit := self._cache.pop(key)) else None
         ttl = self.options.healthy_ttl if report.healthy else self.options.unhealthy_ttl
-        if len(self._cache) >= _CACHE_LIMIT:
-            now = time.monotonic()
-            for stale in [k for k, (expiry, _) in self._cache.items() if expiry <= now]:
-                del self._cache[stale]
-            while len(self._cache) >= _CACHE_LIMIT:
-                del self._cache[next(iter(self._cache))]
-        self._cache[key] = (time.monotonic() + ttl, report)
+        now = time.monotonic()
+        if len(self._cache) >= _CACHE_ENTRIES:
+            self._cache.evict(lambda cached: cached[0] <= now)
+        self._cache.put(key, (now + ttl, report))
         if previous is not report.status:
-            log.info("%s at %s: %s → %s (%s)", report.provider, report.base_url,
-                     previous.name if previous else "first check", report.status.name,
-                     report.message)
+            own = key[:3] in self._own_targets
+            log.log(logging.INFO if own else logging.DEBUG, "%s at %s: %s → %s (%s)",
+                    report.provider, _loggable(report.base_url),
+                    previous.name if previous else "first check", report.status.name,
+                    _loggable(report.message))
 
-    def _caller_timeout(self, resolution: Resolution, budget: float) -> HealthReport:
+    def _caller_timeout(self, target: ProbeTarget, budget: float) -> HealthReport:
         verdict = Verdict(
             HealthStatus.TIMEOUT,
-            f"{PROVIDERS[resolution.provider].display_name} at {resolution.base_url} did not "
+            f"{PROVIDERS[target.provider].display_name} at {target.base_url} did not "
             f"answer within {budget:.2f} s (the caller's deadline); the probe goes on and its "
             "result will be cached",
         )
-        return _report(self._target(resolution), verdict, budget, datetime.now(UTC))
+        return _report(target, verdict, budget, datetime.now(UTC))
 
 
 def _report(target: ProbeTarget, verdict: Verdict, latency: float, checked_at: datetime,
             ) -> HealthReport:
+    """What the caller sees: URL credentials hidden, in the base URL and in any message."""
     return HealthReport(
-        status=verdict.status, message=verdict.message, provider=target.provider,
-        base_url=target.base_url, model=target.model,
+        status=verdict.status, message=redact_text(verdict.message), provider=target.provider,
+        base_url=redact_url(target.base_url), model=target.model,
         model_available=verdict.model_available, available_models=verdict.available_models,
         server_version=verdict.server_version, latency=latency, checked_at=checked_at,
         cached=False,
     )
+
+
+def _model_problem(model: str) -> tuple[str, str] | None:
+    """(reason, why) `model` cannot go into a probe, or None; the reasons are the ones parsing
+    gives the same values. Probes percent-encode it anyway; this refuses what is no model id
+    at all."""
+    if len(model) > MODEL_LIMIT:
+        return "VALUE_TOO_LONG", f"it is {len(model)} characters long (at most {MODEL_LIMIT})"
+    if _CONTROL.search(model):
+        return "CONTROL_CHARACTER", "it contains a control character"
+    if model in (".", ".."):
+        return "INVALID_MODEL", "a path step is not a model id"
+    return None
+
+
+def _model_text(model: str, problem: str) -> str:
+    return f"model {_printable(model[:80])!r} cannot be probed: {problem}"
+
+
+def _printable(text: str) -> str:
+    """`text` with control characters (line breaks included) escaped as Python would."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+def _loggable(text: str) -> str:
+    """For a log line: one line, bounded, credentials hidden."""
+    text = _printable(redact_text(text))
+    return text if len(text) <= _LOG_TEXT_LIMIT else text[:_LOG_TEXT_LIMIT] + "…"
+
+
+def _key_size(key: _Key) -> int:
+    return sum(len(part) for part in key)
+
+
+def _cached_size(key: _Key, cached: _Cached) -> int:
+    report = cached[1]
+    return (_key_size(key) + len(report.message) + len(report.base_url) + len(report.model)
+            + len(report.server_version) + sum(len(m) + 64 for m in report.available_models))
 
 
 def _configured_base_urls(resolver: Resolver) -> set[str]:
@@ -232,3 +386,41 @@ def _configured_base_urls(resolver: Resolver) -> set[str]:
         urls.update(str(v.value) for v in values if v is not None)
     # Resolution strips a trailing /v1 from native roots; accept both spellings.
     return urls | {url.removesuffix("/v1") for url in urls}
+
+
+def _key_targets(resolver: Resolver) -> dict[str, frozenset[str]]:
+    """For each provider, the base URLs its key may be sent to: its default, the base URLs the
+    server's configuration scopes to it (ANTHROPIC_BASE_URL, a file's anthropic section, …),
+    and whatever the server's cascade resolves for it in each mode (a generic STIGMER_LLM_BASE_URL
+    that no other provider claims) — exactly where a runner asking ResolveLLMConfig for that
+    provider would be told to send the key."""
+    sources = resolver.sources
+    layers = (sources.flags, sources.env, sources.file_common, *sources.file_modes.values())
+    targets = {}
+    for name, spec in PROVIDERS.items():
+        urls = {spec.default_base_url}
+        for layer in layers:
+            if (scoped := layer.scoped.get(name, {}).get("base_url")) is not None:
+                urls.add(str(scoped.value))
+        for mode in MODES:
+            # A mode that cannot resolve the provider at all adds nothing.
+            with contextlib.suppress(ConfigError):
+                urls.add(resolver.resolve(mode, {"provider": name}, require_key=False).base_url)
+        # Resolution strips the native root's suffix (Ollama's and Anthropic's /v1) as here.
+        suffix = spec.strip_suffix
+        targets[name] = frozenset(
+            urls | {url.removesuffix(suffix) for url in urls if suffix and url.endswith(suffix)})
+    return targets
+
+
+def _own_targets(resolver: Resolver) -> frozenset[tuple[str, str, str]]:
+    """(provider, base URL, model) of each mode's own configuration: the targets whose status
+    changes are worth an INFO line."""
+    own = set()
+    for mode in MODES:
+        try:
+            resolution = resolver.resolve(mode, {}, require_key=False)
+        except ConfigError:
+            continue
+        own.add((resolution.provider, resolution.base_url, resolution.model))
+    return frozenset(own)

@@ -198,7 +198,8 @@ def _parse_float(raw: Any, source: Source, subject: str) -> float:
 
 
 def parse_http_url(raw: str, source: Source, subject: str) -> str:
-    """An absolute http(s) URL with a host, without a trailing slash."""
+    """An absolute http(s) URL with a host, without a trailing slash. Credentials in it
+    (`user:pass@`) are the operator's to configure, never a request's, and never shown."""
     check_text("base_url", raw, source, subject)
     url = raw
     problem = None
@@ -214,6 +215,9 @@ def parse_http_url(raw: str, source: Source, subject: str) -> str:
             problem = "it has no host"
         elif parts.query or parts.fragment:
             problem = "it has a query or fragment"
+        elif source is Source.REQUEST and "@" in parts.netloc:
+            problem = ("it has credentials in it (user:password@); a request may not send "
+                       "them, configure them on the server")
     if problem:
         raise _fail(
             "base_url", Reason.INVALID_URL,

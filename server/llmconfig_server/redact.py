@@ -3,7 +3,13 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit, urlunsplit
+
+# The userinfo of any URL inside free text (a warning, an error, a provider's message): from
+# `scheme://` to the last `@` of the authority (a password may hold an `@` of its own), which
+# ends at `/`, `?`, `#`, white space or a quote.
+_USERINFO_IN_TEXT = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://)[^/?#\s'\"]*@")
 
 
 def has_credentials(url: str) -> bool:
@@ -18,8 +24,15 @@ def redact_url(url: str) -> str:
     try:
         parts = urlsplit(url)
     except ValueError:
-        return url
+        return redact_text(url)
     if "@" not in parts.netloc:
         return url
     host = parts.netloc.rpartition("@")[2]
     return urlunsplit(parts._replace(netloc=f"***@{host}"))
+
+
+def redact_text(text: str) -> str:
+    """`text` with the userinfo of every URL in it replaced by `***`."""
+    if "@" not in text:
+        return text  # the common case, without a regex
+    return _USERINFO_IN_TEXT.sub(r"\1***@", text)

@@ -1,5 +1,5 @@
 """The startup block: the active configuration of each mode and where every value came from.
-Never a key: at most its hint."""
+Never a key (at most its hint), never the credentials in a URL."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from .catalog import MODES
 from .domain import ConfigError, Resolution
+from .redact import redact_text, redact_url
 from .resolver import Resolver
 
 
@@ -26,7 +27,7 @@ def startup_report(resolver: Resolver, addresses: Sequence[str],
             continue
         outcome = resolver.base(other)
         if isinstance(outcome, ConfigError):
-            lines.append(f"  {other} mode (on request) is not usable: {outcome}")
+            lines.append(f"  {other} mode (on request) is not usable: {redact_text(str(outcome))}")
         else:
             lines.append(f"  {other} mode (on request): {outcome.provider} {outcome.model}")
     return "\n".join(lines)
@@ -39,17 +40,18 @@ def _table(resolution: Resolution) -> list[str]:
         "model": resolution.model
         + ("" if resolution.model == resolution.requested_model
            else f" (asked: {resolution.requested_model})"),
-        "base_url": resolution.base_url,
+        "base_url": redact_url(resolution.base_url),
         "api_key": resolution.api_key_hint or "(none)",
         "max_tokens": _or_default(resolution.max_tokens),
         "temperature": _or_default(resolution.temperature),
     }
     width = max(len(v) for v in shown.values())
     rows = [
-        f"  {o.field:<12} {shown[o.field]:<{width}}  {o.source.name.lower():<8} {o.detail}"
+        f"  {o.field:<12} {shown[o.field]:<{width}}  {o.source.name.lower():<8} "
+        f"{redact_text(o.detail)}"
         for o in resolution.origins
     ]
-    return rows + [f"  warning: {w}" for w in resolution.warnings]
+    return rows + [f"  warning: {redact_text(w)}" for w in resolution.warnings]
 
 
 def _or_default(value: object) -> str:

@@ -12,8 +12,15 @@ from llmconfig.v1 import llmconfig_pb2 as pb
 from llmconfig.v1 import llmconfig_pb2_grpc as pb_grpc
 
 from .domain import ConfigError, Resolution
-from .errors import config_error_status, denied_status
-from .health import HealthReport, ProbeTargetDenied, ProviderHealth
+from .errors import bad_request_status, config_error_status, denied_status, exhausted_status
+from .health import (
+    HealthReport,
+    ProbeRequestInvalid,
+    ProbesBusy,
+    ProbeTargetDenied,
+    ProviderHealth,
+)
+from .redact import redact_text, redact_url
 from .resolver import Resolver
 
 log = logging.getLogger(__name__)
@@ -49,6 +56,10 @@ class LLMConfigServicer(pb_grpc.LLMConfigServiceServicer):  # type: ignore[misc]
             await _abort(context, config_error_status(exc))
         except ProbeTargetDenied as exc:
             await _abort(context, denied_status(str(exc), "PROBE_TARGET_NOT_ALLOWED"))
+        except ProbeRequestInvalid as exc:
+            await _abort(context, bad_request_status(exc.field, exc.reason, exc.message))
+        except ProbesBusy as exc:
+            await _abort(context, exhausted_status(str(exc), "TOO_MANY_CHECKS_IN_FLIGHT"))
         return health_response_of(report)
 
 
@@ -61,12 +72,15 @@ def overrides_of(request: pb.ResolveLLMConfigRequest | pb.WatchLLMConfigRequest,
 
 
 def response_of(resolution: Resolution, *, include_secrets: bool) -> pb.ResolveLLMConfigResponse:
+    """The answer; URL credentials, like the key, only with `include_secrets`."""
+    shown = _as_is if include_secrets else redact_text
     config = pb.LLMConfig(
         provider=resolution.provider,
         model=resolution.model,
         requested_model=resolution.requested_model,
-        base_url=resolution.base_url,
-        openai_base_url=resolution.openai_base_url,
+        base_url=resolution.base_url if include_secrets else redact_url(resolution.base_url),
+        openai_base_url=resolution.openai_base_url if include_secrets
+        else redact_url(resolution.openai_base_url),
         api_key=resolution.api_key if include_secrets else "",
         api_key_present=resolution.api_key_present,
         api_key_hint=resolution.api_key_hint,
@@ -81,10 +95,10 @@ def response_of(resolution: Resolution, *, include_secrets: bool) -> pb.ResolveL
         origins=[
             # Domain sources carry the proto enum's numbers (pinned by tests/test_proto.py).
             pb.FieldOrigin(field=o.field, source=cast("pb.Source", o.source.value),
-                           detail=o.detail)
+                           detail=shown(o.detail))
             for o in resolution.origins
         ],
-        warnings=resolution.warnings,
+        warnings=[shown(w) for w in resolution.warnings],
         revision=resolution.revision,
     )
 
@@ -105,6 +119,10 @@ def health_response_of(report: HealthReport) -> pb.CheckProviderHealthResponse:
     response.latency.FromTimedelta(timedelta(seconds=report.latency))
     response.checked_at.FromDatetime(report.checked_at)
     return response
+
+
+def _as_is(text: str) -> str:
+    return text
 
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], status: grpc.Status) -> NoReturn:

@@ -30,6 +30,7 @@ from . import access as access_policy
 from .answers import AnswerCache
 from .domain import ConfigError
 from .health import HttpPool, ProviderHealth
+from .redact import redact_text
 from .resolver import Resolver
 from .servicer import LLMConfigServicer
 from .sources import environment_variables, load_server_sources
@@ -183,7 +184,7 @@ class ServerState:
         try:
             fresh = build(self.inputs, self.good.health.pool)
         except BuildError as exc:
-            message = "; ".join(exc.problems)
+            message = redact_text("; ".join(exc.problems))  # it goes into logs and answers
             if self.problem is None or self.problem.message != message:
                 self.problem = _Problem(message, datetime.now(UTC))
                 log.error("reload (%s) failed; still serving the last good configuration: %s",

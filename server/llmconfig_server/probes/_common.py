@@ -60,6 +60,12 @@ async def get(http: httpx.AsyncClient, url: str, target: ProbeTarget, what: str,
             HealthStatus.BAD_RESPONSE,
             f"{target.base_url} did not answer with valid HTTP — is it really {what}?",
         )) from None
+    except httpx.InvalidURL as exc:
+        raise ProbeFailed(Verdict(
+            HealthStatus.UNREACHABLE,
+            f"no request can be sent to {what} at {target.base_url}: the URL is not usable "
+            f"({exc}) — check the base URL",
+        )) from None
     except httpx.TransportError as exc:
         raise ProbeFailed(Verdict(
             HealthStatus.UNREACHABLE,

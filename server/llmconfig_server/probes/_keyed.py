@@ -1,12 +1,17 @@
 """The shape shared by hosted APIs: with a key, GET the model's own resource. A 200 with the
 provider's model object means the key works and the model exists; everything else maps to a
-status and a sentence with the fix. Each provider module supplies only its own facts."""
+status and a sentence with the fix. Each provider module supplies only its own facts.
+
+The model goes into the URL as one percent-encoded path segment (`model_segment`), so whatever
+it holds (`/`, `..`, `?`), the request stays on the model's own resource; and a key that no
+HTTP header can carry is reported, not sent."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -19,6 +24,16 @@ from ._common import (
     retry_after,
     status_for_http_error,
 )
+
+
+def model_segment(model: str) -> str:
+    """`model` as one path segment: every reserved character percent-encoded."""
+    return quote(model, safe="")
+
+
+def header_safe(key: str) -> bool:
+    """Whether `key` can be sent in an HTTP header as it is: printable ASCII, no spaces."""
+    return key.isascii() and key.isprintable() and " " not in key
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +58,15 @@ class HostedAPI:
     async def probe(self, http: httpx.AsyncClient, target: ProbeTarget) -> Verdict:
         if not target.api_key:
             return self.not_configured()  # no network call without a key
+        if not header_safe(target.api_key):
+            return Verdict(HealthStatus.UNAUTHENTICATED, (
+                f"The {self.display_name} key ({target.key_hint}, from {target.key_origin}) "
+                "holds characters an HTTP header cannot carry (a byte-order mark, a line break, "
+                f"a space or another non-ASCII or control character) — write the key alone, "
+                f"as printable ASCII, in {target.key_origin}"))
+        if target.model in ("", ".", ".."):  # as a path segment it would leave the model's URL
+            return Verdict(HealthStatus.MODEL_NOT_FOUND,
+                           f"{target.model!r} is not a model id — {self.model_hint}")
         url = self.model_url(target)
         try:
             response = await get(http, url, target, self.what, self.headers(target))

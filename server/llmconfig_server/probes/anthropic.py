@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._keyed import HostedAPI
+from ._keyed import HostedAPI, model_segment
 
 API_VERSION = "2023-06-01"
 
@@ -19,7 +19,7 @@ API = HostedAPI(
     "or start the server with --anthropic-key",
     keys_page="https://console.anthropic.com/settings/keys",
     status_page="https://status.anthropic.com",
-    model_url=lambda t: f"{t.base_url}/v1/models/{t.model}",
+    model_url=lambda t: f"{t.base_url}/v1/models/{model_segment(t.model)}",
     headers=lambda t: {"x-api-key": t.api_key, "anthropic-version": API_VERSION},
     is_model=_is_model,
     model_hint="use an id such as claude-sonnet-4-5-20250929, or a friendly name such as "

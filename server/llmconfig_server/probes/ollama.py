@@ -96,7 +96,8 @@ def _pulled_models(tags: object, target: ProbeTarget) -> list[str]:
 
 
 def _with_hints(verdict: Verdict, target: ProbeTarget) -> Verdict:
-    if verdict.status is not HealthStatus.UNREACHABLE or "cannot resolve" in verdict.message:
+    if verdict.status is not HealthStatus.UNREACHABLE or any(
+            said in verdict.message for said in ("cannot resolve", "the URL is not usable")):
         return verdict
     message = f"Ollama is not running at {target.base_url} — start it with \"ollama serve\""
     if target.in_container and is_loopback_url(target.base_url):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._keyed import HostedAPI
+from ._keyed import HostedAPI, model_segment
 
 
 def _is_model(body: Any) -> bool:
@@ -17,7 +17,7 @@ API = HostedAPI(
     "start the server with --llm-api-key",
     keys_page="https://platform.openai.com/api-keys",
     status_page="https://status.openai.com",
-    model_url=lambda t: f"{t.base_url}/models/{t.model}",
+    model_url=lambda t: f"{t.base_url}/models/{model_segment(t.model)}",
     headers=lambda t: {"Authorization": f"Bearer {t.api_key}"},
     is_model=_is_model,
     model_hint="check the name, and that this key's organization has access to it",
