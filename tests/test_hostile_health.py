@@ -315,8 +315,12 @@ def test_checks_in_flight_are_bounded(serve, emulators):
     # Callers get their verdicts at their deadline; the probes stay in flight for their 2 s.
     first = concurrent(client.target, [f"qwen-{n}:7b" for n in range(1_000)], timeout=1.0)
     then = concurrent(client.target, [f"llama-{n}:7b" for n in range(100)], timeout=1.0)
-    assert first == {"HEALTH_STATUS_TIMEOUT": 1_000}
-    assert then == {"HEALTH_STATUS_TIMEOUT": 24, "RESOURCE_EXHAUSTED": 76}  # 1,024 at most
+    # (Client and server share this process: a few verdicts may reach their caller late; the
+    # deadline rule is pinned against a server process below.)
+    assert set(first) <= {"HEALTH_STATUS_TIMEOUT", "DEADLINE_EXCEEDED"}
+    assert first["HEALTH_STATUS_TIMEOUT"] >= 950
+    assert set(then) <= {"HEALTH_STATUS_TIMEOUT", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED"}
+    assert then["HEALTH_STATUS_TIMEOUT"] <= 24 and then["RESOURCE_EXHAUSTED"] >= 70  # 1,024
 
 
 # -- Verdicts before the deadline, under load -------------------------------------------------

@@ -146,7 +146,8 @@ def test_readme_has_the_operator_sessions():
 # -- the flag and variable table, both ways --------------------------------------------------
 
 ENV_LIKE = re.compile(
-    r"^((STIGMER|LLM|ANTHROPIC|OPENAI|OLLAMA)_[A-Z0-9_]*[A-Z0-9]|MODE)$")
+    r"^((STIGMER|LLM|ANTHROPIC|OPENAI|OLLAMA|TEMPORAL|SANDBOX|DAYTONA|REDIS)_[A-Z0-9_]*[A-Z0-9]"
+    r"|MODE)$")
 
 
 def readme_table_section() -> str:
@@ -171,16 +172,18 @@ def documented_variables() -> set[str]:
             if ENV_LIKE.match(t)}
 
 
-def test_every_variable_the_code_reads_is_documented():
-    from llmconfig_server.sources import environment_variables
+def read_variables() -> set[str]:
+    from llmconfig_server import runner, sources
 
-    assert set(environment_variables()) | names_in_code() <= documented_variables()
+    return {*sources.environment_variables(), *runner.environment_variables()}
+
+
+def test_every_variable_the_code_reads_is_documented():
+    assert read_variables() | names_in_code() <= documented_variables()
 
 
 def test_every_documented_variable_is_read_by_the_code():
-    from llmconfig_server.sources import environment_variables
-
-    assert documented_variables() <= set(environment_variables()) | names_in_code()
+    assert documented_variables() <= read_variables() | names_in_code()
 
 
 def server_flags() -> set[str]:

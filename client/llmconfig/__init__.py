@@ -34,7 +34,17 @@ if TYPE_CHECKING:
         Violation,
     )
     from ._langchain import MissingSecret
-    from ._models import Change, Health, HealthStatus, LLMConfig, Origin, Resolved, Source
+    from ._models import (
+        Change,
+        Health,
+        HealthStatus,
+        LLMConfig,
+        Origin,
+        Resolved,
+        RunnerConfig,
+        RunnerResolved,
+        Source,
+    )
 
 # Loaded on first use, so importing the generated stubs (`llmconfig.v1`, as the server does)
 # does not load the whole client.
@@ -46,6 +56,7 @@ _LAZY = {
     "MissingSecret": "._langchain",
     "Change": "._models", "Health": "._models", "HealthStatus": "._models", "LLMConfig": "._models",
     "Origin": "._models", "Resolved": "._models", "Source": "._models",
+    "RunnerConfig": "._models", "RunnerResolved": "._models",
 }
 
 
@@ -91,6 +102,8 @@ __all__ = [
     "PermissionDenied",
     "PreconditionFailed",
     "Resolved",
+    "RunnerConfig",
+    "RunnerResolved",
     "ServiceUnavailable",
     "Source",
     "Unauthenticated",

@@ -21,6 +21,7 @@ TARGET_ENV: Final = "STIGMER_LLMCONFIG_TARGET"
 TOKEN_ENV: Final = "STIGMER_LLMCONFIG_TOKEN"
 TOKEN_FILE_ENV: Final = "STIGMER_LLMCONFIG_TOKEN_FILE"
 CA_FILE_ENV: Final = "STIGMER_LLMCONFIG_CA_FILE"
+NETWORK_ENV: Final = "STIGMER_LLMCONFIG_NETWORK"
 CERT_FILE_ENV: Final = "STIGMER_LLMCONFIG_CERT_FILE"
 KEY_FILE_ENV: Final = "STIGMER_LLMCONFIG_KEY_FILE"
 _FILE_LIMIT: Final = 1024 * 1024
@@ -115,3 +116,9 @@ def _read(path: str, what: str) -> bytes:
     if len(data) > _FILE_LIMIT:
         raise ValueError(f"the llmconfig {what} {path} is larger than 1 MiB")
     return data
+
+
+def network_or_default(network: str | None) -> str:
+    """The argument, else STIGMER_LLMCONFIG_NETWORK (a runner image sets `docker` once), else
+    the server's own view."""
+    return network if network is not None else os.environ.get(NETWORK_ENV, "").strip()

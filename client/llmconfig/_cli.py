@@ -22,14 +22,16 @@ from . import __version__
 from ._channel import (
     CA_FILE_ENV,
     DEFAULT_TIMEOUT,
+    NETWORK_ENV,
     TARGET_ENV,
     TOKEN_ENV,
     TOKEN_FILE_ENV,
+    network_or_default,
     target_or_default,
 )
 from ._client import Client
 from ._errors import LLMConfigError, ServiceUnavailable
-from ._models import Health, Resolved
+from ._models import Health, Resolved, RunnerConfig
 
 EXIT_OK, EXIT_UNHEALTHY, EXIT_INVALID, EXIT_UNREACHABLE = 0, 1, 2, 3
 
@@ -41,6 +43,7 @@ Ask Stigmer's LLM configuration service which model to use and whether it works.
   llmconfig health                  is the provider usable? (Ollama up, model pulled, key valid)
   llmconfig doctor                  both, with a verdict and the next command to run
   llmconfig watch                   the configuration, then one line per change
+  llmconfig runner                  everything a runner reads (Temporal, backend, sandbox, …)
 
 The service is at --target, else $STIGMER_LLMCONFIG_TARGET, else 127.0.0.1:50061
 (start it with `llmconfig-server`)."""
@@ -166,7 +169,8 @@ def _ask(call: Callable[[], Any], target: str, style: Style) -> tuple[Any, int]:
 
 def cmd_resolve(client: Client, args: argparse.Namespace, style: Style) -> int:
     resolved, code = _ask(lambda: client.resolve(
-        args.mode, include_secrets=args.show_secrets, **_overrides(args)), client.target, style)
+        args.mode, include_secrets=args.show_secrets, network=args.network, **_overrides(args)),
+        client.target, style)
     if resolved is None:
         return code
     if args.json:
@@ -198,7 +202,7 @@ def cmd_doctor(client: Client, args: argparse.Namespace, style: Style) -> int:
     lines = [f"llmconfig doctor — service at {client.target}"]
     code, advice = EXIT_UNHEALTHY, ""
     try:
-        resolved = client.resolve(args.mode)
+        resolved = client.resolve(args.mode, network=args.network)
         c = resolved.config
         report["config"] = resolved
         lines.append(f"{ok} service   reachable")
@@ -213,6 +217,11 @@ def cmd_doctor(client: Client, args: argparse.Namespace, style: Style) -> int:
         else:
             lines.append(f"{bad} provider  {health.status.name}: {health.message}")
             advice = next_step(health)
+            if network_or_default(args.network) == "docker" and c.provider == "ollama" and \
+                    health.status.name in ("UNREACHABLE", "TIMEOUT"):
+                # The server reaches Ollama on loopback; this container needs it beyond.
+                advice = (f"on the host, make Ollama listen beyond loopback: OLLAMA_HOST=0.0.0.0 "
+                          f"ollama serve (this container reaches it at {c.base_url})")
     except ServiceUnavailable as exc:
         lines.append(f"{bad} service   not reachable ({exc.code.name})")
         code, advice = EXIT_UNREACHABLE, START_SERVICE
@@ -229,10 +238,66 @@ def cmd_doctor(client: Client, args: argparse.Namespace, style: Style) -> int:
     return code
 
 
+RUNNER_ROWS: tuple[tuple[str, Callable[[RunnerConfig], str]], ...] = (
+    ("mode", lambda c: c.mode),
+    ("temporal.address", lambda c: c.temporal.address),
+    ("temporal.namespace", lambda c: c.temporal.namespace),
+    ("temporal.task_queue", lambda c: c.temporal.task_queue),
+    ("temporal.max_concurrency", lambda c: str(c.temporal.max_concurrency)),
+    ("backend.endpoint", lambda c: c.backend.endpoint),
+    ("backend.api_key", lambda c: c.backend.api_key or c.backend.api_key_hint or "(none)"),
+    ("sandbox.type", lambda c: c.sandbox.type),
+    ("sandbox.root_dir", lambda c: c.sandbox.root_dir or "—"),
+    ("sandbox.snapshot_id", lambda c: c.sandbox.snapshot_id or "—"),
+    ("sandbox.daytona_api_key", lambda c: c.sandbox.daytona_api_key
+     or c.sandbox.daytona_api_key_hint or "(none)"),
+    ("redis.enabled", lambda c: "yes" if c.redis.enabled else "no"),
+    ("redis.host", lambda c: c.redis.host or "—"),
+    ("redis.port", lambda c: str(c.redis.port)),
+    ("redis.password", lambda c: c.redis.password
+     or ("(set)" if c.redis.password_present else "(none)")),
+)
+
+
+def cmd_runner(client: Client, args: argparse.Namespace, style: Style) -> int:
+    runner, code = _ask(lambda: client.resolve_runner(
+        args.mode, session_id=args.session_id, include_secrets=args.show_secrets,
+        network=args.network), client.target, style)
+    if runner is None:
+        return code
+    if args.json:
+        data = _jsonable(runner)
+        if not args.show_secrets:
+            data["llm"]["config"].pop("api_key")
+            for section, key in (("backend", "api_key"), ("sandbox", "daytona_api_key"),
+                                 ("redis", "password")):
+                data["config"][section].pop(key)
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    origins = {o.field: o for o in runner.origins}
+    shown = {path: value(runner.config) for path, value in RUNNER_ROWS}
+    width = max(len(v) for v in shown.values())
+    lines = []
+    for path, _ in RUNNER_ROWS:
+        origin = origins.get(path)
+        source = origin.source.value if origin else "default"
+        lines.append(f"{path:<24} {shown[path]:<{width}}  "
+                     f"{style(f'{source:<8}', SOURCE_COLOUR[source])} "
+                     f"{origin.detail if origin else ''}")
+    c = runner.llm.config
+    lines.append(f"{'llm':<24} {c.provider} {c.model} at {c.base_url} (revision "
+                 f"{runner.llm.revision}; `llmconfig resolve` shows its origins)")
+    lines.append(f"{'revision':<24} {runner.revision}")
+    lines += [style(f"warning: {w}", "yellow") for w in (*runner.warnings, *runner.llm.warnings)]
+    print("\n".join(lines))
+    return EXIT_OK
+
+
 def cmd_watch(client: Client, args: argparse.Namespace, style: Style) -> int:
     """One line per change until interrupted; reconnects across server restarts."""
     try:
-        for change in client.watch(args.mode, include_secrets=False, **_overrides(args)):
+        for change in client.watch(args.mode, include_secrets=False, network=args.network,
+                                   **_overrides(args)):
             stamp = datetime.now().astimezone().isoformat(timespec="seconds")
             if args.json:
                 data: dict[str, Any] = {"time": stamp}
@@ -290,6 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--color", choices=["auto", "always", "never"], default="auto",
                         help="colour the output (default: on a terminal, unless NO_COLOR)")
     common.add_argument("--mode", help="local or cloud (default: the server's mode)")
+    common.add_argument("--network", choices=["host", "docker"],
+                        help=f"where this command runs: docker = a container on the server's "
+                             f"host (env {NETWORK_ENV}; default: the server's own view)")
 
     parser = argparse.ArgumentParser(
         prog="llmconfig", description=DESCRIPTION, epilog=EPILOG,
@@ -314,6 +382,15 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("--base-url", help="must be one the server is configured for")
     health.add_argument("--refresh", action="store_true", help="skip the server's cache")
     health.set_defaults(handler=cmd_health)
+
+    runner = commands.add_parser(
+        "runner", parents=[common], help="everything a runner reads: Temporal, backend, "
+                                         "sandbox, Redis and the LLM",
+        description="Resolve the agent runner's configuration and where each value came from.")
+    runner.add_argument("--session-id", help="the session: its own sandbox folder")
+    runner.add_argument("--show-secrets", action="store_true",
+                        help="print the secrets in clear (default: hints only)")
+    runner.set_defaults(handler=cmd_runner)
 
     watch = commands.add_parser(
         "watch", parents=[common], help="print the configuration, then one line per change",

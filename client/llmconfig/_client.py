@@ -12,17 +12,25 @@ from typing import Any
 
 import grpc
 
-from ._channel import CHANNEL_OPTIONS, DEFAULT_TIMEOUT, security_from, target_or_default
+from ._channel import (
+    CHANNEL_OPTIONS,
+    DEFAULT_TIMEOUT,
+    network_or_default,
+    security_from,
+    target_or_default,
+)
 from ._convert import (
     change_from_proto,
     health_from_proto,
     health_request,
     resolve_request,
     resolved_from_proto,
+    runner_from_proto,
+    runner_request,
     watch_request,
 )
 from ._errors import from_rpc_error
-from ._models import Change, Health, Resolved
+from ._models import Change, Health, Resolved, RunnerResolved
 from .v1 import llmconfig_pb2_grpc as pb_grpc
 
 
@@ -71,14 +79,34 @@ class Client(_Base):
         max_tokens: int | None = None,
         temperature: float | None = None,
         include_secrets: bool = False,
+        network: str | None = None,
         timeout: float | None = None,
     ) -> Resolved:
-        """The configuration for a run; the keyword arguments are the run's overrides."""
+        """The configuration for a run; the keyword arguments are the run's overrides.
+        `network="docker"` (default: STIGMER_LLMCONFIG_NETWORK) asks for endpoints as a
+        container on the server's host reaches them."""
         request = resolve_request(mode, {
             "provider": provider, "model": model, "base_url": base_url, "api_key": api_key,
             "max_tokens": max_tokens, "temperature": temperature,
-        }, include_secrets)
+        }, include_secrets, network_or_default(network))
         return resolved_from_proto(self._call(self._stub.ResolveLLMConfig, request, timeout))
+
+    def resolve_runner(
+        self,
+        mode: str | None = None,
+        *,
+        session_id: str | None = None,
+        include_secrets: bool = False,
+        network: str | None = None,
+        timeout: float | None = None,
+        **llm_overrides: Any,
+    ) -> RunnerResolved:
+        """Everything a runner reads — Temporal, backend, sandbox, Redis — and the mode's LLM
+        config (`llm_overrides` as `resolve` takes them). `session_id` gives the session's own
+        sandbox folder; secrets only with `include_secrets`."""
+        request = runner_request(mode, session_id, llm_overrides, include_secrets,
+                                 network_or_default(network))
+        return runner_from_proto(self._call(self._stub.ResolveRunnerConfig, request, timeout))
 
     def check_health(
         self,
@@ -106,6 +134,7 @@ class Client(_Base):
         temperature: float | None = None,
         include_secrets: bool = False,
         known_revision: str = "",
+        network: str | None = None,
     ) -> Iterator[Change]:
         """The current resolution (unless it is `known_revision`), then one `Change` each time
         it changes. Reconnects across server restarts, with backoff and the last revision seen,
@@ -115,7 +144,8 @@ class Client(_Base):
                      "api_key": api_key, "max_tokens": max_tokens, "temperature": temperature}
         backoff = _Backoff()
         while True:
-            request = watch_request(mode, overrides, include_secrets, known_revision)
+            request = watch_request(mode, overrides, include_secrets, known_revision,
+                                    network_or_default(network))
             call = self._stub.WatchLLMConfig(request, metadata=self._metadata,
                                              wait_for_ready=True)
             try:
@@ -169,14 +199,33 @@ class AsyncClient(_Base):
         max_tokens: int | None = None,
         temperature: float | None = None,
         include_secrets: bool = False,
+        network: str | None = None,
         timeout: float | None = None,
     ) -> Resolved:
-        """The configuration for a run; the keyword arguments are the run's overrides."""
+        """The configuration for a run; the keyword arguments are the run's overrides.
+        `network="docker"` (default: STIGMER_LLMCONFIG_NETWORK) asks for endpoints as a
+        container on the server's host reaches them."""
         request = resolve_request(mode, {
             "provider": provider, "model": model, "base_url": base_url, "api_key": api_key,
             "max_tokens": max_tokens, "temperature": temperature,
-        }, include_secrets)
+        }, include_secrets, network_or_default(network))
         return resolved_from_proto(await self._call(self._stub.ResolveLLMConfig, request, timeout))
+
+    async def resolve_runner(
+        self,
+        mode: str | None = None,
+        *,
+        session_id: str | None = None,
+        include_secrets: bool = False,
+        network: str | None = None,
+        timeout: float | None = None,
+        **llm_overrides: Any,
+    ) -> RunnerResolved:
+        """As `Client.resolve_runner`, awaited."""
+        request = runner_request(mode, session_id, llm_overrides, include_secrets,
+                                 network_or_default(network))
+        return runner_from_proto(
+            await self._call(self._stub.ResolveRunnerConfig, request, timeout))
 
     async def check_health(
         self,
@@ -205,13 +254,15 @@ class AsyncClient(_Base):
         temperature: float | None = None,
         include_secrets: bool = False,
         known_revision: str = "",
+        network: str | None = None,
     ) -> AsyncIterator[Change]:
         """As `Client.watch`, as an async iterator (`async for change in client.watch():`)."""
         overrides = {"provider": provider, "model": model, "base_url": base_url,
                      "api_key": api_key, "max_tokens": max_tokens, "temperature": temperature}
         backoff = _Backoff()
         while True:
-            request = watch_request(mode, overrides, include_secrets, known_revision)
+            request = watch_request(mode, overrides, include_secrets, known_revision,
+                                    network_or_default(network))
             call = self._stub.WatchLLMConfig(request, metadata=self._metadata,
                                              wait_for_ready=True)
             try:

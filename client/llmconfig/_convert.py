@@ -6,7 +6,21 @@ from datetime import UTC
 from typing import Any
 
 from ._errors import from_status
-from ._models import Change, Health, HealthStatus, LLMConfig, Origin, Resolved, Source
+from ._models import (
+    Backend,
+    Change,
+    Health,
+    HealthStatus,
+    LLMConfig,
+    Origin,
+    Redis,
+    Resolved,
+    RunnerConfig,
+    RunnerResolved,
+    Sandbox,
+    Source,
+    Temporal,
+)
 from .v1 import llmconfig_pb2 as pb
 
 _SOURCE_BY_NUMBER = {
@@ -18,19 +32,47 @@ _SOURCE_BY_NUMBER = {
 }
 
 
+def _settings(overrides: dict[str, Any]) -> pb.LLMSettings:
+    return pb.LLMSettings(**{k: v for k, v in overrides.items() if v is not None})
+
+
 def resolve_request(mode: str | None, overrides: dict[str, Any], include_secrets: bool,
-                    ) -> pb.ResolveLLMConfigRequest:
-    settings = pb.LLMSettings(**{k: v for k, v in overrides.items() if v is not None})
-    return pb.ResolveLLMConfigRequest(mode=mode or "", overrides=settings,
-                                      include_secrets=include_secrets)
+                    network: str = "") -> pb.ResolveLLMConfigRequest:
+    return pb.ResolveLLMConfigRequest(mode=mode or "", overrides=_settings(overrides),
+                                      include_secrets=include_secrets, network=network)
+
+
+def runner_request(mode: str | None, session_id: str | None, overrides: dict[str, Any],
+                   include_secrets: bool, network: str) -> pb.ResolveRunnerConfigRequest:
+    return pb.ResolveRunnerConfigRequest(mode=mode or "", session_id=session_id or "",
+                                         llm_overrides=_settings(overrides),
+                                         include_secrets=include_secrets, network=network)
+
+
+def _origins(origins: Any) -> tuple[Origin, ...]:
+    return tuple(Origin(o.field, _SOURCE_BY_NUMBER[o.source], o.detail) for o in origins)
+
+
+def runner_from_proto(response: pb.ResolveRunnerConfigResponse) -> RunnerResolved:
+    c = response.config
+    t, b, s, r = c.temporal, c.backend, c.sandbox, c.redis
+    config = RunnerConfig(
+        mode=c.mode,
+        temporal=Temporal(t.address, t.namespace, t.task_queue, t.max_concurrency),
+        backend=Backend(b.endpoint, b.api_key, b.api_key_present, b.api_key_hint),
+        sandbox=Sandbox(s.type, s.root_dir, s.snapshot_id, s.daytona_api_key,
+                        s.daytona_api_key_present, s.daytona_api_key_hint),
+        redis=Redis(r.enabled, r.host, r.port, r.password, r.password_present),
+    )
+    return RunnerResolved(config, resolved_from_proto(response.llm), _origins(response.origins),
+                          tuple(response.warnings), response.revision)
 
 
 def watch_request(mode: str | None, overrides: dict[str, Any], include_secrets: bool,
-                  known_revision: str) -> pb.WatchLLMConfigRequest:
-    settings = pb.LLMSettings(**{k: v for k, v in overrides.items() if v is not None})
-    return pb.WatchLLMConfigRequest(mode=mode or "", overrides=settings,
+                  known_revision: str, network: str = "") -> pb.WatchLLMConfigRequest:
+    return pb.WatchLLMConfigRequest(mode=mode or "", overrides=_settings(overrides),
                                     include_secrets=include_secrets,
-                                    known_revision=known_revision)
+                                    known_revision=known_revision, network=network)
 
 
 def change_from_proto(event: pb.WatchLLMConfigEvent) -> Change:
@@ -61,10 +103,8 @@ def resolved_from_proto(response: pb.ResolveLLMConfigResponse) -> Resolved:
         temperature=c.temperature if c.HasField("temperature") else None,
         mode=c.mode,
     )
-    origins = tuple(
-        Origin(o.field, _SOURCE_BY_NUMBER[o.source], o.detail) for o in response.origins
-    )
-    return Resolved(config, origins, tuple(response.warnings), response.revision)
+    return Resolved(config, _origins(response.origins), tuple(response.warnings),
+                    response.revision)
 
 
 def health_from_proto(response: pb.CheckProviderHealthResponse) -> Health:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -126,3 +126,66 @@ class Change:
     @property
     def ok(self) -> bool:
         return self.resolved is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Temporal:
+    address: str
+    namespace: str
+    task_queue: str
+    max_concurrency: int
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    endpoint: str
+    api_key: str = field(repr=False)  # only with include_secrets
+    api_key_present: bool
+    api_key_hint: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sandbox:
+    type: str  # "filesystem" or "daytona"
+    root_dir: str
+    snapshot_id: str
+    daytona_api_key: str = field(repr=False)
+    daytona_api_key_present: bool
+    daytona_api_key_hint: str
+
+
+@dataclass(frozen=True, slots=True)
+class Redis:
+    enabled: bool
+    host: str
+    port: int
+    password: str = field(repr=False)
+    password_present: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerConfig:
+    """Everything a runner reads besides its LLM."""
+
+    mode: str
+    temporal: Temporal
+    backend: Backend
+    sandbox: Sandbox
+    redis: Redis
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerResolved:
+    """The answer of ResolveRunnerConfig: the runner's settings and the mode's LLM config."""
+
+    config: RunnerConfig
+    llm: Resolved
+    origins: tuple[Origin, ...]  # field paths such as "temporal.address"
+    warnings: tuple[str, ...]
+    revision: str
+
+    def origin(self, path: str) -> Origin:
+        for origin in self.origins:
+            if origin.field == path:
+                return origin
+        raise KeyError(path)

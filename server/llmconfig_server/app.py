@@ -139,6 +139,23 @@ async def start(inputs: Inputs, snapshot: Snapshot | None = None, *,
                          metrics_address, metrics_server)
 
 
+def runner_report(snapshot: Snapshot) -> list[str]:
+    """One line per mode: the runner settings are usable, or why not (never fatal)."""
+    from . import runner
+    from .catalog import MODES
+    from .domain import ConfigError, Origin, Source
+
+    lines = []
+    for mode in MODES:
+        try:
+            runner.resolve(snapshot.runner, mode, Origin("mode", Source.REQUEST, "report"))
+        except ConfigError as exc:
+            lines.append(f"runner settings ({mode} mode) are not usable: {exc}")
+        else:
+            lines.append(f"runner settings ({mode} mode): ok")
+    return lines
+
+
 def _count_reloads(state: ServerState, metrics: Metrics) -> None:
     def revision() -> str:
         base = state.current.resolver.base()
@@ -197,6 +214,7 @@ async def serve(inputs: Inputs, snapshot: Snapshot) -> None:
     notes = [f"access: {snapshot.access.description}"]
     if running.metrics_address:
         notes.append(f"metrics: http://{running.metrics_address}/metrics")
+    notes += runner_report(snapshot)
     if options.reload_interval > 0:
         notes.append(f"reload: on SIGHUP, file changes, and every {options.reload_interval:g} s")
     log.info("%s", startup_report(snapshot.resolver, running.addresses, notes))

@@ -46,6 +46,7 @@ class Options:
     metrics_listen: str | None = None
     log_format: str = "text"
     reload_interval: float = 10.0
+    container_host: str = "host.docker.internal"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("--probe-timeout", metavar="SECONDS",
                         help=f"budget of one provider probe (env {PROBE_TIMEOUT_ENV}; default "
                              f"{DEFAULT_PROBE_TIMEOUT:g}); never past the caller's deadline")
+    health.add_argument("--container-host", default="host.docker.internal", metavar="HOST",
+                        help="how containers on this host reach it: loopback hosts in answers "
+                             "for network=docker become this (default host.docker.internal)")
     health.add_argument("--allow-any-probe-target", action="store_true",
                         help="let CheckProviderHealth probe base URLs this server is not "
                              "configured for (off: the service cannot be used to reach "
@@ -156,7 +160,14 @@ def parse(argv: Sequence[str] | None, environ: Mapping[str, str] | None = None) 
                    args.log_level, flags, health, access,
                    _seconds(args.drain_seconds, "--drain-seconds"),
                    _metrics_listen(args.metrics_listen), args.log_format,
-                   _seconds(args.reload_interval, "--reload-interval", maximum=86400.0))
+                   _seconds(args.reload_interval, "--reload-interval", maximum=86400.0),
+                   _container_host(args.container_host))
+
+
+def _container_host(raw: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,253}|\[[0-9A-Fa-f:.]+\]", raw):
+        raise FlagError(f"--container-host: {raw[:64]!r} is not a host name or address")
+    return raw
 
 
 def _metrics_listen(raw: str | None) -> str | None:

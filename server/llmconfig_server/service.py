@@ -7,9 +7,10 @@ not implemented here stops the server at start instead of being silently absent.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, NoReturn, TypeAlias
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -17,11 +18,13 @@ from google.rpc import status_pb2
 
 from llmconfig.v1 import llmconfig_pb2 as pb
 
+from . import network, runner
 from .access import Caller, Denied, audit_secret, require_secrets
 from .answers import Answer
-from .domain import ConfigError
+from .domain import ConfigError, Origin, Source, Violation
 from .errors import config_error_status
-from .servicer import SERVICE_NAME, overrides_of, response_of
+from .servicer import SERVICE_NAME, overrides_of, response_of, runner_response_of
+from .sources import request_mode
 from .state import ServerState, Snapshot
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,7 @@ _Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 class LLMConfigService:
     def __init__(self, state: ServerState) -> None:
         self.state = state
+        self.container_host = state.inputs.options.container_host
         # A hook for metrics: called with the token name each time a key is handed out.
         self.on_secret: Callable[[str], None] = lambda token: None
 
@@ -49,8 +53,10 @@ class LLMConfigService:
         request = await _parse(pb.ResolveLLMConfigRequest, raw, context)
         if request.include_secrets:
             await _authorize_secrets(context, "include_secrets")
-        response = await snapshot.servicer.ResolveLLMConfig(request, context)
-        response.warnings.extend(snapshot.warnings)
+        try:
+            response = self._llm_response(snapshot, request)
+        except ConfigError as exc:
+            await _abort(context, config_error_status(exc))
         secret = None
         if request.include_secrets and response.config.api_key:
             secret = (response.config.provider, response.config.api_key_hint)
@@ -64,8 +70,84 @@ class LLMConfigService:
     async def check_health(self, raw: bytes, context: _Context) -> bytes:
         request = await _parse(pb.CheckProviderHealthRequest, raw, context)
         snapshot = self.state.current
+        if request.base_url:  # a container's view of a configured URL is checked as that URL
+            request.base_url = network.server_view(request.base_url, self.container_host,
+                                                   snapshot.health.allowed_targets)
         response = await snapshot.servicer.CheckProviderHealth(request, context)
         return response.SerializeToString()
+
+    # -- ResolveRunnerConfig ------------------------------------------------------------
+
+    async def resolve_runner(self, raw: bytes, context: _Context) -> bytes:
+        snapshot = self.state.current
+        request = await _parse(pb.ResolveRunnerConfigRequest, raw, context)
+        caller = await _authorize_secrets(context, "include_secrets") \
+            if request.include_secrets else None
+        try:
+            response = self._runner_response(snapshot, request)
+        except ConfigError as exc:
+            await _abort(context, config_error_status(exc))
+        if caller is not None:
+            config = response.config
+            for provider, hint, present in (
+                    (response.llm.config.provider, response.llm.config.api_key_hint,
+                     response.llm.config.api_key_present),
+                    ("stigmer-backend", config.backend.api_key_hint,
+                     config.backend.api_key_present),
+                    ("daytona", config.sandbox.daytona_api_key_hint,
+                     config.sandbox.daytona_api_key_present),
+                    ("redis", "", config.redis.password_present)):
+                if present:
+                    audit_secret(caller, context.peer(), "ResolveRunnerConfig", provider, hint)
+                    self.on_secret(caller.name)
+        return response.SerializeToString()
+
+    def _runner_response(self, snapshot: Snapshot, request: pb.ResolveRunnerConfigRequest,
+                         ) -> pb.ResolveRunnerConfigResponse:
+        """The runner's answer, or ConfigError listing every problem of its runner and LLM
+        parts together (the request's own problems alone, first)."""
+        net = network.parse_network(request.network)
+        mode = request_mode(request.mode) if request.mode else snapshot.resolver.default_mode
+        mode_origin = Origin("mode", Source.REQUEST, "request mode") if request.mode else \
+            Origin("mode", snapshot.resolver.sources.mode.source,
+                   snapshot.resolver.sources.mode.detail)
+        problems: list[Violation] = []
+        llm = runner_resolution = None
+        try:
+            llm = self._llm_response(snapshot, request, overrides_field="llm_overrides")
+        except ConfigError as exc:
+            if exc.caused_by_request:
+                raise
+            problems += exc.violations
+        try:
+            runner_resolution = runner.resolve(snapshot.runner, mode, mode_origin,
+                                               request.session_id, net, self.container_host)
+        except ConfigError as exc:
+            if exc.caused_by_request:
+                raise
+            problems += exc.violations
+        if problems:
+            raise ConfigError(problems)
+        assert llm is not None and runner_resolution is not None
+        response = runner_response_of(runner_resolution, include_secrets=request.include_secrets)
+        response.llm.CopyFrom(llm)
+        response.warnings.extend(snapshot.warnings)
+        response.revision = hashlib.sha256(
+            f"{runner_resolution.revision}\x1f{llm.revision}".encode()).hexdigest()[:12]
+        return response
+
+    def _llm_response(self, snapshot: Snapshot, request: Any,
+                      overrides_field: str = "overrides") -> pb.ResolveLLMConfigResponse:
+        """What ResolveLLMConfig answers `request` on `snapshot` (with the snapshot's
+        warnings), as the caller's network sees it; raises ConfigError."""
+        net = network.parse_network(request.network)
+        overrides = overrides_of(request, overrides_field)
+        resolution = snapshot.resolver.resolve(request.mode, overrides)
+        if net == network.DOCKER:
+            resolution = network.resolution_for_container(resolution, self.container_host)
+        response = response_of(resolution, include_secrets=request.include_secrets)
+        response.warnings.extend(snapshot.warnings)
+        return response
 
     # -- WatchLLMConfig -----------------------------------------------------------------
 
@@ -74,7 +156,7 @@ class LLMConfigService:
         caller = await _authorize_secrets(context, "include_secrets") \
             if request.include_secrets else None
         version = self.state.version
-        event = _event(self.state.current, request)
+        event = self._event(self.state.current, request)
         last = event.SerializeToString()
         if not (event.HasField("config") and request.known_revision
                 and event.config.revision == request.known_revision):
@@ -85,11 +167,19 @@ class LLMConfigService:
                 await context.abort(grpc.StatusCode.UNAVAILABLE,
                                     "the server is shutting down; reconnect with "
                                     "known_revision (the llmconfig client does)")
-            event = _event(self.state.current, request)
+            event = self._event(self.state.current, request)
             data = event.SerializeToString()
             if data != last:  # a reload that leaves the caller's resolution alone sends nothing
                 last = data
                 yield self._sent(event, data, caller, context)
+
+    def _event(self, snapshot: Snapshot, request: pb.WatchLLMConfigRequest,
+               ) -> pb.WatchLLMConfigEvent:
+        """What ResolveLLMConfig would answer for `request` on `snapshot`, as a watch event."""
+        try:
+            return pb.WatchLLMConfigEvent(config=self._llm_response(snapshot, request))
+        except ConfigError as exc:
+            return pb.WatchLLMConfigEvent(error=_status_message(config_error_status(exc)))
 
     def _sent(self, event: pb.WatchLLMConfigEvent, data: bytes, caller: Caller | None,
               context: _Context) -> bytes:
@@ -114,6 +204,7 @@ class LLMConfigService:
             "ResolveLLMConfig": grpc.unary_unary_rpc_method_handler(self.resolve),
             "CheckProviderHealth": grpc.unary_unary_rpc_method_handler(self.check_health),
             "WatchLLMConfig": grpc.unary_stream_rpc_method_handler(self.watch),
+            "ResolveRunnerConfig": grpc.unary_unary_rpc_method_handler(self.resolve_runner),
         }
         declared = {method.name for method in _DESCRIPTOR.methods}
         if missing := sorted(declared - set(implemented)):
@@ -130,15 +221,9 @@ class LLMConfigService:
         server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
 
-def _event(snapshot: Snapshot, request: pb.WatchLLMConfigRequest) -> pb.WatchLLMConfigEvent:
-    """What ResolveLLMConfig would answer for `request` on `snapshot`, as a watch event."""
-    try:
-        resolution = snapshot.resolver.resolve(request.mode, overrides_of(request))
-    except ConfigError as exc:
-        return pb.WatchLLMConfigEvent(error=_status_message(config_error_status(exc)))
-    response = response_of(resolution, include_secrets=request.include_secrets)
-    response.warnings.extend(snapshot.warnings)
-    return pb.WatchLLMConfigEvent(config=response)
+async def _abort(context: _Context, status: grpc.Status) -> NoReturn:
+    await context.abort(status.code, status.details, status.trailing_metadata)
+    raise AssertionError("context.abort returned")  # it raises
 
 
 def _status_message(status: grpc.Status) -> status_pb2.Status:

@@ -22,6 +22,7 @@ from .health import (
 )
 from .redact import redact_text, redact_url
 from .resolver import Resolver
+from .runner import RunnerResolution
 
 log = logging.getLogger(__name__)
 
@@ -33,15 +34,6 @@ class LLMConfigServicer(pb_grpc.LLMConfigServiceServicer):  # type: ignore[misc]
     def __init__(self, resolver: Resolver, health: ProviderHealth) -> None:
         self.resolver = resolver
         self.health = health
-
-    async def ResolveLLMConfig(
-        self, request: pb.ResolveLLMConfigRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> pb.ResolveLLMConfigResponse:
-        try:
-            resolution = self.resolver.resolve(request.mode, overrides_of(request))
-        except ConfigError as exc:
-            await _abort(context, config_error_status(exc))
-        return response_of(resolution, include_secrets=request.include_secrets)
 
     async def CheckProviderHealth(
         self, request: pb.CheckProviderHealthRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -63,11 +55,11 @@ class LLMConfigServicer(pb_grpc.LLMConfigServiceServicer):  # type: ignore[misc]
         return health_response_of(report)
 
 
-def overrides_of(request: pb.ResolveLLMConfigRequest | pb.WatchLLMConfigRequest,
-                 ) -> dict[str, Any]:
-    if not request.HasField("overrides"):
+def overrides_of(request: Any, field: str = "overrides") -> dict[str, Any]:
+    """The LLMSettings in `request.<field>` that the caller set."""
+    if not request.HasField(field):
         return {}
-    given = request.overrides
+    given = getattr(request, field)
     return {name: getattr(given, name) for name in _OVERRIDE_FIELDS if given.HasField(name)}
 
 
@@ -99,6 +91,43 @@ def response_of(resolution: Resolution, *, include_secrets: bool) -> pb.ResolveL
             for o in resolution.origins
         ],
         warnings=[shown(w) for w in resolution.warnings],
+        revision=resolution.revision,
+    )
+
+
+def runner_response_of(resolution: RunnerResolution, *, include_secrets: bool,
+                       ) -> pb.ResolveRunnerConfigResponse:
+    """The runner part of ResolveRunnerConfig's answer; secrets only with `include_secrets`."""
+    v = resolution.values
+
+    def secret(path: str) -> str:
+        return str(v.get(path) or "") if include_secrets else ""
+
+    config = pb.RunnerConfig(
+        mode=resolution.mode,
+        temporal=pb.TemporalSettings(
+            address=v["temporal.address"], namespace=v["temporal.namespace"],
+            task_queue=v["temporal.task_queue"], max_concurrency=v["temporal.max_concurrency"]),
+        backend=pb.BackendSettings(
+            endpoint=v["backend.endpoint"], api_key=secret("backend.api_key"),
+            api_key_present=bool(v.get("backend.api_key")),
+            api_key_hint=resolution.hint("backend.api_key")),
+        sandbox=pb.SandboxSettings(
+            type=v["sandbox.type"], root_dir=v["sandbox.root_dir"],
+            snapshot_id=v.get("sandbox.snapshot_id") or "",
+            daytona_api_key=secret("sandbox.daytona_api_key"),
+            daytona_api_key_present=bool(v.get("sandbox.daytona_api_key")),
+            daytona_api_key_hint=resolution.hint("sandbox.daytona_api_key")),
+        redis=pb.RedisSettings(
+            enabled=v["redis.enabled"], host=v.get("redis.host") or "",
+            port=v["redis.port"], password=secret("redis.password"),
+            password_present=bool(v.get("redis.password"))),
+    )
+    return pb.ResolveRunnerConfigResponse(
+        config=config,
+        origins=[pb.FieldOrigin(field=o.field, source=cast("pb.Source", o.source.value),
+                                detail=o.detail) for o in resolution.origins],
+        warnings=list(resolution.warnings),
         revision=resolution.revision,
     )
 

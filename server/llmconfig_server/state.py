@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import access as access_policy
+from . import runner
 from .answers import AnswerCache
 from .domain import ConfigError
 from .health import HttpPool, ProviderHealth
@@ -75,6 +76,7 @@ class Snapshot:
     servicer: LLMConfigServicer
     answers: AnswerCache
     access: access_policy.Access
+    runner: runner.RunnerSources
     fingerprint: str  # equal fingerprints: nothing a caller could observe differs
     files: tuple[Path, ...]  # the files this snapshot was built from, to watch
     # Problems with newer inputs while this (last good) state is served; added to answers.
@@ -107,23 +109,28 @@ def build(inputs: Inputs, http: HttpPool | None = None) -> Snapshot:
         raise BuildError(problems)
     assert resolver is not None
     health = ProviderHealth(resolver, options.health, http)
+    # Runner settings never stop the server: their problems are answered and reported.
+    runner_sources = runner.load(inputs.environ, resolver.sources.file)
     return Snapshot(
         resolver=resolver,
         health=health,
         servicer=LLMConfigServicer(resolver, health),
         answers=AnswerCache(),
         access=access,
-        fingerprint=_fingerprint(resolver, access),
+        runner=runner_sources,
+        fingerprint=_fingerprint(resolver, access, runner_sources),
         files=_files(inputs, resolver),
     )
 
 
-def _fingerprint(resolver: Resolver, access: access_policy.Access) -> str:
+def _fingerprint(resolver: Resolver, access: access_policy.Access,
+                 runner_sources: runner.RunnerSources) -> str:
     """A digest of everything the snapshot was made of (sources, tokens, TLS material), so a
     reload whose files did not change leaves the running state — and its caches — alone."""
     digest = hashlib.sha256(repr(resolver.sources).encode())
     digest.update(repr(access.tokens).encode())
     digest.update(repr(access.tls).encode())
+    digest.update(repr(runner_sources).encode())
     return digest.hexdigest()
 
 

@@ -67,26 +67,30 @@ class LLMSettings(_message.Message):
     def __init__(self, provider: _Optional[str] = ..., model: _Optional[str] = ..., base_url: _Optional[str] = ..., api_key: _Optional[str] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ...) -> None: ...
 
 class ResolveLLMConfigRequest(_message.Message):
-    __slots__ = ("mode", "overrides", "include_secrets")
+    __slots__ = ("mode", "overrides", "include_secrets", "network")
     MODE_FIELD_NUMBER: _ClassVar[int]
     OVERRIDES_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_SECRETS_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
     mode: str
     overrides: LLMSettings
     include_secrets: bool
-    def __init__(self, mode: _Optional[str] = ..., overrides: _Optional[_Union[LLMSettings, _Mapping]] = ..., include_secrets: _Optional[bool] = ...) -> None: ...
+    network: str
+    def __init__(self, mode: _Optional[str] = ..., overrides: _Optional[_Union[LLMSettings, _Mapping]] = ..., include_secrets: _Optional[bool] = ..., network: _Optional[str] = ...) -> None: ...
 
 class WatchLLMConfigRequest(_message.Message):
-    __slots__ = ("mode", "overrides", "include_secrets", "known_revision")
+    __slots__ = ("mode", "overrides", "include_secrets", "known_revision", "network")
     MODE_FIELD_NUMBER: _ClassVar[int]
     OVERRIDES_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_SECRETS_FIELD_NUMBER: _ClassVar[int]
     KNOWN_REVISION_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
     mode: str
     overrides: LLMSettings
     include_secrets: bool
     known_revision: str
-    def __init__(self, mode: _Optional[str] = ..., overrides: _Optional[_Union[LLMSettings, _Mapping]] = ..., include_secrets: _Optional[bool] = ..., known_revision: _Optional[str] = ...) -> None: ...
+    network: str
+    def __init__(self, mode: _Optional[str] = ..., overrides: _Optional[_Union[LLMSettings, _Mapping]] = ..., include_secrets: _Optional[bool] = ..., known_revision: _Optional[str] = ..., network: _Optional[str] = ...) -> None: ...
 
 class WatchLLMConfigEvent(_message.Message):
     __slots__ = ("config", "error")
@@ -185,3 +189,99 @@ class CheckProviderHealthResponse(_message.Message):
     checked_at: _timestamp_pb2.Timestamp
     cached: bool
     def __init__(self, status: _Optional[_Union[HealthStatus, str]] = ..., healthy: _Optional[bool] = ..., message: _Optional[str] = ..., provider: _Optional[str] = ..., base_url: _Optional[str] = ..., model: _Optional[str] = ..., model_available: _Optional[bool] = ..., available_models: _Optional[_Iterable[str]] = ..., server_version: _Optional[str] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., checked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cached: _Optional[bool] = ...) -> None: ...
+
+class ResolveRunnerConfigRequest(_message.Message):
+    __slots__ = ("mode", "session_id", "llm_overrides", "include_secrets", "network")
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    LLM_OVERRIDES_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_SECRETS_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    mode: str
+    session_id: str
+    llm_overrides: LLMSettings
+    include_secrets: bool
+    network: str
+    def __init__(self, mode: _Optional[str] = ..., session_id: _Optional[str] = ..., llm_overrides: _Optional[_Union[LLMSettings, _Mapping]] = ..., include_secrets: _Optional[bool] = ..., network: _Optional[str] = ...) -> None: ...
+
+class TemporalSettings(_message.Message):
+    __slots__ = ("address", "namespace", "task_queue", "max_concurrency")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    TASK_QUEUE_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    address: str
+    namespace: str
+    task_queue: str
+    max_concurrency: int
+    def __init__(self, address: _Optional[str] = ..., namespace: _Optional[str] = ..., task_queue: _Optional[str] = ..., max_concurrency: _Optional[int] = ...) -> None: ...
+
+class BackendSettings(_message.Message):
+    __slots__ = ("endpoint", "api_key", "api_key_present", "api_key_hint")
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    API_KEY_FIELD_NUMBER: _ClassVar[int]
+    API_KEY_PRESENT_FIELD_NUMBER: _ClassVar[int]
+    API_KEY_HINT_FIELD_NUMBER: _ClassVar[int]
+    endpoint: str
+    api_key: str
+    api_key_present: bool
+    api_key_hint: str
+    def __init__(self, endpoint: _Optional[str] = ..., api_key: _Optional[str] = ..., api_key_present: _Optional[bool] = ..., api_key_hint: _Optional[str] = ...) -> None: ...
+
+class SandboxSettings(_message.Message):
+    __slots__ = ("type", "root_dir", "snapshot_id", "daytona_api_key", "daytona_api_key_present", "daytona_api_key_hint")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    ROOT_DIR_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_ID_FIELD_NUMBER: _ClassVar[int]
+    DAYTONA_API_KEY_FIELD_NUMBER: _ClassVar[int]
+    DAYTONA_API_KEY_PRESENT_FIELD_NUMBER: _ClassVar[int]
+    DAYTONA_API_KEY_HINT_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    root_dir: str
+    snapshot_id: str
+    daytona_api_key: str
+    daytona_api_key_present: bool
+    daytona_api_key_hint: str
+    def __init__(self, type: _Optional[str] = ..., root_dir: _Optional[str] = ..., snapshot_id: _Optional[str] = ..., daytona_api_key: _Optional[str] = ..., daytona_api_key_present: _Optional[bool] = ..., daytona_api_key_hint: _Optional[str] = ...) -> None: ...
+
+class RedisSettings(_message.Message):
+    __slots__ = ("enabled", "host", "port", "password", "password_present")
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_PRESENT_FIELD_NUMBER: _ClassVar[int]
+    enabled: bool
+    host: str
+    port: int
+    password: str
+    password_present: bool
+    def __init__(self, enabled: _Optional[bool] = ..., host: _Optional[str] = ..., port: _Optional[int] = ..., password: _Optional[str] = ..., password_present: _Optional[bool] = ...) -> None: ...
+
+class RunnerConfig(_message.Message):
+    __slots__ = ("mode", "temporal", "backend", "sandbox", "redis")
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    TEMPORAL_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    SANDBOX_FIELD_NUMBER: _ClassVar[int]
+    REDIS_FIELD_NUMBER: _ClassVar[int]
+    mode: str
+    temporal: TemporalSettings
+    backend: BackendSettings
+    sandbox: SandboxSettings
+    redis: RedisSettings
+    def __init__(self, mode: _Optional[str] = ..., temporal: _Optional[_Union[TemporalSettings, _Mapping]] = ..., backend: _Optional[_Union[BackendSettings, _Mapping]] = ..., sandbox: _Optional[_Union[SandboxSettings, _Mapping]] = ..., redis: _Optional[_Union[RedisSettings, _Mapping]] = ...) -> None: ...
+
+class ResolveRunnerConfigResponse(_message.Message):
+    __slots__ = ("config", "llm", "origins", "warnings", "revision")
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    LLM_FIELD_NUMBER: _ClassVar[int]
+    ORIGINS_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    config: RunnerConfig
+    llm: ResolveLLMConfigResponse
+    origins: _containers.RepeatedCompositeFieldContainer[FieldOrigin]
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    revision: str
+    def __init__(self, config: _Optional[_Union[RunnerConfig, _Mapping]] = ..., llm: _Optional[_Union[ResolveLLMConfigResponse, _Mapping]] = ..., origins: _Optional[_Iterable[_Union[FieldOrigin, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ..., revision: _Optional[str] = ...) -> None: ...

@@ -50,6 +50,11 @@ class LLMConfigServiceStub:
                 request_serializer=llmconfig_dot_v1_dot_llmconfig__pb2.WatchLLMConfigRequest.SerializeToString,
                 response_deserializer=llmconfig_dot_v1_dot_llmconfig__pb2.WatchLLMConfigEvent.FromString,
                 _registered_method=True)
+        self.ResolveRunnerConfig = channel.unary_unary(
+                '/llmconfig.v1.LLMConfigService/ResolveRunnerConfig',
+                request_serializer=llmconfig_dot_v1_dot_llmconfig__pb2.ResolveRunnerConfigRequest.SerializeToString,
+                response_deserializer=llmconfig_dot_v1_dot_llmconfig__pb2.ResolveRunnerConfigResponse.FromString,
+                _registered_method=True)
 
 
 class LLMConfigServiceServicer:
@@ -90,6 +95,18 @@ class LLMConfigServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ResolveRunnerConfig(self, request, context):
+        """ResolveRunnerConfig resolves everything an agent runner reads: its mode, Temporal,
+        backend, sandbox and Redis settings, and the mode's LLM configuration, with the origin of
+        every value. Secrets only with include_secrets (and the secrets scope).
+
+        Errors: INVALID_ARGUMENT for a bad request field (a session id with a path separator);
+        FAILED_PRECONDITION listing every missing or bad server value at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LLMConfigServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -107,6 +124,11 @@ def add_LLMConfigServiceServicer_to_server(servicer, server):
                     servicer.WatchLLMConfig,
                     request_deserializer=llmconfig_dot_v1_dot_llmconfig__pb2.WatchLLMConfigRequest.FromString,
                     response_serializer=llmconfig_dot_v1_dot_llmconfig__pb2.WatchLLMConfigEvent.SerializeToString,
+            ),
+            'ResolveRunnerConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveRunnerConfig,
+                    request_deserializer=llmconfig_dot_v1_dot_llmconfig__pb2.ResolveRunnerConfigRequest.FromString,
+                    response_serializer=llmconfig_dot_v1_dot_llmconfig__pb2.ResolveRunnerConfigResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -191,6 +213,33 @@ class LLMConfigService:
             '/llmconfig.v1.LLMConfigService/WatchLLMConfig',
             llmconfig_dot_v1_dot_llmconfig__pb2.WatchLLMConfigRequest.SerializeToString,
             llmconfig_dot_v1_dot_llmconfig__pb2.WatchLLMConfigEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveRunnerConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmconfig.v1.LLMConfigService/ResolveRunnerConfig',
+            llmconfig_dot_v1_dot_llmconfig__pb2.ResolveRunnerConfigRequest.SerializeToString,
+            llmconfig_dot_v1_dot_llmconfig__pb2.ResolveRunnerConfigResponse.FromString,
             options,
             channel_credentials,
             insecure,
