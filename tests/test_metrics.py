@@ -75,3 +75,40 @@ def test_a_bad_metrics_address_is_refused(server_process):
 def test_the_startup_block_says_where_metrics_are(server_process):
     handle = server_process(["--metrics-listen", "127.0.0.1:0"])
     assert re.search(r"metrics: http://127\.0\.0\.1:\d+/metrics", handle.log)
+
+
+def test_metrics_count_secrets_served_by_token(serve, servers):
+    from conftest import ANTHROPIC_KEY
+
+    client = serve(args=["--metrics-listen", "127.0.0.1:0"],
+                   env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY})
+    client.resolve(include_secrets=True)
+    client.resolve()
+    text = scrape(servers[0], "llmconfig_secrets_served_total{")
+    assert value(text, "llmconfig_secrets_served_total", token="trusted") == 1
+
+
+def test_metrics_show_provider_health_probes_reloads_and_revision(serve, servers, workspace,
+                                                                  emulators):
+    import providers
+
+    ollama = providers.ollama()
+    emulators.append(ollama)
+    path = workspace.write(".stigmer/config.yaml", f"llm:\n  base_url: {ollama.url}\n")
+    client = serve(args=["--metrics-listen", "127.0.0.1:0"])
+    client.check_health()
+    client.check_health(model="llama3.2")  # not the server's own target: counted, no series
+    path.write_text(f"llm:\n  base_url: {ollama.url}\n  model: llama3.2\n")
+    servers[0].reload()
+    text = scrape(servers[0], 'llmconfig_config_reloads_total{result="applied"}')
+    assert value(text, "llmconfig_provider_probes_total", provider="ollama",
+                 status="HEALTHY") == 1
+    assert value(text, "llmconfig_provider_probes_total", provider="ollama",
+                 status="MODEL_NOT_FOUND") == 1
+    assert value(text, "llmconfig_provider_health", provider="ollama", base_url=ollama.url,
+                 status="HEALTHY") == 1
+    assert value(text, "llmconfig_provider_health", provider="ollama", base_url=ollama.url,
+                 status="UNREACHABLE") == 0
+    assert value(text, "llmconfig_config_reloads_total", result="applied") == 1
+    revision = client.resolve().revision
+    assert value(text, "llmconfig_config_info", revision=revision) == 1

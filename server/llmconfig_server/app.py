@@ -101,8 +101,11 @@ async def start(inputs: Inputs, snapshot: Snapshot | None = None, *,
     """Serve `inputs` (building their first snapshot unless given; raises BuildError).
     `signals` installs the SIGHUP handler (the process's own server only)."""
     options = inputs.options
-    state = ServerState(inputs, snapshot or build(inputs))
     metrics = Metrics()
+    snapshot = snapshot or build(inputs)
+    # Every probe of this and later snapshots reaches the metrics.
+    snapshot.health.observer = metrics.observe_probe
+    state = ServerState(inputs, snapshot)
     admission = Admission()
     server = grpc.aio.server(
         # Outermost first: metrics see every outcome, refusals and denials included.

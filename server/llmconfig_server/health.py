@@ -30,7 +30,7 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
@@ -146,8 +146,12 @@ class HttpPool:
 class ProviderHealth:
     def __init__(self, resolver: Resolver, options: HealthOptions,
                  http: HttpPool | None = None,
-                 probes: Mapping[str, Probe] | None = None) -> None:
+                 probes: Mapping[str, Probe] | None = None,
+                 observer: Callable[[HealthReport, bool], None] | None = None) -> None:
         self.resolver = resolver
+        # Told of each upstream probe's report and whether it is one of the server's own
+        # targets (metrics keep a series only for those: callers cannot mint label values).
+        self.observer = observer
         self.options = options
         # The probes load on the first check, like the pool.
         self.pool = http or HttpPool()
@@ -277,6 +281,8 @@ class ProviderHealth:
         report = _report(target, verdict, latency, checked_at)
         if started is not None:  # a check that never got a turn says nothing about the provider
             self._remember(key, report)
+            if self.observer is not None:
+                self.observer(report, key[:3] in self._own_targets)
         return report
 
     def _timed_out(self, target: ProbeTarget, ran: bool) -> Verdict:

@@ -71,6 +71,18 @@ class Metrics:
         for name in statuses:
             self.provider_health.labels(provider, base_url, name).set(int(name == status))
 
+    def observe_probe(self, report: Any, own_target: bool) -> None:
+        """An upstream probe's HealthReport: count it; for the server's own targets, make its
+        status the current one (a gauge series per target a caller names would be unbounded)."""
+        from .domain import HealthStatus
+        from .redact import redact_url
+
+        status = report.status.name
+        self.probes.labels(report.provider, status).inc()
+        if own_target:
+            self.set_provider_status(report.provider, redact_url(report.base_url), status,
+                                     tuple(s.name for s in HealthStatus))
+
     def set_revision(self, revision: str) -> None:
         self.config_info.clear()
         self.config_info.labels(revision).set(1)

@@ -20,7 +20,7 @@ import asyncio
 import hashlib
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +30,7 @@ from . import access as access_policy
 from . import runner
 from .answers import AnswerCache
 from .domain import ConfigError
-from .health import HttpPool, ProviderHealth
+from .health import HealthReport, HttpPool, ProviderHealth
 from .redact import redact_text
 from .resolver import Resolver
 from .servicer import LLMConfigServicer
@@ -87,7 +87,8 @@ class Snapshot:
         return replace(self, answers=AnswerCache(), warnings=warnings)
 
 
-def build(inputs: Inputs, http: HttpPool | None = None) -> Snapshot:
+def build(inputs: Inputs, http: HttpPool | None = None,
+          observer: Callable[[HealthReport, bool], None] | None = None) -> Snapshot:
     """The complete server state for `inputs`, or BuildError listing every problem: an
     invalid configuration of the server's own mode, an unusable tokens or TLS file, or a
     listener the exposure policy forbids."""
@@ -108,7 +109,7 @@ def build(inputs: Inputs, http: HttpPool | None = None) -> Snapshot:
     if problems:
         raise BuildError(problems)
     assert resolver is not None
-    health = ProviderHealth(resolver, options.health, http)
+    health = ProviderHealth(resolver, options.health, http, observer=observer)
     # Runner settings never stop the server: their problems are answered and reported.
     runner_sources = runner.load(inputs.environ, resolver.sources.file)
     return Snapshot(
@@ -189,7 +190,7 @@ class ServerState:
 
     def _reload(self, reason: str) -> str:
         try:
-            fresh = build(self.inputs, self.good.health.pool)
+            fresh = build(self.inputs, self.good.health.pool, self.good.health.observer)
         except BuildError as exc:
             message = redact_text("; ".join(exc.problems))  # it goes into logs and answers
             if self.problem is None or self.problem.message != message:
