@@ -210,3 +210,16 @@ if __name__ == "__main__":
                       .replace('"…s"', '"0.004s"').replace("(… ms", "(4 ms")
                       .replace('"checked_at": "…"', '"checked_at": "2026-11-21T19:48:36.832677Z"'))
                 print()
+
+
+def test_the_config_file_example_is_accepted(serve):
+    text = README.read_text()
+    section = text[text.index("## The config file"):text.index("## Errors")]
+    example = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert example
+    client = serve(files={".stigmer/config.yaml": example.group(1)},
+                   env={"ANTHROPIC_API_KEY": "sk-ant-api03-README-example-not-a-real-key-f2c9"})
+    assert client.resolve().config.model == "qwen2.5-coder:14b"
+    runner = client.resolve_runner()
+    assert runner.config.sandbox.root_dir == "/srv/stigmer/workspace"
+    assert runner.config.temporal.max_concurrency == 20
