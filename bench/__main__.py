@@ -69,7 +69,7 @@ def log(message: str) -> None:
 BENCH_TOKEN = "llmc_bench-token-resolve-only"
 # Each workload and the floor it is compared with: the bare server on the same transport.
 FLOOR_OF = {"floor": "floor", "default": "floor", "overrides": "floor", "token": "floor",
-            "floor-unix": "floor-unix", "unix": "floor-unix"}
+            "metrics": "floor", "floor-unix": "floor-unix", "unix": "floor-unix"}
 
 
 def throughput() -> dict[str, Any]:
@@ -83,12 +83,14 @@ def throughput() -> dict[str, Any]:
         "bare": servers.bare(), "bare-unix": servers.bare(f"unix:{scratch}/bare.sock"),
         "llm": servers.llmconfig(), "llm-unix": servers.llmconfig(listen=f"unix:{scratch}/l.sock"),
         "llm-token": servers.llmconfig({}, "--tokens-file", str(tokens)),
+        "llm-metrics": servers.llmconfig({}, "--metrics-listen", "127.0.0.1:0"),
     }
     bearer = (("authorization", f"Bearer {BENCH_TOKEN}"),)
     default = WORKLOADS["default"]
     plan = [("floor", "bare", BARE_METHOD, default, None),
             *((name, "llm", RESOLVE, payload, None) for name, payload in WORKLOADS.items()),
             ("token", "llm-token", RESOLVE, default, bearer),
+            ("metrics", "llm-metrics", RESOLVE, default, None),
             ("floor-unix", "bare-unix", BARE_METHOD, default, None),
             ("unix", "llm-unix", RESOLVE, default, None)]
     runs: dict[tuple[int, str], list[Any]] = {}
@@ -288,8 +290,8 @@ def render(results: dict[str, Any]) -> str:
     lines = [f"llmconfig bench — {results['machine']}, {ROUNDS} rounds × {SECONDS:g} s, "
              "medians", "",
              "ResolveLLMConfig vs bare grpc.aio (floor), same load client; `token` sends a "
-             "bearer token to a server with a tokens file, `unix` runs over a Unix socket "
-             "against floor-unix",
+             "bearer token to a server with a tokens file, `metrics` has --metrics-listen on, "
+             "`unix` runs over a Unix socket against floor-unix",
              f"{'workload':<10} {'conc':>4} {'req/s':>8} {'p50 µs':>8} {'p99 µs':>8} "
              f"{'×floor rps':>10} {'×floor p99':>10}"]
     for row in results["throughput"].values():
