@@ -224,3 +224,16 @@ def test_doctor_in_a_container_says_to_open_ollama_beyond_loopback(serve, worksp
     assert done.returncode == 1
     assert ("Next: on the host, make Ollama listen beyond loopback: OLLAMA_HOST=0.0.0.0 ollama "
             "serve (this container reaches it at http://host.docker.internal:11434)") in done.stdout
+
+
+def test_a_rotated_runner_secret_file_is_served(serve, workspace):
+    import time
+
+    path = workspace.write("secrets/backend.key", BACKEND_KEY + "\n")
+    client = serve(env={"STIGMER_API_KEY_FILE": str(path)})
+    rotated = BACKEND_KEY.replace("0b7e", "9f9f")
+    path.write_text(rotated + "\n")
+    deadline = time.monotonic() + 3
+    while client.resolve_runner(include_secrets=True).config.backend.api_key != rotated:
+        assert time.monotonic() < deadline, "not served within 3 s"
+        time.sleep(0.05)

@@ -310,6 +310,8 @@ class Access:
     tokens: TokenTable | None = None
     tls: TlsMaterial | None = None
     description: str = "no tokens: every caller is trusted; TCP transport security: none"
+    # What --insecure let through, logged once at start (not on every reload).
+    warnings: tuple[str, ...] = ()
 
 
 class AccessProblem(Exception):
@@ -333,12 +335,11 @@ def load(options: AccessOptions, listeners: Sequence[Listener]) -> Access:
     problems = exposure_problems(listeners, table is not None, options.tls)
     if problems and not options.insecure:
         raise AccessProblem("; ".join(problems))
-    for problem in problems:
-        logging.getLogger("llmconfig_server").warning(
-            "--insecure: serving anyway although %s", problem.split("; pass")[0])
     who = (f"tokens from {table.source} ({len(table.tokens)} entries)" if table
            else "no tokens: every caller is trusted")
     tls = "none"
     if options.tls:
         tls = "mTLS (client certificates required)" if options.tls.client_ca else "TLS"
-    return Access(table, material, f"{who}; TCP transport security: {tls}")
+    return Access(table, material, f"{who}; TCP transport security: {tls}",
+                  tuple(f"--insecure: serving anyway although {p.split('; pass')[0]}"
+                        for p in problems))

@@ -220,6 +220,8 @@ async def serve(inputs: Inputs, snapshot: Snapshot) -> None:
     notes += runner_report(snapshot)
     if options.reload_interval > 0:
         notes.append(f"reload: on SIGHUP, file changes, and every {options.reload_interval:g} s")
+    for warning in snapshot.access.warnings:
+        log.warning("%s", warning)
     log.info("%s", startup_report(snapshot.resolver, running.addresses, notes))
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
