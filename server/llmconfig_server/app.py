@@ -12,7 +12,7 @@ import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -27,11 +27,13 @@ from .listeners import (
     prepare_unix_socket,
     restrict_unix_socket,
 )
-from .metrics import Metrics
 from .reloader import Reloader
 from .service import LLMConfigService
 from .servicer import SERVICE_NAME
 from .state import Inputs, ServerState, Snapshot, build
+
+if TYPE_CHECKING:
+    from .metrics import Metrics
 
 log = logging.getLogger("llmconfig_server")
 
@@ -61,7 +63,7 @@ class RunningServer:
     health: HealthServicer
     addresses: tuple[str, ...]  # as clients write the target, port 0 resolved
     admission: Admission
-    metrics: Metrics
+    metrics: Metrics | None  # only with --metrics-listen: no cost without it
     reloader: Reloader
     metrics_address: str | None = None  # host:port of /metrics, when served
     _metrics_server: Any = None
@@ -101,20 +103,24 @@ async def start(inputs: Inputs, snapshot: Snapshot | None = None, *,
     """Serve `inputs` (building their first snapshot unless given; raises BuildError).
     `signals` installs the SIGHUP handler (the process's own server only)."""
     options = inputs.options
-    metrics = Metrics()
     snapshot = snapshot or build(inputs)
-    # Every probe of this and later snapshots reaches the metrics.
-    snapshot.health.observer = metrics.observe_probe
     state = ServerState(inputs, snapshot)
     admission = Admission()
-    server = grpc.aio.server(
-        # Outermost first: metrics see every outcome, refusals and denials included.
-        interceptors=[metrics.interceptor(), admission,
-                      AccessInterceptor(lambda: state.current.access.tokens)],
-        options=CHANNEL_OPTIONS,
-    )
+    interceptors: list[grpc.aio.ServerInterceptor] = [
+        admission, AccessInterceptor(lambda: state.current.access.tokens)]
     service = LLMConfigService(state)
-    service.on_secret = lambda token: metrics.secrets_served.labels(token).inc()
+    metrics = None
+    if options.metrics_listen:
+        from .metrics import Metrics  # prometheus-client loads only for a server that serves it
+
+        metrics = Metrics()
+        # Outermost first: metrics see every outcome, refusals and denials included.
+        interceptors.insert(0, metrics.interceptor())
+        # Every probe of this and later snapshots reaches the metrics.
+        snapshot.health.observer = metrics.observe_probe
+        service.on_secret = metrics.count_secret
+        _count_reloads(state, metrics)
+    server = grpc.aio.server(interceptors=interceptors, options=CHANNEL_OPTIONS)
     service.add_to(server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
@@ -127,8 +133,9 @@ async def start(inputs: Inputs, snapshot: Snapshot | None = None, *,
             return reloading_credentials(lambda: state.current.access.tls,
                                          tls.client_ca is not None)
     addresses = tuple(_add_port(server, item, credentials) for item in options.listeners)
-    metrics_server, metrics_address = _serve_metrics(metrics, options.metrics_listen)
-    _count_reloads(state, metrics)
+    metrics_server, metrics_address = None, None
+    if metrics is not None and options.metrics_listen:
+        metrics_server, metrics_address = _serve_metrics(metrics, options.metrics_listen)
     await server.start()
     for item in options.listeners:
         if item.is_unix:
@@ -160,6 +167,7 @@ def runner_report(snapshot: Snapshot) -> list[str]:
 
 
 def _count_reloads(state: ServerState, metrics: Metrics) -> None:
+    """Reload results and the server's own revision, as they change."""
     def revision() -> str:
         base = state.current.resolver.base()
         return getattr(base, "revision", "invalid")
@@ -193,9 +201,7 @@ def _add_port(server: grpc.aio.Server, listener: Listener,
     return listener.bound(port)
 
 
-def _serve_metrics(metrics: Metrics, listen: str | None) -> tuple[Any, str | None]:
-    if not listen:
-        return None, None
+def _serve_metrics(metrics: Metrics, listen: str) -> tuple[Any, str | None]:
     from prometheus_client import start_http_server
 
     host, _, port = listen.rpartition(":")

@@ -71,6 +71,9 @@ class Metrics:
         for name in statuses:
             self.provider_health.labels(provider, base_url, name).set(int(name == status))
 
+    def count_secret(self, token: str) -> None:
+        self.secrets_served.labels(token).inc()
+
     def observe_probe(self, report: Any, own_target: bool) -> None:
         """An upstream probe's HealthReport: count it; for the server's own targets, make its
         status the current one (a gauge series per target a caller names would be unbounded)."""
