@@ -70,6 +70,8 @@ BENCH_TOKEN = "llmc_bench-token-resolve-only"
 # Each workload and the floor it is compared with: the bare server on the same transport.
 FLOOR_OF = {"floor": "floor", "default": "floor", "overrides": "floor", "token": "floor",
             "metrics": "floor", "floor-unix": "floor-unix", "unix": "floor-unix"}
+FLOOR_OF["token"] = "floor-token"  # the floor gets the same authorization header
+FLOOR_OF["floor-token"] = "floor-token"
 
 
 def throughput() -> dict[str, Any]:
@@ -89,6 +91,7 @@ def throughput() -> dict[str, Any]:
     default = WORKLOADS["default"]
     plan = [("floor", "bare", BARE_METHOD, default, None),
             *((name, "llm", RESOLVE, payload, None) for name, payload in WORKLOADS.items()),
+            ("floor-token", "bare", BARE_METHOD, default, bearer),
             ("token", "llm-token", RESOLVE, default, bearer),
             ("metrics", "llm-metrics", RESOLVE, default, None),
             ("floor-unix", "bare-unix", BARE_METHOD, default, None),

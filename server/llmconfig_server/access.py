@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextvars
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -101,28 +101,21 @@ def _missing_scope(caller: Caller, scope: str, what: str) -> grpc.Status:
                   "SCOPE_MISSING", scope=scope, token=caller.name)
 
 
-class AccessInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class AccessGuard:
     """Authenticates every call to the LLMConfigService and checks the RPC's scope; other
     services (health, reflection) pass untouched. Without a token table every caller is
-    `trusted` (the exposure policy allows that only on loopback and Unix sockets)."""
+    `trusted` (the exposure policy allows that only on loopback and Unix sockets). It wraps
+    each handler once, when the service is registered (app.py), and checks per call."""
 
     def __init__(self, tokens: Callable[[], TokenTable | None]) -> None:
         self.tokens = tokens  # read per call: a reload may bring new tokens
 
-    async def intercept_service(
-        self, continuation: Callable[[grpc.HandlerCallDetails],
-                                     Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
-        service, _, rpc = details.method.lstrip("/").partition("/")
-        if handler is None or service != SERVICE:
+    def __call__(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        service, _, rpc = method.lstrip("/").partition("/")
+        if service != SERVICE:
             return handler
-        try:
-            caller = self._authorize(rpc, details.invocation_metadata)
-        except Denied as exc:
-            return _refusing(handler, exc.status)
-        return _as(handler, caller)
+        return _guarded(handler, lambda context: self._authorize(
+            rpc, context.invocation_metadata()))
 
     def _authorize(self, rpc: str, metadata: Sequence[tuple[str, Any]] | None) -> Caller:
         tokens = self.tokens()
@@ -159,15 +152,32 @@ def _bearer(metadata: Sequence[tuple[str, Any]] | None) -> str | None:
     return None
 
 
-def _as(handler: grpc.RpcMethodHandler, caller: Caller) -> grpc.RpcMethodHandler:
-    """The same handler, run with `caller` as the current caller."""
-    if caller is TRUSTED:  # the default of the context variable: nothing to set
-        return handler
+async def _abort_with(context: grpc.aio.ServicerContext[Any, Any], status: grpc.Status) -> None:
+    await context.abort(status.code, status.details, status.trailing_metadata)
+
+
+def _guarded(handler: grpc.RpcMethodHandler,
+             authorize: Callable[[Any], Caller]) -> grpc.RpcMethodHandler:
+    """The same handler, run only for a caller `authorize` accepts, as the current caller.
+    The service's handlers read bytes, so a refused caller's request is never parsed."""
+
+    def admit(context: grpc.aio.ServicerContext[Any, Any]) -> grpc.Status | None:
+        """None when the caller may go on (now the current caller), else why not. Plain
+        function: the common case costs no coroutine."""
+        try:
+            caller = authorize(context)
+        except Denied as exc:
+            return exc.status
+        if caller is not TRUSTED:
+            _caller.set(caller)  # each RPC runs in a task of its own: no reset needed
+        return None
+
     if handler.unary_unary is not None:
         inner = handler.unary_unary
 
         async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            _caller.set(caller)  # each RPC runs in a task of its own: no reset needed
+            if (refused := admit(context)) is not None:
+                await _abort_with(context, refused)
             return await inner(request, context)
 
         return grpc.unary_unary_rpc_method_handler(
@@ -178,14 +188,16 @@ def _as(handler: grpc.RpcMethodHandler, caller: Caller) -> grpc.RpcMethodHandler
         if inspect.isasyncgenfunction(stream):
             async def generate(request: Any, context: grpc.aio.ServicerContext[Any, Any],
                                ) -> Any:
-                _caller.set(caller)
+                if (refused := admit(context)) is not None:
+                    await _abort_with(context, refused)
                 async for item in stream(request, context):
                     yield item
 
             behaviour: Any = generate
         else:
             async def write(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                _caller.set(caller)
+                if (refused := admit(context)) is not None:
+                    await _abort_with(context, refused)
                 return await stream(request, context)
 
             behaviour = write
@@ -193,18 +205,6 @@ def _as(handler: grpc.RpcMethodHandler, caller: Caller) -> grpc.RpcMethodHandler
             behaviour, request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer)
     raise TypeError("client-streaming RPCs are not part of this service")  # pragma: no cover
-
-
-def _refusing(handler: grpc.RpcMethodHandler, status: grpc.Status) -> grpc.RpcMethodHandler:
-    """A handler of the same kind that answers `status` without reading the request (so bad
-    bytes from an unauthenticated caller are refused as unauthenticated, not parsed)."""
-
-    async def refuse(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        await context.abort(status.code, status.details, status.trailing_metadata)
-
-    if handler.unary_stream is not None:
-        return grpc.unary_stream_rpc_method_handler(refuse)
-    return grpc.unary_unary_rpc_method_handler(refuse)
 
 
 # -- exposure policy and TLS ------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Build and run the grpc.aio server from the server's inputs — one call, `start(inputs)`, for
-`__main__`, the tests and the bench: the service on the current state behind the metrics,
-admission and access interceptors, grpc.health.v1.Health, reflection, the listeners (TCP, TLS
-that reloads its certificates, Unix sockets), metrics over HTTP, the reloader, and a graceful
-stop."""
+`__main__`, the tests and the bench: the service on the current state (its handlers wrapped
+for access and metrics, when there are tokens or metrics), grpc.health.v1.Health, reflection,
+the listeners (TCP, TLS that reloads its certificates, Unix sockets), metrics over HTTP, the
+reloader, and a graceful stop."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,8 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
 from . import reflection
-from .access import AccessInterceptor, reloading_credentials
-from .admission import Admission
+from .access import AccessGuard, reloading_credentials
 from .listeners import (
     Listener,
     ListenError,
@@ -56,13 +55,57 @@ CHANNEL_OPTIONS = (
 )
 
 
+# Access and metrics wrap each handler once, when its service is registered: a per-call
+# interceptor would add a layer of coroutines to every call (~10% of the throughput here).
+Link = Callable[[grpc.RpcMethodHandler, str], grpc.RpcMethodHandler]
+
+
+class _Registering:
+    """The server as services see it while registering: every handler they add passes
+    through `links` (innermost first) before reaching gRPC."""
+
+    def __init__(self, server: grpc.aio.Server, links: list[Link]) -> None:
+        self.server = server
+        self.links = tuple(links)
+
+    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        for link in self.links:
+            handler = link(handler, method)
+        return handler
+
+    def add_generic_rpc_handlers(self, generic: Sequence[grpc.GenericRpcHandler]) -> None:
+        self.server.add_generic_rpc_handlers(tuple(_WrappedGeneric(g, self) for g in generic))
+
+    def add_registered_method_handlers(self, service: str,
+                                       handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+        self.server.add_registered_method_handlers(service, {
+            name: self.wrap(handler, f"/{service}/{name}") for name, handler in handlers.items()})
+
+
+class _WrappedGeneric(grpc.GenericRpcHandler):  # type: ignore[misc]
+    def __init__(self, inner: grpc.GenericRpcHandler, registering: _Registering) -> None:
+        self.inner = inner
+        self.registering = registering
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
+    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        handler = self.inner.service(details)
+        if handler is None:
+            return None
+        cached = self._wrapped.get(details.method)
+        if cached is None or cached[0] is not handler:
+            cached = (handler, self.registering.wrap(handler, details.method))
+            if len(self._wrapped) < 256:  # the methods of a few services
+                self._wrapped[details.method] = cached
+        return cached[1]
+
+
 @dataclass(slots=True, eq=False)
 class RunningServer:
     server: grpc.aio.Server
     state: ServerState
     health: HealthServicer
     addresses: tuple[str, ...]  # as clients write the target, port 0 resolved
-    admission: Admission
     metrics: Metrics | None  # only with --metrics-listen: no cost without it
     reloader: Reloader
     metrics_address: str | None = None  # host:port of /metrics, when served
@@ -84,8 +127,7 @@ class RunningServer:
         await self.health.enter_graceful_shutdown()
         if drain > 0:
             await asyncio.sleep(drain)
-        self.admission.close()
-        self.state.close()
+        self.state.close()  # new calls are refused UNAVAILABLE, watch streams end
         await self.reloader.stop()
         # Long enough for calls in transit to be answered UNAVAILABLE and for their callers
         # to back off before the transport goes away.
@@ -105,27 +147,29 @@ async def start(inputs: Inputs, snapshot: Snapshot | None = None, *,
     options = inputs.options
     snapshot = snapshot or build(inputs)
     state = ServerState(inputs, snapshot)
-    admission = Admission()
-    interceptors: list[grpc.aio.ServerInterceptor] = [
-        admission, AccessInterceptor(lambda: state.current.access.tokens)]
+    # Innermost first. Tokens can only appear with --tokens-file, fixed for the process.
+    links: list[Link] = []
+    if options.access.tokens_file:
+        links.append(AccessGuard(lambda: state.current.access.tokens))
     service = LLMConfigService(state)
     metrics = None
     if options.metrics_listen:
         from .metrics import Metrics  # prometheus-client loads only for a server that serves it
 
         metrics = Metrics()
-        # Outermost first: metrics see every outcome, refusals and denials included.
-        interceptors.insert(0, metrics.interceptor())
+        # Outermost: metrics see every outcome, refusals and denials included.
+        links.append(metrics.guard())
         # Every probe of this and later snapshots reaches the metrics.
         snapshot.health.observer = metrics.observe_probe
         service.on_secret = metrics.count_secret
         _count_reloads(state, metrics)
-    server = grpc.aio.server(interceptors=interceptors, options=CHANNEL_OPTIONS)
-    service.add_to(server)
+    server = grpc.aio.server(options=CHANNEL_OPTIONS)
+    registering: Any = _Registering(server, links) if links else server
+    service.add_to(registering)
     health = HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    reflection.enable(server, (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"]
-                               .full_name))
+    health_pb2_grpc.add_HealthServicer_to_server(health, registering)
+    reflection.enable(registering, (SERVICE_NAME, health_pb2.DESCRIPTOR
+                                    .services_by_name["Health"].full_name))
     credentials = None
     if (tls := options.access.tls) is not None:
         # One per listener: each port's TLS context follows the material on its own.
@@ -145,7 +189,7 @@ async def start(inputs: Inputs, snapshot: Snapshot | None = None, *,
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     reloader = Reloader(state, options.reload_interval)
     reloader.start(signals=signals)
-    return RunningServer(server, state, health, addresses, admission, metrics, reloader,
+    return RunningServer(server, state, health, addresses, metrics, reloader,
                          metrics_address, metrics_server)
 
 

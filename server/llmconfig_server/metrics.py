@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import grpc
@@ -63,8 +62,8 @@ class Metrics:
                                       "Answers that carried an API key, by token name.",
                                       ("token",), registry=self.registry)
 
-    def interceptor(self) -> grpc.aio.ServerInterceptor:
-        return _MetricsInterceptor(self)
+    def guard(self) -> _Observe:
+        return _Observe(self)
 
     def set_provider_status(self, provider: str, base_url: str, status: str,
                             statuses: tuple[str, ...]) -> None:
@@ -112,25 +111,17 @@ class _Bound:
         self.handling.observe(time.perf_counter() - began)
 
 
-class _MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class _Observe:
+    """Counts and times every call: wraps each handler once, when its service is registered
+    (app.py)."""
+
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
-        self._bound: dict[str, _Bound] = {}
 
-    async def intercept_service(
-        self, continuation: Callable[[grpc.HandlerCallDetails],
-                                     Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
-        if handler is None:
-            return None
-        bound = self._bound.get(details.method)
-        if bound is None:
-            service, _, method = details.method.lstrip("/").partition("/")
-            kind = next(k for k in _TYPES if getattr(handler, k) is not None)
-            bound = self._bound[details.method] = _Bound(self.metrics, kind, service, method)
-        return _observed(handler, bound)
+    def __call__(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        service, _, name = method.lstrip("/").partition("/")
+        kind = next(k for k in _TYPES if getattr(handler, k) is not None)
+        return _observed(handler, _Bound(self.metrics, kind, service, name))
 
 
 def _code(context: grpc.aio.ServicerContext[Any, Any], error: BaseException | None,

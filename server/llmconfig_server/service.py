@@ -45,6 +45,8 @@ class LLMConfigService:
     # -- ResolveLLMConfig: bytes in, bytes out, answered from the snapshot's cache --------
 
     async def resolve(self, raw: bytes, context: _Context) -> bytes:
+        if self.state.closed:
+            await _refuse_new_call(context)
         snapshot = self.state.current
         if (answer := snapshot.answers.get(raw)) is not None:
             if answer.secret:
@@ -68,6 +70,8 @@ class LLMConfigService:
     # -- CheckProviderHealth ------------------------------------------------------------
 
     async def check_health(self, raw: bytes, context: _Context) -> bytes:
+        if self.state.closed:
+            await _refuse_new_call(context)
         request = await _parse(pb.CheckProviderHealthRequest, raw, context)
         snapshot = self.state.current
         if request.base_url:  # a container's view of a configured URL is checked as that URL
@@ -79,6 +83,8 @@ class LLMConfigService:
     # -- ResolveRunnerConfig ------------------------------------------------------------
 
     async def resolve_runner(self, raw: bytes, context: _Context) -> bytes:
+        if self.state.closed:
+            await _refuse_new_call(context)
         snapshot = self.state.current
         request = await _parse(pb.ResolveRunnerConfigRequest, raw, context)
         caller = await _authorize_secrets(context, "include_secrets") \
@@ -152,6 +158,8 @@ class LLMConfigService:
     # -- WatchLLMConfig -----------------------------------------------------------------
 
     async def watch(self, raw: bytes, context: _Context) -> AsyncIterator[bytes]:
+        if self.state.closed:
+            await _refuse_new_call(context)
         request = await _parse(pb.WatchLLMConfigRequest, raw, context)
         caller = await _authorize_secrets(context, "include_secrets") \
             if request.include_secrets else None
@@ -219,6 +227,15 @@ class LLMConfigService:
         server.add_generic_rpc_handlers(
             (grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
         server.add_registered_method_handlers(SERVICE_NAME, handlers)
+
+
+async def _refuse_new_call(context: _Context) -> NoReturn:
+    """Once the server is stopping, new calls are answered UNAVAILABLE — which clients retry,
+    elsewhere or after the restart — instead of being cut off as CANCELLED by the transport
+    when it stops. (Health and reflection still answer: NOT_SERVING.)"""
+    await context.abort(grpc.StatusCode.UNAVAILABLE,
+                        "the server is shutting down; retry (the llmconfig client does)")
+    raise AssertionError("context.abort returned")  # it raises
 
 
 async def _abort(context: _Context, status: grpc.Status) -> NoReturn:
