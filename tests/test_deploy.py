@@ -194,3 +194,22 @@ def test_each_overlay_passes_the_servers_flags_and_exposure_policy(rendered: dic
         assert problems == [] and options.access.tls is not None and not options.access.insecure
     else:  # local: the pod must listen on its pod IP for the kubelet, and has no certificates
         assert problems and options.access.insecure
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_metrics_are_served_where_the_scrape_annotations_point(rendered: dict[str, Any],
+                                                               overlay: str) -> None:
+    from llmconfig_server.flags import parse
+
+    objects = rendered[overlay]
+    container = _container(objects)
+    annotations = _one(objects, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    metrics_listen = parse(container.get("args", []), _env(objects)).metrics_listen
+    assert metrics_listen is not None, "no --metrics-listen: nothing to scrape"
+    host, _, port = metrics_listen.rpartition(":")
+    assert host == "0.0.0.0"  # the pod IP, where Prometheus scrapes it
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == port
+    assert annotations["prometheus.io/path"] == "/metrics"
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["metrics"] == int(port) != PORT
