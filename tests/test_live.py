@@ -389,3 +389,15 @@ def test_cli_watch_prints_a_line_per_change_and_exits_0_on_ctrl_c(serve, workspa
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=10) == 0
+
+
+def test_file_events_are_not_logged_so_a_log_beside_a_key_cannot_loop(server_process,
+                                                                       workspace):
+    key = workspace.write("secrets/anthropic", ANTHROPIC_KEY + "\n")
+    handle = server_process(env={"ANTHROPIC_API_KEY_FILE": str(key)})
+    for n in range(5):
+        (key.parent / "server.log").write_text(f"line {n}\n")
+        time.sleep(0.15)
+    handle.proc.send_signal(signal.SIGTERM)
+    assert handle.finish() == 0
+    assert "change detected" not in handle.log

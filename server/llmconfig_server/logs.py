@@ -37,6 +37,7 @@ def configure(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # httpx and httpcore log every probe URL at INFO: ours say what matters, once.
-    for noisy in ("httpx", "httpcore"):
+    # httpx and httpcore log every probe URL at INFO, watchfiles every change it sees (a log
+    # file beside a watched key file would log itself in a loop): ours say what matters, once.
+    for noisy in ("httpx", "httpcore", "watchfiles"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
