@@ -137,7 +137,10 @@ def anthropic(key: str, models: Iterable[str] = ("claude-sonnet-4-5-20250929",))
         if request.headers.get("anthropic-version") != "2023-06-01":
             return _anthropic_error(400, "invalid_request_error",
                                     "anthropic-version: header is required")
-        if request.headers.get("x-api-key") != key:
+        # The API takes the key as x-api-key (our probe, older SDKs) or as a bearer token
+        # (current SDKs send `Authorization: Bearer`).
+        bearer = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if key not in (request.headers.get("x-api-key"), bearer):
             return _anthropic_error(401, "authentication_error", "invalid x-api-key")
         model = request.path.removeprefix("/v1/models/")
         if model not in known:

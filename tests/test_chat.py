@@ -63,3 +63,14 @@ def test_openai_chat_carries_the_bearer_key(serve, chat):
     assert request.body["model"] == "gpt-4o"
     assert request.body["temperature"] == 0.5
     assert request.headers["authorization"] == f"Bearer {OPENAI_KEY}"
+
+
+def test_the_anthropic_test_server_accepts_what_the_real_sdk_sends(emulators):
+    import anthropic
+
+    import providers
+
+    server = providers.anthropic(ANTHROPIC_KEY)
+    emulators.append(server)
+    sdk = anthropic.Anthropic(api_key=ANTHROPIC_KEY, base_url=server.url, max_retries=0)
+    assert sdk.models.retrieve("claude-sonnet-4-5-20250929").id == "claude-sonnet-4-5-20250929"
