@@ -5,6 +5,7 @@ path, headers), so a test can say exactly what upstream saw."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 import time
@@ -134,7 +135,9 @@ def anthropic(key: str, models: Iterable[str] = ("claude-sonnet-4-5-20250929",))
     def route(request: Request) -> Reply:
         if not request.path.startswith("/v1/models/"):
             return _anthropic_error(404, "not_found_error", "Not found")
-        if request.headers.get("anthropic-version") != "2023-06-01":
+        # Required, as a version date; the API accepts each published one (our probe sends
+        # 2023-06-01, current SDKs newer ones).
+        if not re.fullmatch(r"20\d\d-\d\d-\d\d", request.headers.get("anthropic-version", "")):
             return _anthropic_error(400, "invalid_request_error",
                                     "anthropic-version: header is required")
         # The API takes the key as x-api-key (our probe, older SDKs) or as a bearer token
