@@ -126,11 +126,15 @@ class _Resolver:
 
     def _mismatch(self, field_name: str, value: Value, owner: str, provider: str, why: str,
                   ) -> None:
-        fix = (
-            "set overrides.provider too, or drop the value"
-            if value.source is Source.REQUEST
-            else f"remove it, or name provider {owner} at the same level"
-        )
+        if any(v.reason is Reason.PROVIDER_MISMATCH and v.subject == value.subject
+               for v in self.violations):
+            return  # the provider's choice and the field's pick see the same clash: say it once
+        if value.source is not Source.REQUEST:
+            fix = f"remove it, or name provider {owner} at the same level"
+        elif "overrides.provider" in why:  # the caller named both: one of them must change
+            fix = f"use a {field_name} of {provider}, or set overrides.provider to {owner}"
+        else:
+            fix = "set overrides.provider too, or drop the value"
         self.violations.append(Violation(
             field_name, Reason.PROVIDER_MISMATCH,
             f"{field_name} {_described(field_name, value)} belongs to {owner}, but the provider is "
@@ -179,6 +183,8 @@ class _Resolver:
         model = canonical_model(provider, requested_model)
         base_url = self._native_root(spec, chosen["base_url"], used["base_url"])
         self._check_ranges(spec, chosen, used)
+        self._check_model_rules(spec, model, chosen, used)
+        self._note_unknown_model(spec, model, used["model"])
         if spec.needs_key and self.require_key and not chosen["api_key"]:
             self.violations.append(self._missing_key(spec, provider_origin))
         if self.violations:
@@ -232,6 +238,46 @@ class _Resolver:
                 "temperature", used["temperature"],
                 f"temperature {temperature} is out of range for {spec.name} ({low}–{high})",
             )
+
+    def _check_model_rules(self, spec: ProviderSpec, model: str, chosen: dict[str, Any],
+                           used: dict[str, Value | None]) -> None:
+        """What the provider documents for this model: a lower output limit, or a temperature
+        the model does not accept."""
+        rule = spec.rule_for(model)
+        if rule is None:
+            return
+        max_tokens = chosen["max_tokens"]
+        if rule.max_tokens_limit and max_tokens is not None and max_tokens > rule.max_tokens_limit:
+            if used["max_tokens"] is None:  # the provider's default is above this model's limit
+                chosen["max_tokens"] = rule.max_tokens_limit
+                self.warnings.append(f"max_tokens lowered to {rule.max_tokens_limit}: "
+                                     f"{rule.why} writes at most that many")
+            else:
+                self._out_of_range(
+                    "max_tokens", used["max_tokens"],
+                    f"max_tokens {max_tokens} is above what {rule.why} ({model}) writes "
+                    f"(1–{rule.max_tokens_limit})")
+        temperature = chosen["temperature"]
+        if rule.fixed_temperature is not None and temperature is not None \
+                and temperature != rule.fixed_temperature:
+            self._out_of_range(
+                "temperature", used["temperature"],
+                f"temperature {temperature} is not accepted by {model}: {rule.why} take only "
+                f"the default ({rule.fixed_temperature:g}); leave temperature unset")
+
+    def _note_unknown_model(self, spec: ProviderSpec, model: str, used: Value | None) -> None:
+        """An id the catalog does not know is served as given, but said, with the closest
+        known ids (a typo such as `claude-sonet-4.5` would otherwise fail at the first call)."""
+        known = spec.known_ids()
+        if not spec.closed_model_list or model in known:
+            return
+        import difflib
+
+        close = difflib.get_close_matches(model, sorted(known), n=3, cutoff=0.5)
+        where = f" (from {used.detail})" if used else ""
+        hint = f"; closest known: {', '.join(close)}" if close else ""
+        self.warnings.append(f"model {model!r}{where} is not one {spec.display_name}'s catalog "
+                             f"here knows; it is passed on as given{hint}")
 
     def _out_of_range(self, name: str, value: Value | None, message: str) -> None:
         # Defaults are always in range, so a bad value always has a place to name.

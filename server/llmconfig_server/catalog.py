@@ -14,6 +14,17 @@ from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True, slots=True)
+class ModelRule:
+    """What a provider documents for some of its models (ids starting with `prefix`)."""
+
+    prefix: str
+    max_tokens_limit: int | None = None  # the model's output limit, below the provider's
+    # The only temperature the model accepts (OpenAI's reasoning models take the default 1).
+    fixed_temperature: float | None = None
+    why: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ProviderSpec:
     name: str
     display_name: str
@@ -41,6 +52,18 @@ class ProviderSpec:
     ports: tuple[int, ...] = ()
     aliases: MappingProxyType[str, str] = field(default_factory=lambda: MappingProxyType({}))
     tiers: MappingProxyType[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # Longest prefix first is not needed: rules are matched in order, most specific first.
+    model_rules: tuple[ModelRule, ...] = ()
+    # Canonical ids the catalog knows beyond its aliases and tiers; an id outside them (for a
+    # provider with a closed list) is served with a warning naming the closest known ones.
+    known_models: tuple[str, ...] = ()
+    closed_model_list: bool = False
+
+    def rule_for(self, model: str) -> ModelRule | None:
+        return next((r for r in self.model_rules if model.startswith(r.prefix)), None)
+
+    def known_ids(self) -> frozenset[str]:
+        return frozenset((*self.aliases.values(), *self.tiers.values(), *self.known_models))
 
 
 def _frozen(mapping: dict[str, str]) -> MappingProxyType[str, str]:
@@ -71,6 +94,8 @@ ANTHROPIC: Final = ProviderSpec(
             "claude-sonnet-4-5": "claude-sonnet-4-5-20250929",
             "claude-haiku-4.5": "claude-haiku-4-5-20251001",
             "claude-haiku-4-5": "claude-haiku-4-5-20251001",
+            # Seed 000 lists claude-haiku-4; the only Haiku 4.x is 4.5.
+            "claude-haiku-4": "claude-haiku-4-5-20251001",
             "claude-opus-4.5": "claude-opus-4-5-20251101",
             "claude-opus-4-5": "claude-opus-4-5-20251101",
             "claude-opus-4.1": "claude-opus-4-1-20250805",
@@ -94,6 +119,14 @@ ANTHROPIC: Final = ProviderSpec(
             "powerful": "claude-opus-4-5-20251101",
         }
     ),
+    # Anthropic's model overview: Opus 4 and 4.1 write at most 32K tokens, Claude 3.5 Haiku
+    # 8K; the other current models 64K (the provider limit above).
+    model_rules=(
+        ModelRule("claude-opus-4-1", max_tokens_limit=32000, why="Claude Opus 4.1"),
+        ModelRule("claude-opus-4-2025", max_tokens_limit=32000, why="Claude Opus 4"),
+        ModelRule("claude-3-5-haiku", max_tokens_limit=8192, why="Claude 3.5 Haiku"),
+    ),
+    closed_model_list=True,
 )
 
 OLLAMA: Final = ProviderSpec(
@@ -177,6 +210,18 @@ OPENAI: Final = ProviderSpec(
     key_prefixes=("sk-proj-", "sk-svcacct-", "sk-admin-", "sk-"),
     hosts=("api.openai.com",),
     tiers=_frozen({"fast": "gpt-4o-mini", "balanced": "gpt-4o", "powerful": "gpt-4.1"}),
+    # OpenAI's reasoning models reject any temperature but the default (1); GPT-4o and 4o-mini
+    # write at most 16,384 tokens, GPT-4.1 32,768.
+    model_rules=(
+        ModelRule("o1", fixed_temperature=1.0, why="OpenAI reasoning models (o1, o3, o4)"),
+        ModelRule("o3", fixed_temperature=1.0, why="OpenAI reasoning models (o1, o3, o4)"),
+        ModelRule("o4", fixed_temperature=1.0, why="OpenAI reasoning models (o1, o3, o4)"),
+        ModelRule("gpt-4o", max_tokens_limit=16384, why="GPT-4o"),
+        ModelRule("gpt-4.1", max_tokens_limit=32768, why="GPT-4.1"),
+    ),
+    known_models=("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "o1",
+                  "o3", "o3-mini", "o4-mini", "gpt-5", "gpt-5-mini", "gpt-5-nano"),
+    closed_model_list=True,
 )
 
 PROVIDERS: Final[MappingProxyType[str, ProviderSpec]] = MappingProxyType(

@@ -114,15 +114,27 @@ def load_server_sources(
     flags: ServerFlags, environ: Mapping[str, str], cwd: Path, home: Path
 ) -> ServerSources:
     """Read flags, environment and config file; raise ConfigError listing every bad input."""
+    sources, violations = read_server_sources(flags, environ, cwd, home)
+    if violations:
+        raise ConfigError(violations)
+    return sources
+
+
+def read_server_sources(
+    flags: ServerFlags, environ: Mapping[str, str], cwd: Path, home: Path
+) -> tuple[ServerSources, list[Violation]]:
+    """The sources made of every input that parses, and the violations of those that do not
+    (so a startup error can list them with the cascade's own, e.g. a range error beside a
+    parse error)."""
     collect = _Collector()
     flag_layer = _flag_layer(flags, collect)
     env_layer = _env_layer(environ, collect)
     loaded = _load_file(flags, environ, cwd, home, collect)
     file_common, file_modes = _file_layers(loaded, collect)
-    mode = _server_mode(flags, environ, loaded, collect)
-    collect.raise_if_any()
-    assert mode is not None
-    return ServerSources(mode, flag_layer, env_layer, file_common, file_modes, loaded)
+    mode = _server_mode(flags, environ, loaded, collect) or \
+        Value("local", Source.DEFAULT, "default mode", "mode")
+    return (ServerSources(mode, flag_layer, env_layer, file_common, file_modes, loaded),
+            collect.violations)
 
 
 def request_layer(overrides: Mapping[str, Any]) -> Layer:

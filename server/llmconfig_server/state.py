@@ -34,7 +34,7 @@ from .health import HealthReport, HttpPool, ProviderHealth
 from .redact import redact_text
 from .resolver import Resolver
 from .servicer import LLMConfigServicer
-from .sources import environment_variables, load_server_sources
+from .sources import environment_variables, read_server_sources
 
 if TYPE_CHECKING:
     from .flags import Options
@@ -94,21 +94,24 @@ def build(inputs: Inputs, http: HttpPool | None = None,
     listener the exposure policy forbids."""
     options = inputs.options
     problems: list[str] = []
-    resolver = None
-    try:
-        sources = load_server_sources(options.flags, inputs.environ, inputs.cwd, inputs.home)
-        resolver = Resolver(sources)
-        if isinstance(base := resolver.base(), ConfigError) and inputs.require_valid_mode:
-            raise base
-    except ConfigError as exc:
-        problems += [v.message for v in exc.violations]
+    sources, unparsed = read_server_sources(options.flags, inputs.environ, inputs.cwd,
+                                            inputs.home)
+    resolver = Resolver(sources)
+    base = resolver.base()
+    if unparsed:
+        # Listed with what the cascade finds in the rest (a range error beside a parse error).
+        problems += [v.message for v in unparsed]
+        if isinstance(base, ConfigError):  # not what follows from an unparsed field itself
+            failed = {v.field for v in unparsed}
+            problems += [v.message for v in base.violations if v.field not in failed]
+    elif isinstance(base, ConfigError) and inputs.require_valid_mode:
+        problems += [v.message for v in base.violations]
     try:
         access = access_policy.load(options.access, options.listeners)
     except access_policy.AccessProblem as exc:
         problems.append(str(exc))
     if problems:
         raise BuildError(problems)
-    assert resolver is not None
     health = ProviderHealth(resolver, options.health, http, observer=observer)
     # Runner settings never stop the server: their problems are answered and reported.
     runner_sources = runner.load(inputs.environ, resolver.sources.file)
