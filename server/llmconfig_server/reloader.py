@@ -23,6 +23,7 @@ logging.getLogger("watchfiles").setLevel(logging.WARNING)
 
 # watchfiles waits this long for a burst of events to end (Kubernetes' swap is several).
 DEBOUNCE_MS = 100
+RETRY_SECONDS = 5.0
 
 
 class Reloader:
@@ -64,11 +65,17 @@ class Reloader:
                 version = self.state.version
                 await self._until_stop_or(self.state.changed(version))
                 continue
-            async for _changes in awatch(*folders, stop_event=self._stop, recursive=False,
-                                         debounce=DEBOUNCE_MS, step=20):
-                self.state.reload("file change")
-                if self._folders() != folders:
-                    break  # the state now reads other files: watch their folders
+            try:
+                async for _changes in awatch(*folders, stop_event=self._stop, recursive=False,
+                                             debounce=DEBOUNCE_MS, step=20):
+                    self.state.reload("file change")
+                    if self._folders() != folders:
+                        break  # the state now reads other files: watch their folders
+            except Exception as exc:  # a folder removed under us, an inotify limit, …
+                log.warning("watching %s failed (%s); the periodic check goes on, watching "
+                            "again in %g s", ", ".join(folders), exc, RETRY_SECONDS)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), RETRY_SECONDS)
 
     def _folders(self) -> list[str]:
         return sorted({str(path.parent) for path in self.state.good.files
