@@ -24,7 +24,7 @@ from grpc_status import rpc_status
 
 from . import files
 from . import tokens as tokens_file
-from .errors import ERROR_DOMAIN
+from .errors import ERROR_DOMAIN, abort_with
 from .listeners import Listener
 from .tokens import SCOPES, TokenTable
 
@@ -152,10 +152,6 @@ def _bearer(metadata: Sequence[tuple[str, Any]] | None) -> str | None:
     return None
 
 
-async def _abort_with(context: grpc.aio.ServicerContext[Any, Any], status: grpc.Status) -> None:
-    await context.abort(status.code, status.details, status.trailing_metadata)
-
-
 def _guarded(handler: grpc.RpcMethodHandler,
              authorize: Callable[[Any], Caller]) -> grpc.RpcMethodHandler:
     """The same handler, run only for a caller `authorize` accepts, as the current caller.
@@ -177,7 +173,7 @@ def _guarded(handler: grpc.RpcMethodHandler,
 
         async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             if (refused := admit(context)) is not None:
-                await _abort_with(context, refused)
+                await abort_with(context, refused)
             return await inner(request, context)
 
         return grpc.unary_unary_rpc_method_handler(
@@ -189,7 +185,7 @@ def _guarded(handler: grpc.RpcMethodHandler,
             async def generate(request: Any, context: grpc.aio.ServicerContext[Any, Any],
                                ) -> Any:
                 if (refused := admit(context)) is not None:
-                    await _abort_with(context, refused)
+                    await abort_with(context, refused)
                 async for item in stream(request, context):
                     yield item
 
@@ -197,7 +193,7 @@ def _guarded(handler: grpc.RpcMethodHandler,
         else:
             async def write(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 if (refused := admit(context)) is not None:
-                    await _abort_with(context, refused)
+                    await abort_with(context, refused)
                 return await stream(request, context)
 
             behaviour = write

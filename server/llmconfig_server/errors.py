@@ -10,6 +10,8 @@ the caller's values, and a status travels in metadata, which gRPC clients refuse
 
 from __future__ import annotations
 
+from typing import Any, NoReturn
+
 import grpc
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
@@ -105,3 +107,10 @@ def _pack(message: Message) -> any_pb2.Any:
     packed = any_pb2.Any()
     packed.Pack(message)
     return packed
+
+
+async def abort_with(context: grpc.aio.ServicerContext[Any, Any], status: grpc.Status,
+                     ) -> NoReturn:
+    """End the call with `status` (its details travel in the trailers)."""
+    await context.abort(status.code, status.details, status.trailing_metadata)
+    raise AssertionError("context.abort returned")  # it raises; this keeps type checkers honest

@@ -22,7 +22,7 @@ from . import network, runner
 from .access import Caller, Denied, audit_secret, require_secrets
 from .answers import Answer
 from .domain import ConfigError, Origin, Source, Violation
-from .errors import config_error_status
+from .errors import abort_with, config_error_status
 from .servicer import SERVICE_NAME, overrides_of, response_of, runner_response_of
 from .sources import request_mode
 from .state import ServerState, Snapshot
@@ -53,16 +53,16 @@ class LLMConfigService:
                 await self._hand_over_secret(context, "ResolveLLMConfig", *answer.secret)
             return answer.data
         request = await _parse(pb.ResolveLLMConfigRequest, raw, context)
-        if request.include_secrets:
-            await _authorize_secrets(context, "include_secrets")
+        caller = await _authorize_secrets(context, "include_secrets") \
+            if request.include_secrets else None
         try:
             response = self._llm_response(snapshot, request)
         except ConfigError as exc:
-            await _abort(context, config_error_status(exc))
+            await abort_with(context, config_error_status(exc))
         secret = None
-        if request.include_secrets and response.config.api_key:
+        if caller is not None and response.config.api_key:
             secret = (response.config.provider, response.config.api_key_hint)
-            await self._hand_over_secret(context, "ResolveLLMConfig", *secret)
+            self._audit(caller, context, "ResolveLLMConfig", *secret)
         answer = Answer(response.SerializeToString(), secret)
         snapshot.answers.put(raw, answer)
         return answer.data
@@ -92,7 +92,7 @@ class LLMConfigService:
         try:
             response = self._runner_response(snapshot, request)
         except ConfigError as exc:
-            await _abort(context, config_error_status(exc))
+            await abort_with(context, config_error_status(exc))
         if caller is not None:
             config = response.config
             for provider, hint, present in (
@@ -104,8 +104,7 @@ class LLMConfigService:
                      config.sandbox.daytona_api_key_present),
                     ("redis", "", config.redis.password_present)):
                 if present:
-                    audit_secret(caller, context.peer(), "ResolveRunnerConfig", provider, hint)
-                    self.on_secret(caller.name)
+                    self._audit(caller, context, "ResolveRunnerConfig", provider, hint)
         return response.SerializeToString()
 
     def _runner_response(self, snapshot: Snapshot, request: pb.ResolveRunnerConfigRequest,
@@ -192,15 +191,18 @@ class LLMConfigService:
     def _sent(self, event: pb.WatchLLMConfigEvent, data: bytes, caller: Caller | None,
               context: _Context) -> bytes:
         if caller is not None and event.HasField("config") and event.config.config.api_key:
-            audit_secret(caller, context.peer(), "WatchLLMConfig", event.config.config.provider,
-                         event.config.config.api_key_hint)
-            self.on_secret(caller.name)
+            self._audit(caller, context, "WatchLLMConfig", event.config.config.provider,
+                        event.config.config.api_key_hint)
         return data
 
     async def _hand_over_secret(self, context: _Context, rpc: str, provider: str,
                                 key_hint: str) -> None:
         """Check the caller may have the key (again, for a remembered answer) and audit it."""
         caller = await _authorize_secrets(context, "include_secrets")
+        self._audit(caller, context, rpc, provider, key_hint)
+
+    def _audit(self, caller: Caller, context: _Context, rpc: str, provider: str,
+               key_hint: str) -> None:
         audit_secret(caller, context.peer(), rpc, provider, key_hint)
         self.on_secret(caller.name)
 
@@ -238,11 +240,6 @@ async def _refuse_new_call(context: _Context) -> NoReturn:
     raise AssertionError("context.abort returned")  # it raises
 
 
-async def _abort(context: _Context, status: grpc.Status) -> NoReturn:
-    await context.abort(status.code, status.details, status.trailing_metadata)
-    raise AssertionError("context.abort returned")  # it raises
-
-
 def _status_message(status: grpc.Status) -> status_pb2.Status:
     """The google.rpc.Status a unary call would carry in its trailers."""
     details = dict(status.trailing_metadata)[_STATUS_DETAILS_KEY]
@@ -261,5 +258,4 @@ async def _authorize_secrets(context: _Context, what: str) -> Caller:
     try:
         return require_secrets(what)
     except Denied as exc:
-        await context.abort(exc.status.code, exc.status.details, exc.status.trailing_metadata)
-        raise AssertionError("context.abort returned") from None  # it raises
+        await abort_with(context, exc.status)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any, NoReturn, cast
+from typing import Any, cast
 
 import grpc
 
@@ -12,7 +12,13 @@ from llmconfig.v1 import llmconfig_pb2 as pb
 from llmconfig.v1 import llmconfig_pb2_grpc as pb_grpc
 
 from .domain import ConfigError, Resolution
-from .errors import bad_request_status, config_error_status, denied_status, exhausted_status
+from .errors import (
+    abort_with,
+    bad_request_status,
+    config_error_status,
+    denied_status,
+    exhausted_status,
+)
 from .health import (
     HealthReport,
     ProbeRequestInvalid,
@@ -45,13 +51,13 @@ class LLMConfigServicer(pb_grpc.LLMConfigServiceServicer):  # type: ignore[misc]
                 time_remaining=context.time_remaining(),
             )
         except ConfigError as exc:
-            await _abort(context, config_error_status(exc))
+            await abort_with(context, config_error_status(exc))
         except ProbeTargetDenied as exc:
-            await _abort(context, denied_status(str(exc), "PROBE_TARGET_NOT_ALLOWED"))
+            await abort_with(context, denied_status(str(exc), "PROBE_TARGET_NOT_ALLOWED"))
         except ProbeRequestInvalid as exc:
-            await _abort(context, bad_request_status(exc.field, exc.reason, exc.message))
+            await abort_with(context, bad_request_status(exc.field, exc.reason, exc.message))
         except ProbesBusy as exc:
-            await _abort(context, exhausted_status(str(exc), "TOO_MANY_CHECKS_IN_FLIGHT"))
+            await abort_with(context, exhausted_status(str(exc), "TOO_MANY_CHECKS_IN_FLIGHT"))
         return health_response_of(report)
 
 
@@ -152,8 +158,3 @@ def health_response_of(report: HealthReport) -> pb.CheckProviderHealthResponse:
 
 def _as_is(text: str) -> str:
     return text
-
-
-async def _abort(context: grpc.aio.ServicerContext[Any, Any], status: grpc.Status) -> NoReturn:
-    await context.abort(status.code, status.details, status.trailing_metadata)
-    raise AssertionError("context.abort returned")  # it raises; this keeps type checkers honest
