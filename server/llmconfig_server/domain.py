@@ -89,6 +89,7 @@ class Reason(enum.StrEnum):
     REQUIRED_VALUE_MISSING = "REQUIRED_VALUE_MISSING"
     INVALID_VALUE = "INVALID_VALUE"
     INVALID_SESSION_ID = "INVALID_SESSION_ID"
+    MODEL_RETIRED = "MODEL_RETIRED"
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ _Outcome = Resolution | ConfigError
 class Resolver:
     def __init__(self, sources: ServerSources) -> None:
         self.sources = sources
+        self.catalog = sources.catalog
         # Keyed by (mode, whether the request named it): the mode's origin differs.
         self._base: dict[tuple[str, bool], _Outcome] = {
             (mode, True): self._attempt(_requested(mode)) for mode in MODES
@@ -47,12 +48,14 @@ class Resolver:
         mode_value = _requested(mode) if mode else self.sources.mode
         layers = self.sources.layers_for(mode_value.value)
         if overrides:
-            layers = (request_layer(overrides), *layers)
-        return cascade.resolve(mode_value, layers, require_key=require_key)
+            layers = (request_layer(overrides, self.catalog), *layers)
+        return cascade.resolve(mode_value, layers, require_key=require_key,
+                               catalog=self.catalog)
 
     def _attempt(self, mode: Value) -> _Outcome:
         try:
-            return cascade.resolve(mode, self.sources.layers_for(mode.value))
+            return cascade.resolve(mode, self.sources.layers_for(mode.value),
+                                   catalog=self.catalog)
         except ConfigError as exc:
             return exc
 

@@ -11,7 +11,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
 from . import config_file, files
-from .catalog import MODES, PROVIDERS
+from .catalog import MODES, Catalog, shipped
 from .config_file import ConfigFileError, LoadedFile
 from .domain import FIELDS, ConfigError, Layer, Reason, Source, Value, Violation
 from .files import FileProblem
@@ -49,14 +49,16 @@ SECRET_FIELDS: Final = frozenset({"api_key"})
 SECRET_FILE_LIMIT: Final = 64 * 1024
 
 
-def environment_variables() -> tuple[str, ...]:
-    """Every variable the cascade reads (the README's table is checked against this)."""
+def environment_variables(catalog: Catalog | None = None) -> tuple[str, ...]:
+    """Every variable the cascade reads (the README's table is checked against the shipped
+    catalog's; an operator's catalog may add providers with variables of their own)."""
+    providers = (catalog or shipped()).providers.values()
     names = [MODE_ENV, config_file.CONFIG_ENV, *ENV_FOR_FIELD.values(),
              *DEPRECATED_ENV_FOR_FIELD.values()]
-    for spec in PROVIDERS.values():
+    for spec in providers:
         names += [*filter(None, (spec.key_env, spec.host_env)), *spec.base_url_envs]
     names += [f"{name}_FILE" for name in (ENV_FOR_FIELD["api_key"],
-                                          *(s.key_env for s in PROVIDERS.values() if s.key_env))]
+                                          *(s.key_env for s in providers if s.key_env))]
     return tuple(sorted(set(names)))
 
 
@@ -81,6 +83,8 @@ class ServerSources:
     file_common: Layer
     file_modes: Mapping[str, Layer]
     file: LoadedFile | None
+    # The providers and models these sources are read and resolved with.
+    catalog: Catalog = field(default_factory=shipped)
 
     def layers_for(self, mode: str) -> tuple[Layer, ...]:
         """Highest first; a mode's file section beats the file's common section."""
@@ -94,13 +98,15 @@ class ServerSources:
 class _Collector:
     """Parses values while collecting every violation, so one startup error lists them all."""
 
-    def __init__(self) -> None:
+    def __init__(self, catalog: Catalog | None = None) -> None:
         self.violations: list[Violation] = []
+        self.catalog = catalog or shipped()
 
     def parse(self, name: str, raw: Any, source: Source, subject: str, detail: str = "",
               ) -> Value | None:
         try:
-            return parse_value(name, raw, source, detail or subject, subject)
+            return parse_value(name, raw, source, detail or subject, subject,
+                               self.catalog.names)
         except ParseError as exc:
             self.violations.append(exc.violation)
             return None
@@ -111,35 +117,38 @@ class _Collector:
 
 
 def load_server_sources(
-    flags: ServerFlags, environ: Mapping[str, str], cwd: Path, home: Path
+    flags: ServerFlags, environ: Mapping[str, str], cwd: Path, home: Path,
+    catalog: Catalog | None = None,
 ) -> ServerSources:
     """Read flags, environment and config file; raise ConfigError listing every bad input."""
-    sources, violations = read_server_sources(flags, environ, cwd, home)
+    sources, violations = read_server_sources(flags, environ, cwd, home, catalog)
     if violations:
         raise ConfigError(violations)
     return sources
 
 
 def read_server_sources(
-    flags: ServerFlags, environ: Mapping[str, str], cwd: Path, home: Path
+    flags: ServerFlags, environ: Mapping[str, str], cwd: Path, home: Path,
+    catalog: Catalog | None = None,
 ) -> tuple[ServerSources, list[Violation]]:
     """The sources made of every input that parses, and the violations of those that do not
     (so a startup error can list them with the cascade's own, e.g. a range error beside a
     parse error)."""
-    collect = _Collector()
+    collect = _Collector(catalog)
     flag_layer = _flag_layer(flags, collect)
     env_layer = _env_layer(environ, collect)
     loaded = _load_file(flags, environ, cwd, home, collect)
     file_common, file_modes = _file_layers(loaded, collect)
     mode = _server_mode(flags, environ, loaded, collect) or \
         Value("local", Source.DEFAULT, "default mode", "mode")
-    return (ServerSources(mode, flag_layer, env_layer, file_common, file_modes, loaded),
+    return (ServerSources(mode, flag_layer, env_layer, file_common, file_modes, loaded,
+                          collect.catalog),
             collect.violations)
 
 
-def request_layer(overrides: Mapping[str, Any]) -> Layer:
+def request_layer(overrides: Mapping[str, Any], catalog: Catalog | None = None) -> Layer:
     """The request's overrides (only the fields the caller set) as the top layer."""
-    collect = _Collector()
+    collect = _Collector(catalog)
     generic: dict[str, Value] = {}
     for name in FIELDS:
         if name in overrides:
@@ -165,7 +174,8 @@ def _flag_layer(flags: ServerFlags, collect: _Collector) -> Layer:
             generic[name] = value
     scoped: dict[str, dict[str, Value]] = {}
     for provider, raw in flags.scoped_keys.items():
-        flag = PROVIDERS[provider].key_flag or provider
+        spec = collect.catalog.providers.get(provider)
+        flag = (spec.key_flag if spec else None) or provider
         if value := collect.parse("api_key", raw, Source.FLAG, flag):
             scoped.setdefault(provider, {})["api_key"] = value
     return Layer(Source.FLAG, "flags", MappingProxyType(generic), _freeze(scoped))
@@ -187,7 +197,7 @@ def _env_layer(environ: Mapping[str, str], collect: _Collector) -> Layer:
         if value is not None:
             generic[name] = value
     scoped: dict[str, dict[str, Value]] = {}
-    for spec in PROVIDERS.values():
+    for spec in collect.catalog.providers.values():
         own: dict[str, Value] = {}
         if spec.key_env and (key := _env_value("api_key", spec.key_env, environ, collect)):
             own["api_key"] = key

@@ -29,8 +29,10 @@ from typing import TYPE_CHECKING, Any
 from . import access as access_policy
 from . import runner
 from .answers import AnswerCache
+from .catalog import Catalog
 from .domain import ConfigError
 from .health import HealthReport, HttpPool, ProviderHealth
+from .model_lists import ModelLists
 from .redact import redact_text
 from .resolver import Resolver
 from .servicer import LLMConfigServicer
@@ -79,6 +81,8 @@ class Snapshot:
     runner: runner.RunnerSources
     fingerprint: str  # equal fingerprints: nothing a caller could observe differs
     files: tuple[Path, ...]  # the files this snapshot was built from, to watch
+    # What the providers list, for the life of the process (every snapshot shares it).
+    lists: ModelLists = field(default_factory=ModelLists)
     # Problems with newer inputs while this (last good) state is served; added to answers.
     warnings: tuple[str, ...] = ()
 
@@ -88,14 +92,17 @@ class Snapshot:
 
 
 def build(inputs: Inputs, http: HttpPool | None = None,
-          observer: Callable[[HealthReport, bool], None] | None = None) -> Snapshot:
+          observer: Callable[[HealthReport, bool], None] | None = None,
+          lists: ModelLists | None = None) -> Snapshot:
     """The complete server state for `inputs`, or BuildError listing every problem: an
-    invalid configuration of the server's own mode, an unusable tokens or TLS file, or a
-    listener the exposure policy forbids."""
+    unusable catalog file, an invalid configuration of the server's own mode, an unusable
+    tokens or TLS file, or a listener the exposure policy forbids."""
     options = inputs.options
+    lists = lists or ModelLists()
+    catalog = load_catalog(inputs, lists)  # raises BuildError: nothing resolves without it
     problems: list[str] = []
     sources, unparsed = read_server_sources(options.flags, inputs.environ, inputs.cwd,
-                                            inputs.home)
+                                            inputs.home, catalog)
     resolver = Resolver(sources)
     base = resolver.base()
     if unparsed:
@@ -124,7 +131,23 @@ def build(inputs: Inputs, http: HttpPool | None = None,
         runner=runner_sources,
         fingerprint=_fingerprint(resolver, access, runner_sources),
         files=_files(inputs, resolver),
+        lists=lists,
     )
+
+
+def load_catalog(inputs: Inputs, lists: ModelLists) -> Catalog:
+    """The shipped catalog, the operator's file over it, and what the providers list, as of
+    today; BuildError naming each problem of the operator's file (`file:line: …`)."""
+    from . import catalog_file
+    from .catalog import shipped_entries, today
+
+    path = catalog_file.locate(inputs.options.catalog, inputs.environ, inputs.cwd)
+    try:
+        operator = catalog_file.load(path, inputs.home) if path is not None else None
+        catalog = catalog_file.assemble(shipped_entries(), operator, today())
+    except catalog_file.CatalogProblem as exc:
+        raise BuildError(exc.problems) from None
+    return catalog.with_listed(lists.listed())
 
 
 def _fingerprint(resolver: Resolver, access: access_policy.Access,
@@ -142,6 +165,10 @@ def _files(inputs: Inputs, resolver: Resolver) -> tuple[Path, ...]:
     named = []
     if resolver.sources.file is not None:
         named.append(resolver.sources.file.path)
+    from .catalog_file import locate
+
+    if (catalog := locate(inputs.options.catalog, inputs.environ, inputs.cwd)) is not None:
+        named.append(catalog)
     secret_variables = [v for v in (*environment_variables(), *runner.environment_variables())
                         if v.endswith("_FILE")]
     named += [Path(inputs.environ[v]) for v in secret_variables if inputs.environ.get(v)]
@@ -194,7 +221,8 @@ class ServerState:
 
     def _reload(self, reason: str) -> str:
         try:
-            fresh = build(self.inputs, self.good.health.pool, self.good.health.observer)
+            fresh = build(self.inputs, self.good.health.pool, self.good.health.observer,
+                          self.good.lists)
         except BuildError as exc:
             message = redact_text("; ".join(exc.problems))  # it goes into logs and answers
             if self.problem is None or self.problem.message != message:

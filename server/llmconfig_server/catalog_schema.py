@@ -1,0 +1,85 @@
+"""The catalog file's schema (pydantic): the shipped catalog.yaml and an operator's --catalog file
+have the same shape. Unknown keys and wrong types are errors; what needs the whole file (an id
+given twice, a replacement that names no model) is checked in catalog_file.py."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Names that fit in an environment variable's vocabulary and a URL path: `vllm`, `lm-studio`.
+_PROVIDER_NAME = r"^[a-z][a-z0-9_-]{0,31}$"
+_VARIABLE = r"^[A-Z_][A-Z0-9_]{0,63}$"
+# A model id: what providers use (`claude-sonnet-5-5`, `qwen2.5-coder:7b`,
+# `Qwen/Qwen3-Coder-30B-A3B-Instruct`, `ft:gpt-4o:org::id`), no spaces or control characters.
+_MODEL_ID = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,255}$"
+_URL = r"^https?://[^\s]{1,2040}$"
+
+ProviderKind = Literal["anthropic", "ollama", "openai", "openai-compatible"]
+Status = Literal["active", "legacy", "deprecated", "retired"]
+TemperatureRule = Literal["range", "default-only", "reasoning-off"]
+Tier = Literal["fast", "balanced", "powerful"]
+_Name = str  # documented by the patterns below
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class TemperatureRange(_Strict):
+    min: float = Field(ge=0, le=10)
+    max: float = Field(ge=0, le=10)
+    # The value a `default-only` model takes (Anthropic's and OpenAI's default is 1).
+    default: float | None = Field(default=None, ge=0, le=10)
+
+
+class ProviderEntry(_Strict):
+    name: str = Field(pattern=_PROVIDER_NAME)
+    kind: ProviderKind
+    display_name: str | None = Field(default=None, min_length=1, max_length=64)
+    base_url: str | None = Field(default=None, pattern=_URL)
+    default_model: str | None = Field(default=None, pattern=_MODEL_ID)
+    default_max_tokens: int | None = Field(default=None, gt=0, le=10_000_000)
+    default_temperature: float | None = Field(default=None, ge=0, le=10)
+    max_tokens_limit: int | None = Field(default=None, gt=0, le=10_000_000)
+    temperature: TemperatureRange | None = None
+    # The variable holding this provider's key; without it the provider needs no key.
+    api_key_env: str | None = Field(default=None, pattern=_VARIABLE)
+    api_key_flag: str | None = Field(default=None, pattern=r"^--[a-z][a-z0-9-]{1,40}$")
+    base_url_envs: list[str] = Field(default_factory=list, max_length=8)
+    host_env: str | None = Field(default=None, pattern=_VARIABLE)
+    strip_suffix: str | None = Field(default=None, pattern=r"^/[a-z0-9/]{1,16}$")
+    openai_suffix: str | None = Field(default=None, pattern=r"^(/[a-z0-9/]{1,16})?$")
+    model_families: list[str] = Field(default_factory=list, max_length=64)
+    key_prefixes: list[str] = Field(default_factory=list, max_length=16)
+    hosts: list[str] = Field(default_factory=list, max_length=16)
+    ports: list[int] = Field(default_factory=list, max_length=16)
+    closed_model_list: bool = False
+    keys_page: str | None = Field(default=None, pattern=_URL)
+    billing_page: str | None = Field(default=None, pattern=_URL)
+    status_page: str | None = Field(default=None, pattern=_URL)
+    source: str | None = Field(default=None, pattern=_URL)
+    checked: date | None = None
+
+
+class ModelEntry(_Strict):
+    id: str = Field(pattern=_MODEL_ID)
+    provider: str = Field(pattern=_PROVIDER_NAME)
+    aliases: list[str] = Field(default_factory=list, max_length=16)
+    family: str | None = Field(default=None, max_length=64)
+    tier: Tier | None = None
+    max_output_tokens: int | None = Field(default=None, gt=0, le=10_000_000)
+    context_window: int | None = Field(default=None, gt=0, le=100_000_000)
+    temperature: TemperatureRule = "range"
+    status: Status = "active"
+    retires_on: date | None = None
+    replacement: str | None = Field(default=None, pattern=_MODEL_ID)
+    source: str | None = Field(default=None, pattern=_URL)
+    checked: date | None = None
+
+
+class CatalogFile(_Strict):
+    providers: list[ProviderEntry] = Field(default_factory=list, max_length=64)
+    models: list[ModelEntry] = Field(default_factory=list, max_length=2000)
