@@ -79,9 +79,6 @@ class ProviderSpec:
     # An id outside the known ones (for a provider with a closed list) is served with a warning
     # naming the closest known ones.
     closed_model_list: bool = False
-    keys_page: str = ""
-    billing_page: str = ""
-    status_page: str = ""
     source: str = ""
     checked: date | None = None
 

@@ -160,12 +160,13 @@ def assemble(shipped: Entries, operator: Entries | None, day: date) -> Catalog:
                 continue
             seen.add(entry.name)
             if entry.name in providers:
-                base = providers[entry.name][0]
-                if entry.kind != base.kind:
-                    problems.append(f"{where}: provider {entry.name} is kind {base.kind}; an "
-                                    f"entry overriding it cannot make it {entry.kind}")
+                shipped_entry = providers[entry.name][0]
+                if entry.kind != shipped_entry.kind:
+                    problems.append(f"{where}: provider {entry.name} is kind "
+                                    f"{shipped_entry.kind}; an entry overriding it cannot make "
+                                    f"it {entry.kind}")
                     continue
-                merged = base.model_copy(update={f: getattr(entry, f)
+                merged = shipped_entry.model_copy(update={f: getattr(entry, f)
                                                  for f in entry.model_fields_set})
                 providers[entry.name] = (merged, source, index)
                 continue
@@ -197,9 +198,8 @@ def assemble(shipped: Entries, operator: Entries | None, day: date) -> Catalog:
                 continue
             seen_models.add(key)
             if key in models:
-                base = models[key][0]
-                model = base.model_copy(update={f: getattr(model, f)
-                                                for f in model.model_fields_set})
+                model = models[key][0].model_copy(update={f: getattr(model, f)
+                                                          for f in model.model_fields_set})
             models[key] = (model, source, index)
     problems += _names_problems(models)
     problems += _reference_problems(providers, models)
@@ -246,9 +246,9 @@ def _reference_problems(providers: Mapping[str, tuple[ProviderEntry, Entries, in
             problems.append(f"{source.at('models', index, 'replacement')}: the replacement of "
                             f"{model_id} ({entry.replacement}) is not a model of {provider} "
                             "in the catalog")
-    for name, (entry, source, index) in providers.items():
-        default = entry.default_model
-        if default and entry.closed_model_list and (name, default.lower()) not in known:
+    for name, (declared, source, index) in providers.items():
+        default = declared.default_model
+        if default and declared.closed_model_list and (name, default.lower()) not in known:
             problems.append(f"{source.at('providers', index, 'default_model')}: the default "
                             f"model of {name} ({default}) is not one of its models")
     return problems
@@ -281,9 +281,6 @@ def _spec(entry: ProviderEntry) -> ProviderSpec:
         hosts=tuple(entry.hosts),
         ports=tuple(entry.ports),
         closed_model_list=entry.closed_model_list,
-        keys_page=entry.keys_page or "",
-        billing_page=entry.billing_page or "",
-        status_page=entry.status_page or "",
         source=entry.source or "",
         checked=entry.checked,
     )

@@ -57,9 +57,6 @@ class ProviderEntry(_Strict):
     hosts: list[str] = Field(default_factory=list, max_length=16)
     ports: list[int] = Field(default_factory=list, max_length=16)
     closed_model_list: bool = False
-    keys_page: str | None = Field(default=None, pattern=_URL)
-    billing_page: str | None = Field(default=None, pattern=_URL)
-    status_page: str | None = Field(default=None, pattern=_URL)
     source: str | None = Field(default=None, pattern=_URL)
     checked: date | None = None
 

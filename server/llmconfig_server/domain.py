@@ -166,6 +166,7 @@ class HealthStatus(enum.Enum):
     RATE_LIMITED = 7
     UNAVAILABLE = 8
     BAD_RESPONSE = 9
+    QUOTA_EXCEEDED = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +181,7 @@ class ProbeTarget:
     key_origin: str  # "ANTHROPIC_API_KEY", "request overrides.api_key", … (never the key)
     timeout: float
     in_container: bool = False
+    display_name: str = ""  # "vLLM": how messages name the provider (default: its name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -229,6 +229,7 @@ class ProviderHealth:
             model=resolution.model, api_key=resolution.api_key if keyed else "",
             key_hint=resolution.api_key_hint, key_origin=resolution.origin_of("api_key").detail,
             timeout=self.options.probe_timeout, in_container=self.options.in_container,
+            display_name=self._name(resolution),
         )
 
     def _refusal(self, resolution: Resolution, target: ProbeTarget) -> Verdict | None:
@@ -241,6 +242,10 @@ class ProviderHealth:
                 raise ProbeRequestInvalid("model", reason, text)
             return Verdict(HealthStatus.MODEL_NOT_FOUND, f"{text} — fix {origin.detail}")
         spec = self.resolver.catalog.providers[resolution.provider]
+        if spec.openai_compatible and spec.needs_key and not resolution.api_key:
+            return Verdict(HealthStatus.NOT_CONFIGURED, (
+                f"No {spec.display_name} API key is configured — set {spec.key_env} (or "
+                f"STIGMER_LLM_API_KEY, or {spec.key_env}_FILE)"))
         if spec.needs_key and resolution.api_key and not target.api_key:
             where = " or ".join(spec.base_url_envs) or "the server's configuration"
             return Verdict(HealthStatus.NOT_CONFIGURED, (
@@ -322,7 +327,7 @@ class ProviderHealth:
                     previous.name if previous else "first check", report.status.name,
                     _loggable(report.message))
 
-    def _name(self, target: ProbeTarget) -> str:
+    def _name(self, target: ProbeTarget | Resolution) -> str:
         return self.resolver.catalog.providers[target.provider].display_name
 
     def _caller_timeout(self, target: ProbeTarget, budget: float) -> HealthReport:

@@ -23,7 +23,7 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
@@ -210,7 +210,7 @@ class Refresher:
             if task is None and snapshot.lists.attempt(target, now):
                 task = asyncio.create_task(self._list(target))
                 self._running[key] = task
-                task.add_done_callback(lambda _, key=key: self._running.pop(key, None))
+                task.add_done_callback(self._forget(key))
             if task is not None:
                 tasks.append(task)
         if not tasks:
@@ -219,6 +219,12 @@ class Refresher:
         done, _ = await asyncio.wait(tasks, timeout=budget)
         if any(t.result() for t in done if not t.cancelled() and t.exception() is None):
             self.state.reload(reason)
+
+    def _forget(self, key: tuple[str, str]) -> Callable[[asyncio.Task[bool]], None]:
+        def forget(_: asyncio.Task[bool]) -> None:
+            self._running.pop(key, None)
+
+        return forget
 
     async def _list(self, target: ListTarget) -> bool:
         from .probes.listing import ListingFailed, list_models
