@@ -306,9 +306,10 @@ class _Resolver:
                            used: dict[str, Value | None]) -> None:
         """What the provider documents for this model: a lower output limit, or a temperature
         the model does not accept."""
+        flagged = {v.field for v in self.violations}  # one error per field: the range's first
         limit = facts.max_output_tokens
         max_tokens = chosen["max_tokens"]
-        if limit and max_tokens is not None and max_tokens > limit:
+        if limit and max_tokens is not None and max_tokens > limit and "max_tokens" not in flagged:
             if used["max_tokens"] is None:  # the provider's default is above this model's limit
                 chosen["max_tokens"] = limit
                 self.warnings.append(f"max_tokens lowered to {limit}: {facts.id} writes at "
@@ -318,7 +319,7 @@ class _Resolver:
                     "max_tokens", used["max_tokens"],
                     f"max_tokens {max_tokens} is above what {facts.id} writes (1–{limit})")
         temperature = chosen["temperature"]
-        if temperature is None or facts.temperature == "range":
+        if temperature is None or facts.temperature == "range" or "temperature" in flagged:
             return
         if facts.temperature == "default-only":
             fixed = spec.model_temperature_default

@@ -144,6 +144,11 @@ class Catalog:
             ((prefix, spec.name) for spec in self.providers.values()
              for prefix in spec.key_prefixes),
             key=lambda pair: -len(pair[0]))
+        # Longest family first: `gpt-oss` (open weights, Ollama) before `gpt` (OpenAI).
+        self._families = sorted(
+            ((family, spec.name) for spec in self.providers.values()
+             for family in spec.model_families),
+            key=lambda pair: -len(pair[0]))
         self.fingerprint = hashlib.sha256(
             f"{digest}\x1f{today.isoformat()}\x1f{sorted(self.models.items())!r}".encode()
         ).hexdigest()[:16]
@@ -180,9 +185,9 @@ class Catalog:
             return "openai"  # OpenAI fine-tunes: ft:gpt-4o-mini:org::id
         if ":" in lowered:
             return "ollama"  # name:tag is Ollama's naming (gpt-oss:20b is an Ollama model too)
-        for spec in self.providers.values():
-            if any(lowered.startswith(family) for family in spec.model_families):
-                return spec.name
+        for family, owner in self._families:
+            if lowered.startswith(family):
+                return owner
         for spec in self.providers.values():
             if lowered in spec.aliases and not spec.openai_compatible:
                 return spec.name

@@ -140,7 +140,7 @@ def targets(resolver: Resolver, key_targets: Mapping[str, frozenset[str]], timeo
     the key only where the health checker would send it."""
     catalog = resolver.catalog
     found: dict[tuple[str, str], ListTarget] = {}
-    for name in providers or catalog.names:
+    for name in providers or configured(resolver):
         spec = catalog.providers[name]
         for mode in sorted({resolver.default_mode, *_modes()}):
             with contextlib.suppress(ConfigError):
@@ -155,6 +155,22 @@ def targets(resolver: Resolver, key_targets: Mapping[str, frozenset[str]], timeo
                     key_hint=resolution.api_key_hint,
                     key_origin=resolution.origin_of("api_key").detail, timeout=timeout))
     return list(found.values())
+
+
+def configured(resolver: Resolver) -> list[str]:
+    """The providers the server's own configuration uses: each mode's, and any given a key or
+    a base URL of its own (the background refresh lists these; a caller may ask for others)."""
+    names = set()
+    for mode in _modes():
+        outcome = resolver.base(mode)
+        if not isinstance(outcome, ConfigError):
+            names.add(outcome.provider)
+    sources = resolver.sources
+    for layer in (sources.flags, sources.env, sources.file_common, *sources.file_modes.values()):
+        names.update(provider for provider, own in layer.scoped.items() if own)
+        if (named := layer.generic.get("provider")) is not None:
+            names.add(str(named.value))
+    return sorted(name for name in names if name in resolver.catalog.providers)
 
 
 def _modes() -> tuple[str, ...]:

@@ -169,8 +169,8 @@ def _files(inputs: Inputs, resolver: Resolver) -> tuple[Path, ...]:
 
     if (catalog := locate(inputs.options.catalog, inputs.environ, inputs.cwd)) is not None:
         named.append(catalog)
-    secret_variables = [v for v in (*environment_variables(), *runner.environment_variables())
-                        if v.endswith("_FILE")]
+    secret_variables = [v for v in (*environment_variables(resolver.catalog),
+                                    *runner.environment_variables()) if v.endswith("_FILE")]
     named += [Path(inputs.environ[v]) for v in secret_variables if inputs.environ.get(v)]
     access = inputs.options.access
     named += [Path(p) for p in (access.tokens_file, *(
