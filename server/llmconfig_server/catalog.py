@@ -183,6 +183,8 @@ class Catalog:
         lowered = bare.lower()
         if lowered.startswith("ft:"):
             return "openai"  # OpenAI fine-tunes: ft:gpt-4o-mini:org::id
+        if "/" in bare and bare != lowered:
+            return None  # Hugging Face naming (Qwen/Qwen3-8B): what vLLM and its kind serve
         if ":" in lowered:
             return "ollama"  # name:tag is Ollama's naming (gpt-oss:20b is an Ollama model too)
         for family, owner in self._families:

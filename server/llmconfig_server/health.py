@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Final
 from .bounded import BoundedCache
 from .catalog import MODES
 from .domain import ConfigError, HealthStatus, ProbeTarget, Resolution, Source, Verdict
+from .model_lists import resolve_provider
 from .redact import redact_text, redact_url
 from .resolver import Resolver
 
@@ -420,7 +421,7 @@ def _key_targets(resolver: Resolver) -> dict[str, frozenset[str]]:
         for mode in MODES:
             # A mode that cannot resolve the provider at all adds nothing.
             with contextlib.suppress(ConfigError):
-                urls.add(resolver.resolve(mode, {"provider": name}, require_key=False).base_url)
+                urls.add(resolve_provider(resolver, mode, name).base_url)
         # Resolution strips the native root's suffix (Ollama's and Anthropic's /v1) as here.
         suffix = spec.strip_suffix
         targets[name] = frozenset(

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
 from .catalog import Catalog, Listed, ModelFacts
-from .domain import ConfigError, ProbeTarget
+from .domain import ConfigError, ProbeTarget, Resolution
 
 if TYPE_CHECKING:
     from .resolver import Resolver
@@ -144,7 +144,7 @@ def targets(resolver: Resolver, key_targets: Mapping[str, frozenset[str]], timeo
         spec = catalog.providers[name]
         for mode in sorted({resolver.default_mode, *_modes()}):
             with contextlib.suppress(ConfigError):
-                resolution = resolver.resolve(mode, {"provider": name}, require_key=False)
+                resolution = resolve_provider(resolver, mode, name)
                 if (name, resolution.base_url) in found:
                     continue
                 keyed = resolution.base_url in key_targets.get(name, frozenset())
@@ -155,6 +155,16 @@ def targets(resolver: Resolver, key_targets: Mapping[str, frozenset[str]], timeo
                     key_hint=resolution.api_key_hint,
                     key_origin=resolution.origin_of("api_key").detail, timeout=timeout))
     return list(found.values())
+
+
+def resolve_provider(resolver: Resolver, mode: str, name: str) -> Resolution:
+    """`name` as the server resolves it in `mode` (without a key); a provider without a default
+    model (an OpenAI-compatible server) gets a placeholder, since only its base URL and key
+    matter to a listing. Raises ConfigError."""
+    overrides = {"provider": name}
+    if not resolver.catalog.providers[name].default_model:
+        overrides["model"] = "listing"
+    return resolver.resolve(mode, overrides, require_key=False)
 
 
 def configured(resolver: Resolver) -> list[str]:

@@ -173,14 +173,13 @@ def models_response_of(snapshot: Snapshot, providers: list[str], mode: str,
                        ) -> pb.ListModelsResponse:
     """ListModels' answer: each provider's models, with availability at the base URL `mode`
     resolves for it."""
-    from .model_lists import rows
+    from .model_lists import resolve_provider, rows
 
     catalog = snapshot.resolver.catalog
     response = pb.ListModelsResponse()
     for provider in providers:
         try:
-            base_url = snapshot.resolver.resolve(mode, {"provider": provider},
-                                                 require_key=False).base_url
+            base_url = resolve_provider(snapshot.resolver, mode, provider).base_url
         except ConfigError:
             base_url = catalog.providers[provider].default_base_url
         listed = rows(catalog, snapshot.lists.get(provider, base_url), provider,
