@@ -317,7 +317,7 @@ def shipped_entries() -> Entries:
     from .catalog_file import parse_text
 
     text = files(__package__).joinpath("catalog.yaml").read_text(encoding="utf-8")
-    return parse_text(text, "catalog.yaml (shipped with llmconfig)")
+    return parse_text(text, "catalog.yaml (shipped with llmconfig)", trusted=True)
 
 
 @lru_cache(maxsize=4)

@@ -14,15 +14,12 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from . import files
 from .catalog import OPENAI_COMPATIBLE, Catalog, ModelFacts, ProviderSpec
 from .files import FileProblem
 from .parsing import control_character, shorten_path
-
-if TYPE_CHECKING:
-    from .catalog_schema import CatalogFile, ModelEntry, ProviderEntry
 
 CATALOG_ENV: Final = "STIGMER_LLMCONFIG_CATALOG"
 CATALOG_FILE_LIMIT: Final = 1024 * 1024
@@ -43,9 +40,11 @@ class CatalogProblem(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Entries:
-    """A checked catalog file: its entries and where each one is written."""
+    """A catalog file's entries, as mappings of the keys each one sets, and where each one is
+    written."""
 
-    content: CatalogFile
+    providers: tuple[Mapping[str, Any], ...]
+    models: tuple[Mapping[str, Any], ...]
     shown: str  # the file as messages name it
     lines: Mapping[tuple[Any, ...], int]
     digest: str = ""
@@ -81,15 +80,16 @@ def load(path: Path, home: Path) -> Entries:
     except FileProblem as exc:
         raise CatalogProblem([f"catalog file {shown}: {str(exc).replace(raw, shown)}"]) from None
     entries = parse_text(text, shown)
-    return Entries(entries.content, shown, entries.lines,
+    return Entries(entries.providers, entries.models, shown, entries.lines,
                    hashlib.sha256(text.encode()).hexdigest())
 
 
-def parse_text(text: str, shown: str) -> Entries:
-    from pydantic import ValidationError
-
+def parse_text(text: str, shown: str, *, trusted: bool = False) -> Entries:
+    """The entries of a catalog file, schema-checked with pydantic — unless `trusted`: the
+    shipped catalog.yaml, checked by the test suite (tests/test_catalog_data.py pins that the
+    checked and the trusted readings give the same catalog), is read without pydantic, whose
+    import and schema cost more than the rest of a cold start."""
     from . import safe_yaml
-    from .catalog_schema import CatalogFile
 
     try:
         data, lines = safe_yaml.load_located(text)
@@ -100,13 +100,24 @@ def parse_text(text: str, shown: str) -> Entries:
     if not isinstance(data, dict):
         raise CatalogProblem([f"{shown}:1: the top level must be a mapping with providers: "
                               f"and models:; found {type(data).__name__}"])
-    entries = Entries(CatalogFile(), shown, MappingProxyType(lines))
+    located = MappingProxyType(lines)
+    if trusted:
+        return Entries(tuple(data.get("providers") or ()), tuple(data.get("models") or ()),
+                       shown, located)
+    from pydantic import ValidationError
+
+    from .catalog_schema import CatalogFile
+
     try:
         content = CatalogFile.model_validate(data)
     except ValidationError as exc:
-        raise CatalogProblem([_schema_problem(entries, error) for error in
+        where = Entries((), (), shown, located)
+        raise CatalogProblem([_schema_problem(where, error) for error in
                               exc.errors(include_url=False, include_input=False)]) from None
-    return Entries(content, shown, MappingProxyType(lines))
+    # The keys each entry sets (an override replaces those alone), with pydantic's types.
+    return Entries(tuple(entry.model_dump(exclude_unset=True) for entry in content.providers),
+                   tuple(entry.model_dump(exclude_unset=True) for entry in content.models),
+                   shown, located)
 
 
 def _schema_problem(entries: Entries, error: Any) -> str:
@@ -148,148 +159,151 @@ def assemble(shipped: Entries, operator: Entries | None, day: date) -> Catalog:
     """The shipped entries with the operator's over them, checked as a whole; raises
     CatalogProblem listing every problem."""
     problems: list[str] = []
-    providers: dict[str, tuple[ProviderEntry, Entries, int]] = {}
+    providers: dict[str, tuple[dict[str, Any], Entries, int]] = {}
     for source in (shipped, operator):
         if source is None:
             continue
         seen: set[str] = set()
-        for index, entry in enumerate(source.content.providers):
+        for index, entry in enumerate(source.providers):
             where = source.at("providers", index)
-            if entry.name in seen:
-                problems.append(f"{where}: provider {entry.name} is declared twice in this file")
+            name, kind = entry["name"], entry["kind"]
+            if name in seen:
+                problems.append(f"{where}: provider {name} is declared twice in this file")
                 continue
-            seen.add(entry.name)
-            if entry.name in providers:
-                shipped_entry = providers[entry.name][0]
-                if entry.kind != shipped_entry.kind:
-                    problems.append(f"{where}: provider {entry.name} is kind "
-                                    f"{shipped_entry.kind}; an entry overriding it cannot make "
-                                    f"it {entry.kind}")
+            seen.add(name)
+            if name in providers:
+                base = providers[name][0]
+                if kind != base["kind"]:
+                    problems.append(f"{where}: provider {name} is kind {base['kind']}; an "
+                                    f"entry overriding it cannot make it {kind}")
                     continue
-                merged = shipped_entry.model_copy(update={f: getattr(entry, f)
-                                                 for f in entry.model_fields_set})
-                providers[entry.name] = (merged, source, index)
+                providers[name] = ({**base, **entry}, source, index)
                 continue
-            if source is operator and entry.kind != OPENAI_COMPATIBLE:
-                problems.append(f"{where}: a new provider ({entry.name}) must be kind "
-                                f"{OPENAI_COMPATIBLE}; {entry.kind} providers need llmconfig's "
-                                "own code")
+            if source is operator and kind != OPENAI_COMPATIBLE:
+                problems.append(f"{where}: a new provider ({name}) must be kind "
+                                f"{OPENAI_COMPATIBLE}; {kind} providers need llmconfig's own "
+                                "code")
                 continue
-            if not entry.base_url:
-                problems.append(f"{where}: provider {entry.name} has no base_url (the root of "
-                                "its API, e.g. http://localhost:8000/v1)")
+            if not entry.get("base_url"):
+                problems.append(f"{where}: provider {name} has no base_url (the root of its "
+                                "API, e.g. http://localhost:8000/v1)")
                 continue
-            providers[entry.name] = (entry, source, index)
-    models: dict[tuple[str, str], tuple[ModelEntry, Entries, int]] = {}
+            providers[name] = (dict(entry), source, index)
+    models: dict[tuple[str, str], tuple[dict[str, Any], Entries, int]] = {}
     for source in (shipped, operator):
         if source is None:
             continue
         seen_models: set[tuple[str, str]] = set()
-        for index, model in enumerate(source.content.models):
+        for index, entry in enumerate(source.models):
             where = source.at("models", index)
-            key = (model.provider, model.id)
-            if model.provider not in providers:
-                problems.append(f"{where}: model {model.id}: provider {model.provider} is not "
-                                f"declared (known: {', '.join(sorted(providers))})")
+            key = (entry["provider"], entry["id"])
+            if key[0] not in providers:
+                problems.append(f"{where}: model {key[1]}: provider {key[0]} is not declared "
+                                f"(known: {', '.join(sorted(providers))})")
                 continue
             if key in seen_models:
-                problems.append(f"{where}: model {model.id} of {model.provider} is declared "
-                                "twice in this file")
+                problems.append(f"{where}: model {key[1]} of {key[0]} is declared twice in "
+                                "this file")
                 continue
             seen_models.add(key)
-            if key in models:
-                model = models[key][0].model_copy(update={f: getattr(model, f)
-                                                          for f in model.model_fields_set})
-            models[key] = (model, source, index)
+            merged = {**models[key][0], **entry} if key in models else dict(entry)
+            models[key] = (merged, source, index)
     problems += _names_problems(models)
     problems += _reference_problems(providers, models)
     if problems:
         raise CatalogProblem(problems)
     specs = {name: _spec(entry) for name, (entry, _, _) in providers.items()}
-    facts = [_facts(entry, source is not None) for entry, source, _ in models.values()]
+    facts = [_facts(entry) for entry, _, _ in models.values()]
     digest = "\x1f".join(e.digest for e in (shipped, operator) if e is not None)
     return Catalog(specs, facts, day, digest)
 
 
-def _names_problems(models: Mapping[tuple[str, str], tuple[ModelEntry, Entries, int]],
-                    ) -> list[str]:
+_Located = Mapping[tuple[str, str], tuple[dict[str, Any], Entries, int]]
+
+
+def _names_problems(models: _Located) -> list[str]:
     """Each id, alias and tier of a provider names one model."""
     problems = []
     names: dict[tuple[str, str], str] = {}
     tiers: dict[tuple[str, str], str] = {}
-    for (provider, model_id), _ in models.items():
+    for provider, model_id in models:
         names[(provider, model_id.lower())] = model_id
     for (provider, model_id), (entry, source, index) in models.items():
-        for number, alias in enumerate(entry.aliases):
+        for number, alias in enumerate(entry.get("aliases") or ()):
             owner = names.setdefault((provider, alias.lower()), model_id)
             if owner != model_id:
                 problems.append(f"{source.at('models', index, 'aliases', number)}: alias "
                                 f"{_part(alias)} of {model_id} already names {owner}")
-        if entry.tier:
-            holder = tiers.setdefault((provider, entry.tier), model_id)
+        if tier := entry.get("tier"):
+            holder = tiers.setdefault((provider, tier), model_id)
             if holder != model_id:
-                problems.append(f"{source.at('models', index, 'tier')}: tier {entry.tier} of "
+                problems.append(f"{source.at('models', index, 'tier')}: tier {tier} of "
                                 f"{provider} is already {holder}")
     return problems
 
 
-def _reference_problems(providers: Mapping[str, tuple[ProviderEntry, Entries, int]],
-                        models: Mapping[tuple[str, str], tuple[ModelEntry, Entries, int]],
-                        ) -> list[str]:
+def _reference_problems(providers: Mapping[str, tuple[dict[str, Any], Entries, int]],
+                        models: _Located) -> list[str]:
     """A replacement or a closed-list provider's default model names a model that exists."""
     known = {(p, m.lower()) for p, m in models}
     for (provider, _), (entry, _, _) in models.items():
-        known.update((provider, alias.lower()) for alias in entry.aliases)
+        known.update((provider, alias.lower()) for alias in entry.get("aliases") or ())
     problems = []
     for (provider, model_id), (entry, source, index) in models.items():
-        if entry.replacement and (provider, entry.replacement.lower()) not in known:
+        replacement = entry.get("replacement")
+        if replacement and (provider, replacement.lower()) not in known:
             problems.append(f"{source.at('models', index, 'replacement')}: the replacement of "
-                            f"{model_id} ({entry.replacement}) is not a model of {provider} "
-                            "in the catalog")
+                            f"{model_id} ({replacement}) is not a model of {provider} in the "
+                            "catalog")
     for name, (declared, source, index) in providers.items():
-        default = declared.default_model
-        if default and declared.closed_model_list and (name, default.lower()) not in known:
+        default = declared.get("default_model")
+        if default and declared.get("closed_model_list") and (name, default.lower()) not in known:
             problems.append(f"{source.at('providers', index, 'default_model')}: the default "
                             f"model of {name} ({default}) is not one of its models")
     return problems
 
 
-def _spec(entry: ProviderEntry) -> ProviderSpec:
-    compatible = entry.kind == OPENAI_COMPATIBLE
-    temperature = entry.temperature
+# The schema's defaults (catalog_schema.py), for entries read without it.
+
+def _spec(entry: Mapping[str, Any]) -> ProviderSpec:
+    compatible = entry["kind"] == OPENAI_COMPATIBLE
+    temperature = entry.get("temperature") or {}
     return ProviderSpec(
-        name=entry.name,
-        display_name=entry.display_name or entry.name,
-        kind=entry.kind,
-        default_model=entry.default_model,
-        default_base_url=entry.base_url or "",
-        default_max_tokens=entry.default_max_tokens,
-        default_temperature=entry.default_temperature,
-        max_tokens_limit=entry.max_tokens_limit,
-        temperature_range=(temperature.min, temperature.max) if temperature else (0.0, 2.0),
-        model_temperature_default=temperature.default if temperature else None,
-        needs_key=entry.api_key_env is not None,
-        key_env=entry.api_key_env,
-        key_flag=entry.api_key_flag,
-        base_url_envs=tuple(entry.base_url_envs),
-        host_env=entry.host_env,
-        strip_suffix=entry.strip_suffix,
+        name=entry["name"],
+        display_name=entry.get("display_name") or entry["name"],
+        kind=entry["kind"],
+        default_model=entry.get("default_model"),
+        default_base_url=entry.get("base_url") or "",
+        default_max_tokens=entry.get("default_max_tokens"),
+        default_temperature=entry.get("default_temperature"),
+        max_tokens_limit=entry.get("max_tokens_limit"),
+        temperature_range=(float(temperature["min"]), float(temperature["max"]))
+        if temperature else (0.0, 2.0),
+        model_temperature_default=temperature.get("default"),
+        needs_key=entry.get("api_key_env") is not None,
+        key_env=entry.get("api_key_env"),
+        key_flag=entry.get("api_key_flag"),
+        base_url_envs=tuple(entry.get("base_url_envs") or ()),
+        host_env=entry.get("host_env"),
+        strip_suffix=entry.get("strip_suffix"),
         # An OpenAI-compatible server's root is its OpenAI-compatible root.
-        openai_suffix="" if compatible else entry.openai_suffix,
-        model_families=tuple(entry.model_families),
-        key_prefixes=tuple(entry.key_prefixes),
-        hosts=tuple(entry.hosts),
-        ports=tuple(entry.ports),
-        closed_model_list=entry.closed_model_list,
-        source=entry.source or "",
-        checked=entry.checked,
+        openai_suffix="" if compatible else entry.get("openai_suffix"),
+        model_families=tuple(entry.get("model_families") or ()),
+        key_prefixes=tuple(entry.get("key_prefixes") or ()),
+        hosts=tuple(entry.get("hosts") or ()),
+        ports=tuple(entry.get("ports") or ()),
+        closed_model_list=bool(entry.get("closed_model_list", False)),
+        source=entry.get("source") or "",
+        checked=entry.get("checked"),
     )
 
 
-def _facts(entry: ModelEntry, in_catalog: bool) -> ModelFacts:
+def _facts(entry: Mapping[str, Any]) -> ModelFacts:
     return ModelFacts(
-        id=entry.id, provider=entry.provider, aliases=tuple(entry.aliases),
-        family=entry.family or "", tier=entry.tier, max_output_tokens=entry.max_output_tokens,
-        context_window=entry.context_window, temperature=entry.temperature,
-        status=entry.status, retires_on=entry.retires_on, replacement=entry.replacement,
-        source=entry.source or "", checked=entry.checked, in_catalog=in_catalog)
+        id=entry["id"], provider=entry["provider"], aliases=tuple(entry.get("aliases") or ()),
+        family=entry.get("family") or "", tier=entry.get("tier"),
+        max_output_tokens=entry.get("max_output_tokens"),
+        context_window=entry.get("context_window"),
+        temperature=entry.get("temperature", "range"), status=entry.get("status", "active"),
+        retires_on=entry.get("retires_on"), replacement=entry.get("replacement"),
+        source=entry.get("source") or "", checked=entry.get("checked"))

@@ -10,12 +10,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 # Names that fit in an environment variable's vocabulary and a URL path: `vllm`, `lm-studio`.
-_PROVIDER_NAME = r"^[a-z][a-z0-9_-]{0,31}$"
-_VARIABLE = r"^[A-Z_][A-Z0-9_]{0,63}$"
+# Lengths are bounded by max_length, not in the patterns: a bounded repetition ({1,2040})
+# makes pydantic-core's regex compile slowly, and the schema is built at every start.
+_PROVIDER_NAME = r"^[a-z][a-z0-9_-]*$"
+_VARIABLE = r"^[A-Z_][A-Z0-9_]*$"
 # A model id: what providers use (`claude-sonnet-5-5`, `qwen2.5-coder:7b`,
 # `Qwen/Qwen3-Coder-30B-A3B-Instruct`, `ft:gpt-4o:org::id`), no spaces or control characters.
-_MODEL_ID = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,255}$"
-_URL = r"^https?://[^\s]{1,2040}$"
+_MODEL_ID = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$"
+_URL = r"^https?://\S+$"
 
 ProviderKind = Literal["anthropic", "ollama", "openai", "openai-compatible"]
 Status = Literal["active", "legacy", "deprecated", "retired"]
@@ -36,34 +38,34 @@ class TemperatureRange(_Strict):
 
 
 class ProviderEntry(_Strict):
-    name: str = Field(pattern=_PROVIDER_NAME)
+    name: str = Field(pattern=_PROVIDER_NAME, max_length=32)
     kind: ProviderKind
     display_name: str | None = Field(default=None, min_length=1, max_length=64)
-    base_url: str | None = Field(default=None, pattern=_URL)
-    default_model: str | None = Field(default=None, pattern=_MODEL_ID)
+    base_url: str | None = Field(default=None, pattern=_URL, max_length=2048)
+    default_model: str | None = Field(default=None, pattern=_MODEL_ID, max_length=256)
     default_max_tokens: int | None = Field(default=None, gt=0, le=10_000_000)
     default_temperature: float | None = Field(default=None, ge=0, le=10)
     max_tokens_limit: int | None = Field(default=None, gt=0, le=10_000_000)
     temperature: TemperatureRange | None = None
     # The variable holding this provider's key; without it the provider needs no key.
-    api_key_env: str | None = Field(default=None, pattern=_VARIABLE)
-    api_key_flag: str | None = Field(default=None, pattern=r"^--[a-z][a-z0-9-]{1,40}$")
+    api_key_env: str | None = Field(default=None, pattern=_VARIABLE, max_length=64)
+    api_key_flag: str | None = Field(default=None, pattern=r"^--[a-z][a-z0-9-]+$", max_length=42)
     base_url_envs: list[str] = Field(default_factory=list, max_length=8)
-    host_env: str | None = Field(default=None, pattern=_VARIABLE)
-    strip_suffix: str | None = Field(default=None, pattern=r"^/[a-z0-9/]{1,16}$")
-    openai_suffix: str | None = Field(default=None, pattern=r"^(/[a-z0-9/]{1,16})?$")
+    host_env: str | None = Field(default=None, pattern=_VARIABLE, max_length=64)
+    strip_suffix: str | None = Field(default=None, pattern=r"^/[a-z0-9/]+$", max_length=17)
+    openai_suffix: str | None = Field(default=None, pattern=r"^(/[a-z0-9/]+)?$", max_length=17)
     model_families: list[str] = Field(default_factory=list, max_length=64)
     key_prefixes: list[str] = Field(default_factory=list, max_length=16)
     hosts: list[str] = Field(default_factory=list, max_length=16)
     ports: list[int] = Field(default_factory=list, max_length=16)
     closed_model_list: bool = False
-    source: str | None = Field(default=None, pattern=_URL)
+    source: str | None = Field(default=None, pattern=_URL, max_length=2048)
     checked: date | None = None
 
 
 class ModelEntry(_Strict):
-    id: str = Field(pattern=_MODEL_ID)
-    provider: str = Field(pattern=_PROVIDER_NAME)
+    id: str = Field(pattern=_MODEL_ID, max_length=256)
+    provider: str = Field(pattern=_PROVIDER_NAME, max_length=32)
     aliases: list[str] = Field(default_factory=list, max_length=16)
     family: str | None = Field(default=None, max_length=64)
     tier: Tier | None = None
@@ -72,8 +74,8 @@ class ModelEntry(_Strict):
     temperature: TemperatureRule = "range"
     status: Status = "active"
     retires_on: date | None = None
-    replacement: str | None = Field(default=None, pattern=_MODEL_ID)
-    source: str | None = Field(default=None, pattern=_URL)
+    replacement: str | None = Field(default=None, pattern=_MODEL_ID, max_length=256)
+    source: str | None = Field(default=None, pattern=_URL, max_length=2048)
     checked: date | None = None
 
 
