@@ -5,9 +5,9 @@ The knowledge is data: `catalog.yaml` shipped in the package, an operator's file
 merged into one immutable `Catalog` per server state, for the day it was built (a `retires_on`
 that has passed makes a model retired). Nothing here reads the environment or knows gRPC.
 
-The shipped file is read and schema-checked on first use, not on import: `import
-llmconfig_server.app` stays as cheap as before; the first `build` pays for YAML and pydantic
-(see the README's Models section for what that costs).
+The shipped file is read on first use, not on import, and without pydantic (the test suite
+checks it against the schema): `import llmconfig_server.app` stays as cheap as before, and the
+first `build` pays for YAML alone (see the README's Models section for what that costs).
 """
 
 from __future__ import annotations
