@@ -209,3 +209,12 @@ def test_the_cli_lists_models_with_status_and_retirement(serve):
                               client.target], capture_output=True, text=True, timeout=60)
     ids = {m["id"] for m in json.loads(as_json.stdout)["models"]}
     assert {"claude-sonnet-5-5", "gpt-6-luna", "qwen2.5-coder:7b"} <= ids
+
+
+def test_a_provider_that_never_answers_is_a_warning_not_a_hang(serve, emulators):
+    hole = started(emulators, providers.BlackHole())
+    client = serve(env=anthropic_env(hole.url), args=["--probe-timeout", "0.2"])
+    models = client.list_models("anthropic", refresh=True, timeout=10)  # a hang guard
+    assert models and not any(m.available for m in models)
+    (warning,) = client.last_model_warnings
+    assert "could not be listed" in warning and "did not answer within 0.2 s" in warning

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 MAX_TARGETS: Final = 64  # (provider, base URL) lists kept; a server has a handful
 MIN_INTERVAL: Final = 10.0  # seconds between two listings of one target, whoever asks
 DEFAULT_INTERVAL: Final = 3600.0
+LISTING_BUDGET_PROBES: Final = 5  # a whole listing may take this many probe timeouts
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,8 +257,14 @@ class Refresher:
         from .probes.listing import ListingFailed, list_models
 
         lists = self.state.current.lists
+        budget = target.probe.timeout * LISTING_BUDGET_PROBES
         try:
-            listing = await list_models(self.state.current.health.http, target)
+            # Each request has the probe's timeout; the whole list (pages) a few of them.
+            async with asyncio.timeout(budget):
+                listing = await list_models(self.state.current.health.http, target)
+        except TimeoutError:
+            lists.failed(target, f"the list did not arrive within {budget:g} s")
+            return False
         except ListingFailed as exc:
             lists.failed(target, exc.message)
             log.debug("listing the models of %s at %s failed: %s", target.provider,

@@ -42,7 +42,9 @@ async def signin_problem(http: httpx.AsyncClient, target: ProbeTarget) -> Verdic
 async def _whoami(http: httpx.AsyncClient, target: ProbeTarget) -> int | None:
     """The status of `POST /api/me`, or None when there is no answer."""
     try:
-        response = await http.post(f"{target.base_url}/api/me", timeout=target.timeout)
+        # The status is all we need: the body is never read (a hostile answer cannot grow).
+        async with http.stream("POST", f"{target.base_url}/api/me",
+                               timeout=target.timeout) as response:
+            return response.status_code
     except httpx.HTTPError:
         return None
-    return response.status_code
