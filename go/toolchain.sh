@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Install the Go toolchain and libraries the Go client is built and tested with, from Debian's
-# packages, when they are missing (nothing is downloaded from the Go module proxy: the build
-# runs offline, in GOPATH mode, against /usr/share/gocode — see go/README.md... the Makefile).
+# Install the Go toolchain and libraries the Go client is generated, built and tested with, from
+# Debian's packages, when they are missing (as deploy/image.sh does for Docker). Nothing comes
+# from the Go module proxy: `make go-test` builds offline in GOPATH mode against
+# /usr/share/gocode, where Debian's Go library packages put their source.
 #
-#   go/toolchain.sh        # install what is missing, print the versions in use
+#   go/toolchain.sh        # what `make proto` and `make go-test` run first
 #
 # golang-goprotobuf-dev is NOT installed: it conflicts with protoc-gen-go (both ship
 # /usr/bin/protoc-gen-go); golang-github-golang-protobuf-1-5-dev is its library half.
