@@ -86,8 +86,9 @@ type Options struct {
 // Dial opens a connection to llmconfig at target: "host:port", "unix:PATH" (a Unix socket; no
 // TLS there, its file mode guards it), or any other gRPC target ("dns:///host:port"). An empty
 // target means STIGMER_LLMCONFIG_TARGET, else 127.0.0.1:50061. Dial does not wait for the
-// server: calls wait and retry as ServiceConfig says. The error names the variable or file at
-// fault; it is nil for a server that is merely down.
+// server; its calls do, until their deadline, and an UNAVAILABLE answer is retried as
+// ServiceConfig says. The error names the variable or file at fault; it is nil for a server
+// that is merely down.
 func Dial(target string, opts *Options) (*grpc.ClientConn, error) {
 	if opts == nil {
 		opts = &Options{}
@@ -99,6 +100,11 @@ func Dial(target string, opts *Options) (*grpc.ClientConn, error) {
 		target = DefaultTarget
 	}
 	dial := []grpc.DialOption{
+		// grpc-go fails a call at once while its connection is down (the retry policy covers
+		// answers, not connecting); waiting for the connection until the call's deadline is
+		// what the Python client's retries give: a server restarting, or started a moment
+		// after its caller, is waited for. Give every call a deadline.
+		grpc.WithDefaultCallOptions(grpc.WaitForReady(true)),
 		grpc.WithDefaultServiceConfig(ServiceConfig),
 		grpc.WithKeepaliveParams(Keepalive),
 		grpc.WithConnectParams(reconnect),

@@ -3,11 +3,11 @@ package llmconfig_test
 import (
 	"context"
 	"errors"
+	"net"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 
@@ -123,9 +123,33 @@ func TestCallsReconnectAfterAServerRestart(t *testing.T) {
 		t.Fatal(llmconfig.FromError(err))
 	}
 	server.Restart(t)
-	// The same connection: gRPC redials it; WaitForReady waits out its reconnection backoff
-	// (at most 2 s) instead of failing fast while it lasts.
-	if _, err := calls.ResolveLLMConfig(guard(t), &llmconfigv1.ResolveLLMConfigRequest{}, grpc.WaitForReady(true)); err != nil {
+	// The same connection: gRPC redials it, and the call waits for that (Dial's default)
+	// instead of failing while the reconnection backoff lasts.
+	if _, err := calls.ResolveLLMConfig(guard(t), &llmconfigv1.ResolveLLMConfigRequest{}); err != nil {
 		t.Fatalf("after the restart: %v", llmconfig.FromError(err))
+	}
+}
+
+func TestACallMadeBeforeTheServerStartsWaitsForIt(t *testing.T) {
+	t.Parallel()
+	listener, err := net.Listen("tcp", "127.0.0.1:0") // a free port, for the server to come
+	if err != nil {
+		t.Fatal(err)
+	}
+	address := listener.Addr().String()
+	listener.Close()
+	answered := make(chan error, 1)
+	go func() {
+		_, err := client(t, address, nil).ResolveLLMConfig(guard(t), &llmconfigv1.ResolveLLMConfigRequest{})
+		answered <- err
+	}()
+	select {
+	case err := <-answered:
+		t.Fatalf("the call ended before there was a server: %v", llmconfig.FromError(err))
+	case <-time.After(500 * time.Millisecond): // it is waiting; the hang guard bounds the rest
+	}
+	testserver.Start(t, []string{"--listen", address})
+	if err := <-answered; err != nil {
+		t.Errorf("the call made before the server started: %v", llmconfig.FromError(err))
 	}
 }

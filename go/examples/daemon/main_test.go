@@ -3,10 +3,12 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -143,5 +145,27 @@ func TestTheReadmeShowsThisProgram(t *testing.T) {
 	}
 	if string(block[1]) != string(program) {
 		t.Error("README.md's copy of go/examples/daemon/main.go differs from the file: paste the file into it")
+	}
+}
+
+// The README shows the retry policy as JSON; it must be the one Dial applies.
+func TestTheReadmeShowsTheRetryPolicy(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := regexp.MustCompile("(?s)<!-- go: llmconfig.ServiceConfig -->\n```json\n(.*?)```").FindSubmatch(readme)
+	if block == nil {
+		t.Fatal("README.md has no block marked <!-- go: llmconfig.ServiceConfig -->")
+	}
+	var shown, applied any
+	if err := json.Unmarshal(block[1], &shown); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(llmconfig.ServiceConfig), &applied); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(shown, applied) {
+		t.Errorf("README.md shows %v; Dial applies %v", shown, applied)
 	}
 }

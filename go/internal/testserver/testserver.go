@@ -159,9 +159,12 @@ func (s *Server) Restart(t testing.TB) {
 // started, read from its Prometheus metrics: start it with --metrics-listen 127.0.0.1:0.
 func (s *Server) Started(t testing.TB, method string) int {
 	t.Helper()
-	metrics := regexp.MustCompile(`metrics: (http://\S+)`).FindStringSubmatch(s.Log())
-	if metrics == nil {
-		t.Fatalf("no metrics address in the server's log (--metrics-listen):\n%s", s.Log())
+	// The address is in the startup report, a few lines after "serving on".
+	var metrics []string
+	for deadline := time.Now().Add(StartTimeout); metrics == nil; time.Sleep(20 * time.Millisecond) {
+		if metrics = regexp.MustCompile(`metrics: (http://\S+)`).FindStringSubmatch(s.Log()); metrics == nil && time.Now().After(deadline) {
+			t.Fatalf("no metrics address in the server's log (--metrics-listen):\n%s", s.Log())
+		}
 	}
 	response, err := (&http.Client{Timeout: StartTimeout}).Get(metrics[1]) // a hang guard
 	if err != nil {
