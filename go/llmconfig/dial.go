@@ -38,7 +38,7 @@ const (
 
 // ServiceConfig is the Python client's: UNAVAILABLE (the service down, restarting, not started
 // yet) is retried with exponential backoff, 5 attempts, 0.2 s → 2 s; nothing else is retried,
-// because every other status is a real answer. grpc-go before 1.40 (Debian 12 ships 1.33)
+// because every other status is a real answer. grpc-go before 1.41 (Debian 12 ships 1.33)
 // applies a retry policy only when GRPC_GO_RETRY=on is in the environment.
 const ServiceConfig = `{"methodConfig": [{"name": [{"service": "llmconfig.v1.LLMConfigService"}], ` +
 	`"retryPolicy": {"maxAttempts": 5, "initialBackoff": "0.2s", "maxBackoff": "2s", ` +
