@@ -92,6 +92,7 @@ func (s *Server) start(t testing.TB) {
 	s.cmd.Dir = filepath.Join(s.Home, "cwd")
 	s.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + s.Home, "LANG=C.UTF-8",
 		"PYTHONUNBUFFERED=1"}, s.env...)
+	dieWithTest(s.cmd)
 	s.log = &lockedBuffer{}
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {
