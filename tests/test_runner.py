@@ -30,7 +30,7 @@ def test_local_defaults_are_seed_004s_table(serve):
     assert (c.temporal.address, c.temporal.namespace, c.temporal.task_queue,
             c.temporal.max_concurrency) == ("localhost:7233", "default",
                                             "agent_execution_runner", 10)
-    assert c.backend.endpoint == "localhost:50051"
+    assert c.backend.endpoint == "localhost:7234"  # the daemon's port (Stigmer's DaemonPort)
     assert c.backend.api_key_present and c.backend.api_key == ""  # no secrets unasked
     assert (c.sandbox.type, c.sandbox.root_dir) == ("filesystem", "./workspace")
     assert not c.redis.enabled
@@ -120,7 +120,8 @@ def test_the_environment_beats_the_config_file(serve):
 def test_a_bad_runner_value_never_stops_the_server(server_process):
     handle = server_process(env={"TEMPORAL_MAX_CONCURRENCY": "lots"})
     handle.wait_for(r"runner settings \(local mode\) are not usable: TEMPORAL_MAX_CONCURRENCY: "
-                    r"'lots' is not a plain whole number")
+                    r"'lots' is not an integer; temporal.max_concurrency must be a whole number "
+                    r"between 1 and 10000")
     with llmconfig.Client(handle.target) as client:
         assert client.resolve().config.provider == "ollama"  # LLM-only callers carry on
         with pytest.raises(llmconfig.PreconditionFailed) as caught:

@@ -31,6 +31,7 @@ from .catalog import (
     provider_of_model,
 )
 from .domain import (
+    FIELDS,
     ConfigError,
     Layer,
     Origin,
@@ -66,6 +67,10 @@ class _Resolver:
         self.require_key = require_key
         self.layers = [layer for layer in layers if not layer.is_empty()]
         self.warnings: list[str] = [w for layer in self.layers for w in layer.warnings]
+        # Inputs of these layers that could not be parsed (or a file that could not be read):
+        # listed first, with what the cascade finds in the rest.
+        self.unparsed: list[Violation] = list(dict.fromkeys(
+            p for layer in self.layers for p in layer.problems_for(FIELDS)))
         self.violations: list[Violation] = []
         self.origins: list[Origin] = [Origin("mode", mode.source, mode.detail)]
 
@@ -187,6 +192,12 @@ class _Resolver:
         self._note_unknown_model(spec, model, used["model"])
         if spec.needs_key and self.require_key and not chosen["api_key"]:
             self.violations.append(self._missing_key(spec, provider_origin))
+        if self.unparsed:
+            # Not what follows from an unparsed field itself (a key file that cannot be read
+            # is not also a missing key).
+            failed = {v.field for v in self.unparsed}
+            raise ConfigError([*self.unparsed,
+                               *(v for v in self.violations if v.field not in failed)])
         if self.violations:
             raise ConfigError(self.violations)
 
