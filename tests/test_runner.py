@@ -212,7 +212,8 @@ def test_cli_runner_prints_each_value_and_its_origin(serve, workspace):
                            "--session-id", "abc", "--color", "never"], capture_output=True,
                           text=True, timeout=30, env=base_env(workspace))
     assert done.returncode == 0, done.stderr
-    assert "temporal.namespace       ns1" in done.stdout and "TEMPORAL_NAMESPACE" in done.stdout
+    assert "temporal.namespace            ns1" in done.stdout
+    assert "TEMPORAL_NAMESPACE" in done.stdout
     assert "./workspace/sessions/abc" in done.stdout
     assert "dummy-local-key" not in done.stdout  # a hint, not the secret
 
