@@ -25,6 +25,7 @@ from .catalog import (
     PROVIDERS,
     ProviderSpec,
     canonical_model,
+    case_hint,
     key_hint,
     provider_of_base_url,
     provider_of_key,
@@ -189,7 +190,14 @@ class _Resolver:
         base_url = self._native_root(spec, chosen["base_url"], used["base_url"])
         self._check_ranges(spec, chosen, used)
         self._check_model_rules(spec, model, chosen, used)
-        self._note_unknown_model(spec, model, used["model"])
+        if (lowered := case_hint(provider, requested_model)) is not None:
+            where = f" (from {used['model'].detail})" if used["model"] else ""
+            self.warnings.append(
+                f"model {requested_model!r}{where} is passed on as given: names are exact, and "
+                f"the {spec.display_name} name it resembles is {lowered!r} (→ "
+                f"{canonical_model(provider, lowered)}); write it in lower case to use that")
+        else:
+            self._note_unknown_model(spec, model, used["model"])
         if spec.needs_key and self.require_key and not chosen["api_key"]:
             self.violations.append(self._missing_key(spec, provider_origin))
         if self.unparsed:

@@ -106,7 +106,9 @@ class ServerSources:
         return self.file.display if self.file else None
 
     def all_layers(self) -> tuple[Layer, ...]:
-        return tuple(dict.fromkeys(layer for mode in MODES for layer in self.layers_for(mode)))
+        """Each layer once (the common ones are in every mode's list)."""
+        seen = {id(layer): layer for mode in MODES for layer in self.layers_for(mode)}
+        return tuple(seen.values())
 
     def problems(self) -> tuple[Violation, ...]:
         """Every input that could not be used, each once (for the startup report)."""
