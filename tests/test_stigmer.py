@@ -520,6 +520,12 @@ def test_ollama_friendly_names_mean_what_graphton_maps_them_to(serve, asked, mod
     assert serve().resolve(model=asked).config.model == model
 
 
+@pytest.mark.parametrize("model", ["yi", "solar", "orca-mini", "vicuna"])
+def test_graphtons_ollama_families_name_ollama(serve, model):
+    resolved = serve(env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY}).resolve(mode="cloud", model=model)
+    assert resolved.config.provider == "ollama"
+
+
 def test_model_names_are_exact_and_a_case_slip_is_said(serve):
     resolved = serve().resolve(model="QWEN2.5-coder")
     assert resolved.config.model == "QWEN2.5-coder"  # as graphton passes it

@@ -163,6 +163,10 @@ OLLAMA: Final = ProviderSpec(
         "devstral",
         "magistral",
         "olmo",
+        # graphton's other Ollama prefixes (Stigmer's runner places these names on Ollama).
+        "yi",
+        "solar",
+        "orca",
     ),
     ports=(11434,),
     aliases=_frozen(
