@@ -214,7 +214,7 @@ def validate(document: Document) -> LoadedFile:
 
 
 def _field_violation(shown: str, by: str, err: Any) -> Violation:
-    parts = [_key_shown(part) for part in err["loc"]]
+    parts = [key_shown(part) for part in err["loc"]]
     key = ".".join(parts)
     kind = err["type"]
     if kind == "extra_forbidden":
@@ -243,7 +243,7 @@ def _input_shown(err: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def _key_shown(part: Any) -> str:
+def key_shown(part: Any) -> str:
     """A key of the file as an error shows it: plain names as they are, anything else (a key
     that is a pasted secret, a megabyte, a newline) quoted, cut short or hidden."""
     if isinstance(part, str) and _PLAIN_KEY.fullmatch(part) and not parsing.looks_like_secret(part):

@@ -171,7 +171,7 @@ def _missing(spec: RunnerField, mode: str) -> Violation:
     how = f"set {variable}" + (f" (or {variable}_FILE)" if spec.secret else "")
     return Violation(spec.path, Reason.REQUIRED_VALUE_MISSING,
                      f"{spec.path} is required in {mode} mode; {how}, or {mode}.runner."
-                     f"{spec.path} in the config file", Source.DEFAULT, variable)
+                     f"{spec.path} in llmconfig's config file", Source.DEFAULT, variable)
 
 
 def _session_problems(session_id: str) -> list[Violation]:

@@ -24,7 +24,7 @@ from typing import Any, Final
 
 from . import parsing, runner_fields
 from .catalog import PROVIDERS, provider_of_base_url, provider_of_key, provider_of_model
-from .config_file import Document, _key_shown
+from .config_file import Document, key_shown
 from .domain import Reason, Source, Value, Violation
 from .parsing import ParseError, parse_mode, parse_value
 
@@ -109,7 +109,7 @@ def _walk(document: Document, schema: dict[str, Any], data: dict[Any, Any],
         here = (*path, key) if isinstance(key, str) else path
         rule = schema.get(key) if isinstance(key, str) else None
         if rule is None:
-            unknown.append(".".join(_key_shown(part) for part in (*path, key)))
+            unknown.append(".".join(key_shown(part) for part in (*path, key)))
         elif rule is _NOT_OURS or value is None:
             continue
         elif isinstance(rule, dict):
