@@ -356,6 +356,18 @@ def test_a_broken_stigmer_file_does_not_stop_a_server_in_another_mode(server_pro
     assert caught.value.violations[0].reason == "CONFIG_FILE_INVALID"
 
 
+def test_a_section_that_is_not_a_mapping_voids_local_modes_file_values(serve):
+    client = serve(env={"MODE": "cloud", "ANTHROPIC_API_KEY": ANTHROPIC_KEY},
+                   files={STIGMER: HEADER + "backend:\n    type: local\n    local: ollama\n"})
+    assert client.resolve().config.mode == "cloud"
+    for call in (lambda: client.resolve(mode="local"), lambda: client.resolve_runner("local")):
+        with pytest.raises(llmconfig.PreconditionFailed) as caught:
+            call()
+        assert caught.value.violations[0].description == (
+            "~/.stigmer/config.yaml:7:12: backend.local: must be a mapping of keys (Stigmer's "
+            "schema), got 'ollama'; fix it with `stigmer config set` or in the file")
+
+
 def test_an_unknown_backend_type_names_the_key(server_process, workspace):
     workspace.write(STIGMER, cli_file(backend_type="hybrid"))
     line = refusal(server_process)

@@ -1,7 +1,8 @@
 """Layers → one resolved, validated configuration with the origin of every value.
 
-Order, highest first: request overrides > flags > environment > config file (mode section, then
-common section) > smart default > mode defaults > provider defaults.
+Order, highest first: request overrides > flags > environment > config files (llmconfig's own:
+mode section, then common section; then Stigmer's) > smart default > mode defaults > provider
+defaults.
 
 Two consistency rules shape the merge:
 - the provider comes from the highest layer that names one, either directly or through a model

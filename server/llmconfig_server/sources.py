@@ -504,7 +504,7 @@ def _stigmer_layers(found: _Found) -> Mapping[str, Layer]:
                       MappingProxyType({**settings.llm, **settings.runner}),
                       warnings=tuple(settings.warnings),
                       runner_warnings=tuple(settings.runner_warnings),
-                      problems=tuple(settings.problems))
+                      problems=tuple(settings.problems), broken=tuple(settings.broken))
     return MappingProxyType({"local": local, "cloud": empty})
 
 

@@ -76,7 +76,8 @@ class StigmerSettings:
     llm: dict[str, Value] = field(default_factory=dict)
     runner: dict[str, Value] = field(default_factory=dict)
     mode_problems: list[Violation] = field(default_factory=list)
-    problems: list[Violation] = field(default_factory=list)
+    problems: list[Violation] = field(default_factory=list)  # each about one field
+    broken: list[Violation] = field(default_factory=list)  # a section that is not a mapping
     warnings: list[str] = field(default_factory=list)  # about the file and its LLM values
     runner_warnings: list[str] = field(default_factory=list)
 
@@ -115,7 +116,7 @@ def _walk(document: Document, schema: dict[str, Any], data: dict[Any, Any],
         elif isinstance(rule, dict):
             if isinstance(value, dict):
                 _walk(document, rule, value, here, raw, unknown, settings)
-            else:
+            else:  # yaml.v3 refuses the whole file then: nothing below it can be trusted
                 _type_problem(document, here, "a mapping of keys", value, "config", settings)
         else:
             go_type, target = rule
@@ -153,7 +154,12 @@ def _type_problem(document: Document, path: tuple[str, ...], expected: str, valu
     problem = Violation(target, Reason.CONFIG_FILE_INVALID,
                         f"{subject}: must be {expected} (Stigmer's schema), got {found}; fix "
                         "it with `stigmer config set` or in the file", Source.FILE, subject)
-    (settings.mode_problems if target == "mode" else settings.problems).append(problem)
+    if target == "mode" or path == ("backend",):
+        settings.mode_problems.append(problem)
+    if target == "config":
+        settings.broken.append(problem)
+    elif target != "mode":
+        settings.problems.append(problem)
 
 
 def _subject(document: Document, path: tuple[str, ...]) -> str:
