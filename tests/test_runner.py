@@ -101,19 +101,19 @@ def test_runner_secrets_need_the_secrets_scope(serve, workspace):
 
 
 def test_the_config_files_mode_runner_section_beats_its_runner_section(serve):
-    client = serve(files={".stigmer/config.yaml": (
+    client = serve(files={"~/.stigmer/llmconfig.yaml": (
         "runner:\n  temporal: {address: 'temporal.lan:7233', max_concurrency: 4}\n"
         "local:\n  runner:\n    temporal: {address: 'localhost:7234'}\n")})
     runner = client.resolve_runner()
     assert runner.config.temporal.address == "localhost:7234"
     assert runner.config.temporal.max_concurrency == 4
     assert runner.origin("temporal.address").detail.endswith(
-        "/.stigmer/config.yaml: local.runner.temporal.address")
+        "~/.stigmer/llmconfig.yaml: local.runner.temporal.address")
 
 
 def test_the_environment_beats_the_config_file(serve):
     client = serve(env={"TEMPORAL_NAMESPACE": "ns-env"}, files={
-        ".stigmer/config.yaml": "runner:\n  temporal: {namespace: ns-file}\n"})
+        "~/.stigmer/llmconfig.yaml": "runner:\n  temporal: {namespace: ns-file}\n"})
     assert client.resolve_runner().config.temporal.namespace == "ns-env"
 
 
@@ -137,7 +137,7 @@ def test_redis_settings_are_ignored_in_local_mode_with_a_warning(serve):
 
 
 def test_runner_settings_are_reloaded(serve, servers, workspace):
-    path = workspace.write(".stigmer/config.yaml", "runner:\n  temporal: {namespace: one}\n")
+    path = workspace.write("~/.stigmer/llmconfig.yaml", "runner:\n  temporal: {namespace: one}\n")
     client = serve()
     path.write_text("runner:\n  temporal: {namespace: two}\n")
     servers[0].reload()
