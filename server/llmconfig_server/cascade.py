@@ -72,7 +72,8 @@ class _Resolver:
         # Inputs of these layers that could not be parsed (or a file that could not be read):
         # listed first, with what the cascade finds in the rest.
         self.unparsed: list[Violation] = list(dict.fromkeys(
-            p for layer in self.layers for p in layer.problems_for(FIELDS)))
+            p for layer in self.layers if layer.problems or layer.broken
+            for p in layer.problems_for(FIELDS)))
         self.violations: list[Violation] = []
         self.origins: list[Origin] = [Origin("mode", mode.source, mode.detail)]
 

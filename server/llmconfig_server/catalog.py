@@ -324,6 +324,7 @@ def canonical_model(provider: str, model: str) -> str:
     return spec.aliases.get(bare, bare)
 
 
+@lru_cache(maxsize=4096)
 def case_hint(provider: str, model: str) -> str | None:
     """The friendly name or tier that `model` is in another case (`QWEN2.5-coder` →
     `qwen2.5-coder`), for a warning; None when there is none."""

@@ -133,7 +133,11 @@ class _Collector:
 
     def parse(self, name: str, raw: Any, source: Source, subject: str, detail: str = "",
               ) -> Value | None:
-        return self.attempt(lambda: parse_value(name, raw, source, detail or subject, subject))
+        try:  # (not through attempt(): a request's overrides are parsed on every call)
+            return parse_value(name, raw, source, detail or subject, subject)
+        except ParseError as exc:
+            self.violations.append(exc.violation)
+            return None
 
     def attempt(self, parse: Callable[[], Value]) -> Value | None:
         try:
