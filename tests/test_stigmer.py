@@ -449,6 +449,15 @@ def test_execution_comes_from_stigmers_file(serve):
         "~/.stigmer/config.yaml: backend.local.execution.ttl"
 
 
+def test_a_hand_written_execution_section_without_booleans_keeps_their_defaults(serve):
+    # Go would read the absent booleans as false; the CLI always writes both.
+    runner = serve(files={STIGMER: cli_file(execution="            mode: sandbox\n")}
+                   ).resolve_runner()
+    e = runner.config.execution
+    assert (e.mode, e.sandbox_auto_pull, e.sandbox_cleanup) == ("sandbox", True, True)
+    assert runner.origin("execution.sandbox_auto_pull").detail == "local mode default"
+
+
 def test_execution_variables_beat_the_file(serve):
     env = {"STIGMER_EXECUTION_MODE": "auto", "STIGMER_SANDBOX_IMAGE": "sandbox:dev",
            "STIGMER_SANDBOX_AUTO_PULL": "false", "STIGMER_SANDBOX_CLEANUP": "false",
