@@ -53,7 +53,7 @@ def test_provider_in_higher_layer_drops_model_of_another_provider_with_warning(s
 def test_dropped_value_falls_through_to_a_lower_layer_that_fits(serve):
     resolved = serve(args=["--llm-provider", "ollama"],
                      env={"STIGMER_LLM_MODEL": "gpt-4o"},
-                     files={".stigmer/config.yaml": "llm:\n  model: phi4:14b\n"}).resolve()
+                     files={"~/.stigmer/llmconfig.yaml": "llm:\n  model: phi4:14b\n"}).resolve()
     assert resolved.config.model == "phi4:14b"
 
 

@@ -30,7 +30,7 @@ def test_local_defaults_are_seed_004s_table(serve):
     assert (c.temporal.address, c.temporal.namespace, c.temporal.task_queue,
             c.temporal.max_concurrency) == ("localhost:7233", "default",
                                             "agent_execution_runner", 10)
-    assert c.backend.endpoint == "localhost:50051"
+    assert c.backend.endpoint == "localhost:7234"  # the daemon's port (Stigmer's DaemonPort)
     assert c.backend.api_key_present and c.backend.api_key == ""  # no secrets unasked
     assert (c.sandbox.type, c.sandbox.root_dir) == ("filesystem", "./workspace")
     assert not c.redis.enabled
@@ -101,26 +101,27 @@ def test_runner_secrets_need_the_secrets_scope(serve, workspace):
 
 
 def test_the_config_files_mode_runner_section_beats_its_runner_section(serve):
-    client = serve(files={".stigmer/config.yaml": (
+    client = serve(files={"~/.stigmer/llmconfig.yaml": (
         "runner:\n  temporal: {address: 'temporal.lan:7233', max_concurrency: 4}\n"
         "local:\n  runner:\n    temporal: {address: 'localhost:7234'}\n")})
     runner = client.resolve_runner()
     assert runner.config.temporal.address == "localhost:7234"
     assert runner.config.temporal.max_concurrency == 4
     assert runner.origin("temporal.address").detail.endswith(
-        "/.stigmer/config.yaml: local.runner.temporal.address")
+        "~/.stigmer/llmconfig.yaml: local.runner.temporal.address")
 
 
 def test_the_environment_beats_the_config_file(serve):
     client = serve(env={"TEMPORAL_NAMESPACE": "ns-env"}, files={
-        ".stigmer/config.yaml": "runner:\n  temporal: {namespace: ns-file}\n"})
+        "~/.stigmer/llmconfig.yaml": "runner:\n  temporal: {namespace: ns-file}\n"})
     assert client.resolve_runner().config.temporal.namespace == "ns-env"
 
 
 def test_a_bad_runner_value_never_stops_the_server(server_process):
     handle = server_process(env={"TEMPORAL_MAX_CONCURRENCY": "lots"})
     handle.wait_for(r"runner settings \(local mode\) are not usable: TEMPORAL_MAX_CONCURRENCY: "
-                    r"'lots' is not a plain whole number")
+                    r"'lots' is not an integer; temporal.max_concurrency must be a whole number "
+                    r"between 1 and 10000")
     with llmconfig.Client(handle.target) as client:
         assert client.resolve().config.provider == "ollama"  # LLM-only callers carry on
         with pytest.raises(llmconfig.PreconditionFailed) as caught:
@@ -136,7 +137,7 @@ def test_redis_settings_are_ignored_in_local_mode_with_a_warning(serve):
 
 
 def test_runner_settings_are_reloaded(serve, servers, workspace):
-    path = workspace.write(".stigmer/config.yaml", "runner:\n  temporal: {namespace: one}\n")
+    path = workspace.write("~/.stigmer/llmconfig.yaml", "runner:\n  temporal: {namespace: one}\n")
     client = serve()
     path.write_text("runner:\n  temporal: {namespace: two}\n")
     servers[0].reload()
@@ -211,7 +212,8 @@ def test_cli_runner_prints_each_value_and_its_origin(serve, workspace):
                            "--session-id", "abc", "--color", "never"], capture_output=True,
                           text=True, timeout=30, env=base_env(workspace))
     assert done.returncode == 0, done.stderr
-    assert "temporal.namespace       ns1" in done.stdout and "TEMPORAL_NAMESPACE" in done.stdout
+    assert "temporal.namespace            ns1" in done.stdout
+    assert "TEMPORAL_NAMESPACE" in done.stdout
     assert "./workspace/sessions/abc" in done.stdout
     assert "dummy-local-key" not in done.stdout  # a hint, not the secret
 

@@ -62,7 +62,7 @@ def test_repr_of_a_config_never_shows_the_key(serve):
 
 def test_config_file_key_of_wrong_type_is_not_echoed(serve):
     with pytest.raises(Exception) as caught:
-        serve(files={".stigmer/config.yaml": "llm:\n  api_key: [sk-ant-secret-value-1234]\n"})
+        serve(files={"~/.stigmer/llmconfig.yaml": "llm:\n  api_key: [sk-ant-secret-value-1234]\n"})
     assert "sk-ant-secret" not in str(caught.value)
     assert "<secret>" in str(caught.value)
 

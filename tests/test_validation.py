@@ -135,7 +135,7 @@ def test_nan_temperature_is_refused_not_internal(serve):
 
 
 def test_unknown_provider_in_the_other_mode_is_a_precondition_not_internal(serve):
-    client = serve(files={".stigmer/config.yaml": "cloud:\n  llm:\n    provider: anthropic\n"})
+    client = serve(files={"~/.stigmer/llmconfig.yaml": "cloud:\n  llm:\n    provider: anthropic\n"})
     with pytest.raises(llmconfig.PreconditionFailed) as caught:
         client.resolve("cloud")
     assert caught.value.reason == "API_KEY_MISSING"

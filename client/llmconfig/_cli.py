@@ -244,6 +244,7 @@ RUNNER_ROWS: tuple[tuple[str, Callable[[RunnerConfig], str]], ...] = (
     ("temporal.namespace", lambda c: c.temporal.namespace),
     ("temporal.task_queue", lambda c: c.temporal.task_queue),
     ("temporal.max_concurrency", lambda c: str(c.temporal.max_concurrency)),
+    ("temporal.managed", lambda c: "yes" if c.temporal.managed else "no"),
     ("backend.endpoint", lambda c: c.backend.endpoint),
     ("backend.api_key", lambda c: c.backend.api_key or c.backend.api_key_hint or "(none)"),
     ("sandbox.type", lambda c: c.sandbox.type),
@@ -256,7 +257,13 @@ RUNNER_ROWS: tuple[tuple[str, Callable[[RunnerConfig], str]], ...] = (
     ("redis.port", lambda c: str(c.redis.port)),
     ("redis.password", lambda c: c.redis.password
      or ("(set)" if c.redis.password_present else "(none)")),
+    ("execution.mode", lambda c: c.execution.mode),
+    ("execution.sandbox_image", lambda c: c.execution.sandbox_image),
+    ("execution.sandbox_auto_pull", lambda c: "yes" if c.execution.sandbox_auto_pull else "no"),
+    ("execution.sandbox_cleanup", lambda c: "yes" if c.execution.sandbox_cleanup else "no"),
+    ("execution.sandbox_ttl_seconds", lambda c: str(c.execution.sandbox_ttl_seconds)),
 )
+_RUNNER_PATH_WIDTH = max(len(path) for path, _ in RUNNER_ROWS)
 
 
 def cmd_runner(client: Client, args: argparse.Namespace, style: Style) -> int:
@@ -281,13 +288,13 @@ def cmd_runner(client: Client, args: argparse.Namespace, style: Style) -> int:
     for path, _ in RUNNER_ROWS:
         origin = origins.get(path)
         source = origin.source.value if origin else "default"
-        lines.append(f"{path:<24} {shown[path]:<{width}}  "
+        lines.append(f"{path:<{_RUNNER_PATH_WIDTH}} {shown[path]:<{width}}  "
                      f"{style(f'{source:<8}', SOURCE_COLOUR[source])} "
                      f"{origin.detail if origin else ''}")
     c = runner.llm.config
-    lines.append(f"{'llm':<24} {c.provider} {c.model} at {c.base_url} (revision "
-                 f"{runner.llm.revision}; `llmconfig resolve` shows its origins)")
-    lines.append(f"{'revision':<24} {runner.revision}")
+    lines.append(f"{'llm':<{_RUNNER_PATH_WIDTH}} {c.provider} {c.model} at {c.base_url} "
+                 f"(revision {runner.llm.revision}; `llmconfig resolve` shows its origins)")
+    lines.append(f"{'revision':<{_RUNNER_PATH_WIDTH}} {runner.revision}")
     lines += [style(f"warning: {w}", "yellow") for w in (*runner.warnings, *runner.llm.warnings)]
     print("\n".join(lines))
     return EXIT_OK

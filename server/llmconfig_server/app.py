@@ -202,7 +202,8 @@ def runner_report(snapshot: Snapshot) -> list[str]:
     lines = []
     for mode in MODES:
         try:
-            runner.resolve(snapshot.runner, mode, Origin("mode", Source.REQUEST, "report"))
+            runner.resolve(snapshot.resolver.sources.layers_for(mode), mode,
+                           Origin("mode", Source.REQUEST, "report"))
         except ConfigError as exc:
             lines.append(f"runner settings ({mode} mode) are not usable: {exc}")
         else:

@@ -1,7 +1,8 @@
 """Layers → one resolved, validated configuration with the origin of every value.
 
-Order, highest first: request overrides > flags > environment > config file (mode section, then
-common section) > smart default > mode defaults > provider defaults.
+Order, highest first: request overrides > flags > environment > config files (llmconfig's own:
+mode section, then common section; then Stigmer's) > smart default > mode defaults > provider
+defaults.
 
 Two consistency rules shape the merge:
 - the provider comes from the highest layer that names one, either directly or through a model
@@ -25,12 +26,14 @@ from .catalog import (
     PROVIDERS,
     ProviderSpec,
     canonical_model,
+    case_hint,
     key_hint,
     provider_of_base_url,
     provider_of_key,
     provider_of_model,
 )
 from .domain import (
+    FIELDS,
     ConfigError,
     Layer,
     Origin,
@@ -66,6 +69,11 @@ class _Resolver:
         self.require_key = require_key
         self.layers = [layer for layer in layers if not layer.is_empty()]
         self.warnings: list[str] = [w for layer in self.layers for w in layer.warnings]
+        # Inputs of these layers that could not be parsed (or a file that could not be read):
+        # listed first, with what the cascade finds in the rest.
+        self.unparsed: list[Violation] = list(dict.fromkeys(
+            p for layer in self.layers if layer.problems or layer.broken
+            for p in layer.problems_for(FIELDS)))
         self.violations: list[Violation] = []
         self.origins: list[Origin] = [Origin("mode", mode.source, mode.detail)]
 
@@ -184,9 +192,22 @@ class _Resolver:
         base_url = self._native_root(spec, chosen["base_url"], used["base_url"])
         self._check_ranges(spec, chosen, used)
         self._check_model_rules(spec, model, chosen, used)
-        self._note_unknown_model(spec, model, used["model"])
+        if (lowered := case_hint(provider, requested_model)) is not None:
+            where = f" (from {used['model'].detail})" if used["model"] else ""
+            self.warnings.append(
+                f"model {requested_model!r}{where} is passed on as given: names are exact, and "
+                f"the {spec.display_name} name it resembles is {lowered!r} (→ "
+                f"{canonical_model(provider, lowered)}); write it in lower case to use that")
+        else:
+            self._note_unknown_model(spec, model, used["model"])
         if spec.needs_key and self.require_key and not chosen["api_key"]:
             self.violations.append(self._missing_key(spec, provider_origin))
+        if self.unparsed:
+            # Not what follows from an unparsed field itself (a key file that cannot be read
+            # is not also a missing key).
+            failed = {v.field for v in self.unparsed}
+            raise ConfigError([*self.unparsed,
+                               *(v for v in self.violations if v.field not in failed)])
         if self.violations:
             raise ConfigError(self.violations)
 

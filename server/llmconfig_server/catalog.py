@@ -163,6 +163,10 @@ OLLAMA: Final = ProviderSpec(
         "devstral",
         "magistral",
         "olmo",
+        # graphton's other Ollama prefixes (Stigmer's runner places these names on Ollama).
+        "yi",
+        "solar",
+        "orca",
     ),
     ports=(11434,),
     aliases=_frozen(
@@ -176,7 +180,9 @@ OLLAMA: Final = ProviderSpec(
             "llama3": "llama3:8b",
             "deepseek-r1": "deepseek-r1:7b",
             "deepseek-coder-v2": "deepseek-coder-v2:16b",
-            "codellama": "codellama:7b",
+            # graphton's OLLAMA_MODEL_MAP (Stigmer's runner): these two keep its meaning.
+            "deepseek-coder": "deepseek-coder-v2:16b",
+            "codellama": "codellama:13b",
             "mistral": "mistral:7b",
             "gemma2": "gemma2:9b",
             "gemma3": "gemma3:4b",
@@ -308,13 +314,26 @@ def provider_of_base_url(url: str) -> str | None:
 
 @lru_cache(maxsize=4096)
 def canonical_model(provider: str, model: str) -> str:
-    """The provider's canonical id for a model, tier or friendly name; unknown ids pass through."""
+    """The provider's canonical id for a model, tier or friendly name; unknown ids pass through.
+    Names match exactly, as in graphton's map: `QWEN2.5-coder` is not `qwen2.5-coder` (provider
+    model ids are case-sensitive; a value is never rewritten on a guess)."""
+    spec = PROVIDERS[provider]
+    _, bare = split_provider_prefix(model)
+    if bare in spec.tiers:
+        return spec.tiers[bare]
+    return spec.aliases.get(bare, bare)
+
+
+@lru_cache(maxsize=4096)
+def case_hint(provider: str, model: str) -> str | None:
+    """The friendly name or tier that `model` is in another case (`QWEN2.5-coder` →
+    `qwen2.5-coder`), for a warning; None when there is none."""
     spec = PROVIDERS[provider]
     _, bare = split_provider_prefix(model)
     lowered = bare.lower()
-    if lowered in spec.tiers:
-        return spec.tiers[lowered]
-    return spec.aliases.get(lowered, bare)
+    if lowered != bare and (lowered in spec.tiers or lowered in spec.aliases):
+        return lowered
+    return None
 
 
 def key_hint(key: str) -> str:

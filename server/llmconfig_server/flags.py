@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="llmconfig-server",
         description=(
             "Serve llmconfig.v1.LLMConfigService: the LLM configuration of Stigmer, resolved "
-            "from request overrides > these flags > environment > config file > defaults."
+            "from request overrides > these flags > environment > config files > defaults."
         ),
         epilog="Secrets passed as flags are visible in the process list; prefer "
         "ANTHROPIC_API_KEY_FILE / STIGMER_LLM_API_KEY_FILE.",
@@ -110,8 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "arbitrary hosts)")
     llm = parser.add_argument_group("LLM configuration (beats environment and config file)")
     llm.add_argument("--config", metavar="PATH",
-                     help="YAML config file (else STIGMER_CONFIG, ./.stigmer/config.yaml, "
-                          "~/.stigmer/config.yaml)")
+                     help="llmconfig's own YAML config file (else STIGMER_LLMCONFIG_CONFIG, "
+                          "else ~/.stigmer/llmconfig.yaml); Stigmer's own "
+                          "~/.stigmer/config.yaml is read too, below it")
     llm.add_argument("--mode", help="local or cloud (env MODE; default local)")
     helps = {
         "provider": "anthropic, ollama or openai",

@@ -61,8 +61,19 @@ class YAMLProblem(Exception):
         self.where = where
 
 
+# Where each value of a document is: key path → (line, column, the scalar's text or None).
+Marks = dict[tuple[str, ...], tuple[int, int, str | None]]
+
+
 def load(text: str) -> Any:
     """The document in `text` (None when empty); raises YAMLProblem."""
+    return load_with_marks(text)[0]
+
+
+def load_with_marks(text: str) -> tuple[Any, Marks]:
+    """The document and, for each value under a path of plain keys, its line and column and
+    (for a scalar) its text as written — what a reader with typed fields, such as Go's
+    yaml.v3, takes for a string field (`provider: on` is the string "on" there, not true)."""
     try:
         _count_values(text)
         return _compose_and_construct(text)
@@ -83,16 +94,32 @@ def load(text: str) -> Any:
         raise YAMLProblem("invalid YAML: not valid Unicode text") from None
 
 
-def _compose_and_construct(text: str) -> Any:
+def _compose_and_construct(text: str) -> tuple[Any, Marks]:
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
-            return None
+            return None, {}
         _check_graph(node)
-        return loader.construct_document(node)
+        return loader.construct_document(node), _marks(node)
     finally:
         loader.dispose()
+
+
+def _marks(root: Node) -> Marks:
+    """Each value's place, by key path. _check_graph has bounded the expanded size, so this
+    walk (which follows aliases) visits at most MAX_NODES values."""
+    found: Marks = {}
+    stack: list[tuple[tuple[str, ...], Node]] = [((), root)]
+    while stack:
+        path, node = stack.pop()
+        mark = node.start_mark
+        text = node.value if isinstance(node, ScalarNode) else None
+        found[path] = (mark.line + 1, mark.column + 1, text)
+        if isinstance(node, MappingNode):
+            stack.extend(((*path, key.value), value) for key, value in node.value
+                         if isinstance(key, ScalarNode) and key.tag != _MERGE_TAG)
+    return found
 
 
 def _quiet(problem: str) -> str:

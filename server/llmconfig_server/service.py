@@ -125,8 +125,9 @@ class LLMConfigService:
                 raise
             problems += exc.violations
         try:
-            runner_resolution = runner.resolve(snapshot.runner, mode, mode_origin,
-                                               request.session_id, net, self.container_host)
+            runner_resolution = runner.resolve(snapshot.resolver.sources.layers_for(mode), mode,
+                                               mode_origin, request.session_id, net,
+                                               self.container_host)
         except ConfigError as exc:
             if exc.caused_by_request:
                 raise

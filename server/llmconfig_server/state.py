@@ -3,8 +3,8 @@
 swapped whole on reload.
 
 - `Inputs` are fixed for the life of the process (flags and environment); the files they name
-  (the config file, `*_FILE` secrets, the tokens file, the TLS files) are read again by every
-  `build`.
+  (llmconfig's and Stigmer's config files, `*_FILE` secrets, the tokens file, the TLS files)
+  are read again by every `build`.
 - `build` makes a complete `Snapshot` off to the side or raises `BuildError` listing every
   problem: the resolver and each mode's base resolution, the health checker with its caches,
   the answer cache, the tokens, the TLS material. Nothing derived from an old snapshot
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import access as access_policy
-from . import runner
+from . import runner_fields
 from .answers import AnswerCache
 from .domain import ConfigError
 from .health import HealthReport, HttpPool, ProviderHealth
@@ -76,7 +76,6 @@ class Snapshot:
     servicer: LLMConfigServicer
     answers: AnswerCache
     access: access_policy.Access
-    runner: runner.RunnerSources
     fingerprint: str  # equal fingerprints: nothing a caller could observe differs
     files: tuple[Path, ...]  # the files this snapshot was built from, to watch
     # Problems with newer inputs while this (last good) state is served; added to answers.
@@ -94,55 +93,49 @@ def build(inputs: Inputs, http: HttpPool | None = None,
     listener the exposure policy forbids."""
     options = inputs.options
     problems: list[str] = []
-    sources, unparsed = read_server_sources(options.flags, inputs.environ, inputs.cwd,
-                                            inputs.home)
+    sources = read_server_sources(options.flags, inputs.environ, inputs.cwd, inputs.home)
     resolver = Resolver(sources)
     base = resolver.base()
-    if unparsed:
-        # Listed with what the cascade finds in the rest (a range error beside a parse error).
-        problems += [v.message for v in unparsed]
-        if isinstance(base, ConfigError):  # not what follows from an unparsed field itself
-            failed = {v.field for v in unparsed}
-            problems += [v.message for v in base.violations if v.field not in failed]
-    elif isinstance(base, ConfigError) and inputs.require_valid_mode:
+    # An input of the server's own mode that cannot be used (a bad variable, a config file
+    # that cannot be read) always stops it; so does a mode that cannot be known. An input of
+    # the other mode only makes that mode answer FAILED_PRECONDITION.
+    unparsed = sources.llm_problems(resolver.default_mode)
+    problems += [v.message for v in sources.mode_problems]
+    if isinstance(base, ConfigError) and (unparsed or inputs.require_valid_mode):
         problems += [v.message for v in base.violations]
     try:
         access = access_policy.load(options.access, options.listeners)
     except access_policy.AccessProblem as exc:
         problems.append(str(exc))
     if problems:
-        raise BuildError(problems)
+        raise BuildError(list(dict.fromkeys(problems)))
     health = ProviderHealth(resolver, options.health, http, observer=observer)
-    # Runner settings never stop the server: their problems are answered and reported.
-    runner_sources = runner.load(inputs.environ, resolver.sources.file)
     return Snapshot(
         resolver=resolver,
         health=health,
         servicer=LLMConfigServicer(resolver, health),
         answers=AnswerCache(),
         access=access,
-        runner=runner_sources,
-        fingerprint=_fingerprint(resolver, access, runner_sources),
+        fingerprint=_fingerprint(resolver, access),
         files=_files(inputs, resolver),
     )
 
 
-def _fingerprint(resolver: Resolver, access: access_policy.Access,
-                 runner_sources: runner.RunnerSources) -> str:
+def _fingerprint(resolver: Resolver, access: access_policy.Access) -> str:
     """A digest of everything the snapshot was made of (sources, tokens, TLS material), so a
     reload whose files did not change leaves the running state — and its caches — alone."""
     digest = hashlib.sha256(repr(resolver.sources).encode())
     digest.update(repr(access.tokens).encode())
     digest.update(repr(access.tls).encode())
-    digest.update(repr(runner_sources).encode())
     return digest.hexdigest()
 
 
 def _files(inputs: Inputs, resolver: Resolver) -> tuple[Path, ...]:
-    named = []
-    if resolver.sources.file is not None:
-        named.append(resolver.sources.file.path)
-    secret_variables = [v for v in (*environment_variables(), *runner.environment_variables())
+    """What to watch: both config files (llmconfig's own and Stigmer's, present or not, so one
+    created later is seen), every `*_FILE` secret, the tokens and TLS files."""
+    named = list(resolver.sources.watched)
+    secret_variables = [v for v in (*environment_variables(),
+                                    *runner_fields.environment_variables())
                         if v.endswith("_FILE")]
     named += [Path(inputs.environ[v]) for v in secret_variables if inputs.environ.get(v)]
     access = inputs.options.access

@@ -37,8 +37,8 @@ type LLMConfigServiceClient interface {
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	WatchLLMConfig(ctx context.Context, in *WatchLLMConfigRequest, opts ...grpc.CallOption) (LLMConfigService_WatchLLMConfigClient, error)
 	// ResolveRunnerConfig resolves everything an agent runner reads: its mode, Temporal,
-	// backend, sandbox and Redis settings, and the mode's LLM configuration, with the origin of
-	// every value. Secrets only with include_secrets (and the secrets scope).
+	// backend, sandbox, Redis and execution settings, and the mode's LLM configuration, with
+	// the origin of every value. Secrets only with include_secrets (and the secrets scope).
 	//
 	// Errors: INVALID_ARGUMENT for a bad request field (a session id with a path separator);
 	// FAILED_PRECONDITION listing every missing or bad server value at once.
@@ -136,8 +136,8 @@ type LLMConfigServiceServer interface {
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	WatchLLMConfig(*WatchLLMConfigRequest, LLMConfigService_WatchLLMConfigServer) error
 	// ResolveRunnerConfig resolves everything an agent runner reads: its mode, Temporal,
-	// backend, sandbox and Redis settings, and the mode's LLM configuration, with the origin of
-	// every value. Secrets only with include_secrets (and the secrets scope).
+	// backend, sandbox, Redis and execution settings, and the mode's LLM configuration, with
+	// the origin of every value. Secrets only with include_secrets (and the secrets scope).
 	//
 	// Errors: INVALID_ARGUMENT for a bad request field (a session id with a path separator);
 	// FAILED_PRECONDITION listing every missing or bad server value at once.
