@@ -42,6 +42,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BuildError as exc:
         _refuse(exc.problems)
         return EXIT_INVALID_CONFIG
+    tokens = snapshot.access.tokens
+    if tokens is not None and tokens.broken and tokens.problem:
+        # Running, it would refuse every token (fail closed); starting, the operator is here
+        # to fix it. (An empty list is a choice: the server starts and refuses every token.)
+        _refuse([tokens.problem.removesuffix("; every token is refused until it is fixed")])
+        return EXIT_INVALID_CONFIG
     try:
         asyncio.run(serve(inputs, snapshot))
     except ListenError as exc:

@@ -20,6 +20,7 @@ from grpc_health.v1._async import HealthServicer
 
 from . import reflection
 from .access import AccessGuard, reloading_credentials
+from .health_protocol import BoundedHealthServicer
 from .listeners import (
     Listener,
     ListenError,
@@ -30,6 +31,7 @@ from .reloader import Reloader
 from .service import LLMConfigService
 from .servicer import SERVICE_NAME
 from .state import Inputs, ServerState, Snapshot, build
+from .streams import WatchBudget
 
 if TYPE_CHECKING:
     from .metrics import Metrics
@@ -151,7 +153,8 @@ async def start(inputs: Inputs, snapshot: Snapshot | None = None, *,
     links: list[Link] = []
     if options.access.tokens_file:
         links.append(AccessGuard(lambda: state.current.access.tokens))
-    service = LLMConfigService(state)
+    budget = WatchBudget(options.max_watch_streams)
+    service = LLMConfigService(state, budget)
     metrics = None
     if options.metrics_listen:
         from .metrics import Metrics  # prometheus-client loads only for a server that serves it
@@ -163,10 +166,12 @@ async def start(inputs: Inputs, snapshot: Snapshot | None = None, *,
         snapshot.health.observer = metrics.observe_probe
         service.on_secret = metrics.count_secret
         _count_reloads(state, metrics)
+        if options.access.tokens_file:
+            _watch_tokens_file(state, metrics)
     server = grpc.aio.server(options=CHANNEL_OPTIONS)
     registering: Any = _Registering(server, links) if links else server
     service.add_to(registering)
-    health = HealthServicer()
+    health = BoundedHealthServicer(budget)
     health_pb2_grpc.add_HealthServicer_to_server(health, registering)
     reflection.enable(registering, (SERVICE_NAME, health_pb2.DESCRIPTOR
                                     .services_by_name["Health"].full_name))
@@ -202,7 +207,8 @@ def runner_report(snapshot: Snapshot) -> list[str]:
     lines = []
     for mode in MODES:
         try:
-            runner.resolve(snapshot.runner, mode, Origin("mode", Source.REQUEST, "report"))
+            runner.resolve(snapshot.runner, mode, Origin("mode", Source.REQUEST, "report"),
+                           revision_key=snapshot.resolver.revision_key)
         except ConfigError as exc:
             lines.append(f"runner settings ({mode} mode) are not usable: {exc}")
         else:
@@ -223,6 +229,16 @@ def _count_reloads(state: ServerState, metrics: Metrics) -> None:
         metrics.set_revision(revision())
 
     state.on_swap(counted)
+
+
+def _watch_tokens_file(state: ServerState, metrics: Metrics) -> None:
+    """Whether the tokens file accepts tokens (0: empty or unusable, every token refused)."""
+    def update(_result: str = "") -> None:
+        tokens = state.current.access.tokens
+        metrics.tokens_file_ok.set(int(tokens is not None and tokens.problem is None))
+
+    update()
+    state.on_swap(update)
 
 
 def _add_port(server: grpc.aio.Server, listener: Listener,
@@ -272,6 +288,8 @@ async def serve(inputs: Inputs, snapshot: Snapshot) -> None:
         notes.append(f"reload: on SIGHUP, file changes, and every {options.reload_interval:g} s")
     for warning in snapshot.access.warnings:
         log.warning("%s", warning)
+    if (tokens := snapshot.access.tokens) is not None and tokens.problem is not None:
+        log.error("%s", tokens.problem)  # an empty list; an unusable file stopped __main__
     log.info("%s", startup_report(snapshot.resolver, running.addresses, notes))
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

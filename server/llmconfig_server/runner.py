@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from . import files, network
+from .cascade import secret_digest
 from .catalog import MODES, key_hint
 from .config_file import LoadedFile
 from .domain import ConfigError, Origin, Reason, Source, Value, Violation
@@ -127,7 +128,8 @@ def load(environ: Mapping[str, str], loaded: LoadedFile | None) -> RunnerSources
 
 def resolve(sources: RunnerSources, mode: str, mode_origin: Origin, session_id: str = "",
             network_name: str = network.HOST,
-            container_host: str = network.DEFAULT_CONTAINER_HOST) -> RunnerResolution:
+            container_host: str = network.DEFAULT_CONTAINER_HOST, *,
+            revision_key: bytes) -> RunnerResolution:
     """The runner configuration for `mode`; raises ConfigError listing every problem (the
     request's own first: they are the caller's to fix)."""
     request_problems = _session_problems(session_id)
@@ -164,7 +166,7 @@ def resolve(sources: RunnerSources, mode: str, mode_origin: Origin, session_id: 
     resolution = RunnerResolution(mode, values, tuple(origins), tuple(warnings), "")
     if network_name == network.DOCKER:
         resolution = _for_container(resolution, container_host)
-    return replace(resolution, revision=_revision(resolution))
+    return replace(resolution, revision=_revision(resolution, revision_key))
 
 
 def _shape_sandbox(values: dict[str, Any], origins: list[Origin], session_id: str) -> None:
@@ -209,12 +211,12 @@ def _for_container(resolution: RunnerResolution, container_host: str) -> RunnerR
     return replace(resolution, values=values, origins=tuple(origins))
 
 
-def _revision(resolution: RunnerResolution) -> str:
+def _revision(resolution: RunnerResolution, revision_key: bytes) -> str:
     parts = [resolution.mode]
     for path in sorted(resolution.values):
         value = resolution.values[path]
         if path in BY_PATH and BY_PATH[path].secret and value:
-            value = hashlib.sha256(str(value).encode()).hexdigest()
+            value = secret_digest(str(value), revision_key)  # keyed: see cascade.revision_of
         parts.append(f"{path}={value}")
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:12]
 

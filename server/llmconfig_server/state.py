@@ -11,12 +11,18 @@ swapped whole on reload.
   survives into a new one.
 - `ServerState` holds the current snapshot, swaps it, keeps the last good one when an update
   is broken (answers then carry a warning naming the problem and since when), and wakes the
-  watch streams on every swap.
+  watch streams on every swap, a batch at a time, so thousands of them do not hold the event
+  loop away from other callers.
+
+The tokens file is the exception to "keep the last good": revocation must not fail open, so
+the tokens read now apply even when the rest of an update is broken, and a tokens file that
+cannot be used refuses every token (access.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 import logging
 import os
@@ -28,18 +34,22 @@ from typing import TYPE_CHECKING, Any
 
 from . import access as access_policy
 from . import runner
-from .answers import AnswerCache
+from .answers import AnswerCache, EventCache
 from .domain import ConfigError
 from .health import HealthReport, HttpPool, ProviderHealth
 from .redact import redact_text
-from .resolver import Resolver
+from .resolver import PROCESS_REVISION_KEY, Resolver
 from .servicer import LLMConfigServicer
 from .sources import environment_variables, read_server_sources
+from .tokens import TokenTable
 
 if TYPE_CHECKING:
     from .flags import Options
 
 log = logging.getLogger("llmconfig_server")
+# Watch streams woken per turn of the event loop after a swap: other callers are served
+# between two batches.
+WAKE_BATCH = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +72,13 @@ class Inputs:
 
 
 class BuildError(Exception):
-    """The inputs cannot make a server state; `problems` are one line each, never a secret."""
+    """The inputs cannot make a server state; `problems` are one line each, never a secret.
+    `tokens`: the tokens file as read all the same (None: no tokens file, or not read)."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[str], tokens: TokenTable | None = None) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
+        self.tokens = tokens
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -81,22 +93,38 @@ class Snapshot:
     files: tuple[Path, ...]  # the files this snapshot was built from, to watch
     # Problems with newer inputs while this (last good) state is served; added to answers.
     warnings: tuple[str, ...] = ()
+    # WatchLLMConfig's events on this snapshot, shared by the streams that asked the same.
+    events: EventCache = field(default_factory=EventCache)
 
-    def degraded(self, warnings: tuple[str, ...]) -> Snapshot:
-        """The same state, served with `warnings` (a fresh answer cache: answers change)."""
-        return replace(self, answers=AnswerCache(), warnings=warnings)
+    def degraded(self, warnings: tuple[str, ...], tokens: TokenTable | None = None,
+                 ) -> Snapshot:
+        """The same state, served with `warnings` (fresh caches: answers change) and the
+        tokens of the moment (given: they replace the state's own)."""
+        access = self.access if tokens is None else replace(self.access, tokens=tokens)
+        return replace(self, answers=AnswerCache(), events=EventCache(), warnings=warnings,
+                       access=access)
 
 
 def build(inputs: Inputs, http: HttpPool | None = None,
-          observer: Callable[[HealthReport, bool], None] | None = None) -> Snapshot:
+          observer: Callable[[HealthReport, bool], None] | None = None,
+          revision_key: bytes | None = None) -> Snapshot:
     """The complete server state for `inputs`, or BuildError listing every problem: an
-    invalid configuration of the server's own mode, an unusable tokens or TLS file, or a
-    listener the exposure policy forbids."""
+    invalid configuration of the server's own mode, an unusable TLS file, or a listener the
+    exposure policy forbids. `revision_key`: the one the first build chose (see
+    derive_revision_key); a reload keeps it, so editing tokens does not change revisions."""
     options = inputs.options
     problems: list[str] = []
+    access: access_policy.Access | None = None
+    tokens = None
+    try:
+        access = access_policy.load(options.access, options.listeners)
+        tokens = access.tokens
+    except access_policy.AccessProblem as exc:
+        problems.append(str(exc))
+        tokens = exc.tokens
     sources, unparsed = read_server_sources(options.flags, inputs.environ, inputs.cwd,
                                             inputs.home)
-    resolver = Resolver(sources)
+    resolver = Resolver(sources, revision_key or derive_revision_key(tokens))
     base = resolver.base()
     if unparsed:
         # Listed with what the cascade finds in the rest (a range error beside a parse error).
@@ -106,12 +134,8 @@ def build(inputs: Inputs, http: HttpPool | None = None,
             problems += [v.message for v in base.violations if v.field not in failed]
     elif isinstance(base, ConfigError) and inputs.require_valid_mode:
         problems += [v.message for v in base.violations]
-    try:
-        access = access_policy.load(options.access, options.listeners)
-    except access_policy.AccessProblem as exc:
-        problems.append(str(exc))
-    if problems:
-        raise BuildError(problems)
+    if problems or access is None:
+        raise BuildError(problems, tokens)
     health = ProviderHealth(resolver, options.health, http, observer=observer)
     # Runner settings never stop the server: their problems are answered and reported.
     runner_sources = runner.load(inputs.environ, resolver.sources.file)
@@ -125,6 +149,20 @@ def build(inputs: Inputs, http: HttpPool | None = None,
         fingerprint=_fingerprint(resolver, access, runner_sources),
         files=_files(inputs, resolver),
     )
+
+
+def derive_revision_key(tokens: TokenTable | None) -> bytes:
+    """The key secrets enter revisions with (cascade.revision_of), chosen at start. Replicas
+    share their tokens file, and only the operator holds every digest in it, so with tokens
+    the key is derived from their digests: equal configurations give equal revisions on every
+    replica started with the same file, and a caller cannot recompute one to test a guess of
+    a key. Without tokens (one machine) it is this process's own random key."""
+    if tokens is None or not tokens.tokens:
+        return PROCESS_REVISION_KEY
+    digest = hashlib.sha256(b"llmconfig revision key v1\0")
+    for token_digest in sorted(token.digest for token in tokens.tokens):
+        digest.update(token_digest)
+    return digest.digest()
 
 
 def _fingerprint(resolver: Resolver, access: access_policy.Access,
@@ -168,8 +206,12 @@ class ServerState:
     closed: bool = False
     problem: _Problem | None = None
     _good: Snapshot | None = None
-    _wake: asyncio.Event | None = None
     _listeners: list[Any] = field(default_factory=list)
+    # Streams waiting for the next swap, and those a swap has yet to wake.
+    _waiting: dict[asyncio.Future[None], None] = field(default_factory=dict)
+    _to_wake: collections.deque[asyncio.Future[None]] = field(
+        default_factory=collections.deque)
+    _waker: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         self._good = self.current
@@ -194,14 +236,20 @@ class ServerState:
 
     def _reload(self, reason: str) -> str:
         try:
-            fresh = build(self.inputs, self.good.health.pool, self.good.health.observer)
+            fresh = build(self.inputs, self.good.health.pool, self.good.health.observer,
+                          self.good.resolver.revision_key)
         except BuildError as exc:
             message = redact_text("; ".join(exc.problems))  # it goes into logs and answers
-            if self.problem is None or self.problem.message != message:
+            new_problem = self.problem is None or self.problem.message != message
+            if new_problem:
                 self.problem = _Problem(message, datetime.now(UTC))
                 log.error("reload (%s) failed; still serving the last good configuration: %s",
                           reason, message)
-                self._swap(self.good.degraded((self._warning(),)))
+            # The tokens apply all the same: a revoked token must not live on because another
+            # file (or the tokens file itself) is broken.
+            tokens = exc.tokens if exc.tokens is not None else self.current.access.tokens
+            if new_problem or tokens != self.current.access.tokens:
+                self._swap(self.good.degraded((self._warning(),), tokens))
             return "failed"
         if fresh.fingerprint == self.good.fingerprint and self.problem is None:
             return "unchanged"
@@ -222,6 +270,7 @@ class ServerState:
                 f"{self.problem.message}; serving the last good configuration")
 
     def _swap(self, snapshot: Snapshot) -> None:
+        _note_tokens(self.current.access.tokens, snapshot.access.tokens)
         self.current = snapshot
         self.version += 1
         self._notify()
@@ -232,14 +281,42 @@ class ServerState:
         self._notify()
 
     def _notify(self) -> None:
-        if self._wake is not None:
-            self._wake.set()
-            self._wake = None
+        """Wake the waiting streams, WAKE_BATCH per turn of the event loop. Woken at once,
+        thousands of streams would each run before any other caller is answered."""
+        if not self._waiting:
+            return
+        self._to_wake.extend(self._waiting)
+        self._waiting.clear()
+        if self._waker is None or self._waker.done():
+            loop = self._to_wake[0].get_loop()
+            self._waker = loop.create_task(self._wake_in_batches())
+
+    async def _wake_in_batches(self) -> None:
+        while self._to_wake:
+            for _ in range(min(WAKE_BATCH, len(self._to_wake))):
+                waiter = self._to_wake.popleft()
+                if not waiter.done():  # a stream that ended meanwhile is cancelled
+                    waiter.set_result(None)
+            await asyncio.sleep(0)
 
     async def changed(self, version: int) -> int:
         """Wait until the state is newer than `version` (or closed); the current version."""
         while self.version == version and not self.closed:
-            if self._wake is None:
-                self._wake = asyncio.Event()
-            await self._wake.wait()
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiting[waiter] = None
+            try:
+                await waiter
+            finally:
+                self._waiting.pop(waiter, None)  # an ended stream leaves nothing behind
         return self.version
+
+
+def _note_tokens(before: TokenTable | None, after: TokenTable | None) -> None:
+    """Say once when the tokens file stops (or starts again) accepting tokens."""
+    was = before.problem if before is not None else None
+    now = after.problem if after is not None else None
+    if now is not None and now != was:
+        log.error("%s", now)
+    elif was is not None and now is None and after is not None:
+        log.info("tokens file %s accepts tokens again (%d entries)", after.source,
+                 len(after.tokens))
