@@ -203,6 +203,7 @@ class LLMConfigService:
                     yield await self._sent(event, caller, context)
         finally:
             self.budget.release(anonymous)
+            self.state.done_waiting()
 
     def _shared_event(self, snapshot: Snapshot, question: bytes,
                       request: pb.WatchLLMConfigRequest) -> Event:

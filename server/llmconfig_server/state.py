@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import hashlib
 import logging
 import os
@@ -47,9 +48,12 @@ if TYPE_CHECKING:
     from .flags import Options
 
 log = logging.getLogger("llmconfig_server")
-# Watch streams woken per turn of the event loop after a swap: other callers are served
-# between two batches.
-WAKE_BATCH = 64
+# After a swap, watch streams are woken this many at a time, and the next ones only when
+# these have sent their event (or ended): woken at once, 5,000 streams held other callers
+# for 300 ms (gRPC reports their sent messages to the event loop in one callback). Measured
+# at 5,000 streams (bench/attack.py): 64 → bystanders' p99 21–43 ms, 16 → 10 ms (idle 6 ms).
+WAKE_BATCH = 16
+WAKE_PATIENCE = 0.05  # seconds to wait for a batch before waking the next one anyway
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,10 +211,14 @@ class ServerState:
     problem: _Problem | None = None
     _good: Snapshot | None = None
     _listeners: list[Any] = field(default_factory=list)
-    # Streams waiting for the next swap, and those a swap has yet to wake.
-    _waiting: dict[asyncio.Future[None], None] = field(default_factory=dict)
-    _to_wake: collections.deque[asyncio.Future[None]] = field(
-        default_factory=collections.deque)
+    # Streams (their tasks) waiting for the next swap, those a swap has yet to wake, and
+    # those woken that have not come back to wait again.
+    _waiting: dict[asyncio.Future[None], asyncio.Task[Any] | None] = field(
+        default_factory=dict)
+    _to_wake: collections.deque[tuple[asyncio.Future[None], asyncio.Task[Any] | None]] = \
+        field(default_factory=collections.deque)
+    _in_flight: set[asyncio.Task[Any] | None] = field(default_factory=set)
+    _back: asyncio.Event | None = None
     _waker: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
@@ -281,34 +289,52 @@ class ServerState:
         self._notify()
 
     def _notify(self) -> None:
-        """Wake the waiting streams, WAKE_BATCH per turn of the event loop. Woken at once,
-        thousands of streams would each run before any other caller is answered."""
+        """Wake the waiting streams WAKE_BATCH at a time (see there)."""
         if not self._waiting:
             return
-        self._to_wake.extend(self._waiting)
+        self._to_wake.extend(self._waiting.items())
         self._waiting.clear()
         if self._waker is None or self._waker.done():
-            loop = self._to_wake[0].get_loop()
+            loop = self._to_wake[0][0].get_loop()
             self._waker = loop.create_task(self._wake_in_batches())
 
     async def _wake_in_batches(self) -> None:
         while self._to_wake:
-            for _ in range(min(WAKE_BATCH, len(self._to_wake))):
-                waiter = self._to_wake.popleft()
+            woken = 0
+            while self._to_wake and woken < WAKE_BATCH:
+                waiter, task = self._to_wake.popleft()
                 if not waiter.done():  # a stream that ended meanwhile is cancelled
                     waiter.set_result(None)
-            await asyncio.sleep(0)
+                    self._in_flight.add(task)
+                    woken += 1
+            if self._in_flight:
+                self._back = asyncio.Event()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._back.wait(), WAKE_PATIENCE)
+            self._in_flight.clear()  # the stragglers no longer hold the others back
+            await asyncio.sleep(0)  # and the callers queued meanwhile go first
 
     async def changed(self, version: int) -> int:
-        """Wait until the state is newer than `version` (or closed); the current version."""
+        """Wait until the state is newer than `version` (or closed); the current version.
+        A watch stream calls it again once it has sent what the last change gave it."""
+        task = asyncio.current_task()
+        self.done_waiting(task)
         while self.version == version and not self.closed:
             waiter = asyncio.get_running_loop().create_future()
-            self._waiting[waiter] = None
+            self._waiting[waiter] = task
             try:
                 await waiter
             finally:
                 self._waiting.pop(waiter, None)  # an ended stream leaves nothing behind
         return self.version
+
+    def done_waiting(self, task: asyncio.Task[Any] | None = None) -> None:
+        """The stream (its task; default: the current one) is back from a wake, or ended."""
+        task = task or asyncio.current_task()
+        if task in self._in_flight:
+            self._in_flight.discard(task)
+            if not self._in_flight and self._back is not None:
+                self._back.set()
 
 
 def _note_tokens(before: TokenTable | None, after: TokenTable | None) -> None:
