@@ -30,8 +30,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FlagError as exc:
         print(f"llmconfig-server: refusing to start: {exc}", file=sys.stderr)
         return EXIT_INVALID_CONFIG
+    from .corelog import route_native_stderr
     from .logs import configure
 
+    route_native_stderr()  # gRPC core's own lines, rate-limited, in --log-format
     configure(options.log_level, options.log_format)
     from .app import ListenError, serve
     from .state import BuildError, Inputs, build
@@ -53,6 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ListenError as exc:
         print(f"llmconfig-server: {exc}", file=sys.stderr)
         return EXIT_CANNOT_SERVE
+    finally:
+        from .corelog import flush
+
+        flush()
     return 0
 
 

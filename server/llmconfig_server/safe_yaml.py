@@ -61,11 +61,16 @@ class YAMLProblem(Exception):
         self.where = where
 
 
-def load(text: str) -> Any:
-    """The document in `text` (None when empty); raises YAMLProblem."""
+Positions = dict[tuple[str, ...], str]
+
+
+def load(text: str, positions: Positions | None = None) -> Any:
+    """The document in `text` (None when empty); raises YAMLProblem. `positions`, when given,
+    receives `line:column` of every mapping key and value by its path of keys (list items by
+    index), so an error can say where something is without quoting it."""
     try:
         _count_values(text)
-        return _compose_and_construct(text)
+        return _compose_and_construct(text, positions)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
@@ -83,16 +88,45 @@ def load(text: str) -> Any:
         raise YAMLProblem("invalid YAML: not valid Unicode text") from None
 
 
-def _compose_and_construct(text: str) -> Any:
+def _compose_and_construct(text: str, positions: Positions | None) -> Any:
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
             return None
         _check_graph(node)
+        if positions is not None:
+            _record_positions(node, positions)
         return loader.construct_document(node)
     finally:
         loader.dispose()
+
+
+def _record_positions(root: Node, positions: Positions) -> None:
+    """Where each key and value starts (bounded: the graph was counted; an alias is not
+    followed, its anchor was recorded where it stands)."""
+    seen: set[int] = set()
+    stack: list[tuple[Node, tuple[str, ...]]] = [(root, ())]
+    while stack:
+        node, path = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, MappingNode):
+            for key, value in node.value:
+                if isinstance(key, ScalarNode):
+                    where = (*path, str(key.value))
+                    positions.setdefault((*where, "<key>"), _line_column(key))
+                    positions.setdefault(where, _line_column(value))
+                    stack.append((value, where))
+        elif isinstance(node, SequenceNode):
+            for index, item in enumerate(node.value):
+                positions.setdefault((*path, str(index)), _line_column(item))
+                stack.append((item, (*path, str(index))))
+
+
+def _line_column(node: Node) -> str:
+    return f"{node.start_mark.line + 1}:{node.start_mark.column + 1}"
 
 
 def _quiet(problem: str) -> str:
