@@ -52,6 +52,9 @@ test: install
 	$(BIN)/python -m pytest -q
 
 ## Serve on the embedded defaults (local mode, Ollama, no key). Extra flags: make run ARGS='--mode cloud'
+## Loopback TCP without tokens answers everything but keys: add a Unix socket for callers that need
+## them (ARGS='--listen 127.0.0.1:50061 --listen unix:/tmp/llmconfig.sock'), or, on a machine whose
+## users may all read the keys, ARGS=--trust-loopback.
 run: install
 	$(BIN)/llmconfig-server $(ARGS)
 
