@@ -36,6 +36,7 @@ class Streams:
 
     def __init__(self, target: str) -> None:
         self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self.loop)  # grpc.aio looks it up outside coroutines too
         self.channel = self.loop.run_until_complete(self._channel(target))
         self.open: list[Any] = []
 
@@ -83,6 +84,7 @@ class Streams:
             stream.cancel()
         self.run(self.channel.close())
         self.loop.close()
+        asyncio.set_event_loop(None)
 
 
 @pytest.fixture
