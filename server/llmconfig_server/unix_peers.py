@@ -6,6 +6,11 @@ connection. The kernel does know each connection's peer (SO_PEERCRED, fixed at c
 the connections are file descriptors of this process: the uids of everyone connected to our
 sockets right now are read from those, and the call came from one of them. With one uid
 connected (the usual case: the daemon and its runners) that is the caller's uid exactly.
+
+Reading them costs a system call per open descriptor, so the answer is reused for a quarter of
+a second: a change reaching thousands of keyed watch streams audits each of them, and must not
+scan the descriptor table each time. (A caller of another uid whose connection is younger than
+that may be missed in its first audit line.)
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ import contextlib
 import os
 import socket
 import struct
+import time
 from collections.abc import Iterable
 from typing import Final
 
 _UCRED: Final = struct.Struct("3i")  # pid, uid, gid
 _FD_DIR: Final = "/proc/self/fd"
+REUSE_SECONDS: Final = 0.25
 
 
 class UnixPeers:
@@ -26,9 +33,17 @@ class UnixPeers:
         self.paths = frozenset(paths)
         # Descriptors seen, by (fd, socket inode): the peer's uid, or None for another socket.
         self._known: dict[tuple[int, str], int | None] = {}
+        self._found: tuple[int, ...] = ()
+        self._at = float("-inf")
 
     def uids(self) -> tuple[int, ...]:
         """The distinct uids connected to our Unix sockets now (empty: unknown)."""
+        now = time.monotonic()
+        if now - self._at >= REUSE_SECONDS:
+            self._found, self._at = self._scan(), now
+        return self._found
+
+    def _scan(self) -> tuple[int, ...]:
         if not self.paths:
             return ()
         try:
