@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 PROTOS := $(wildcard proto/llmconfig/v1/*.proto)
 GENERATED := client/llmconfig/v1
 
-.PHONY: install proto proto-check proto-lint lint test run bench clean image image-test image-bench deploy-check
+.PHONY: install proto proto-check proto-lint lint test run bench bench-attack clean image image-test image-bench deploy-check
 
 install: $(STAMP)
 
@@ -62,6 +62,12 @@ run: install
 ## prints a table and writes bench/results.json. BENCH_ROUNDS / BENCH_SECONDS trade time for noise.
 bench: install
 	$(BIN)/python -m bench
+
+## What a caller can make the server hold (tokenless health watches, padded service names) and
+## what a change reaching 5,000 watch streams costs other callers (~2 minutes on 2 cores); prints
+## JSON and writes bench/attack.json. A measurement, not a test.
+bench-attack: install
+	$(BIN)/python -m bench.attack
 
 ## The llmconfig-server image (IMAGE, default llmconfig-server:dev). Installs Docker from Debian
 ## and makes a Debian Python base where needed: deploy/image.sh says how.
