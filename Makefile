@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 PROTOS := $(wildcard proto/llmconfig/v1/*.proto)
 GENERATED := client/llmconfig/v1 go/llmconfig/v1
 
-.PHONY: install proto proto-check proto-lint third-party-protos lint test go-tools go-test run bench clean image image-test image-bench deploy-check
+.PHONY: install proto proto-check proto-lint third-party-protos lint test go-tools go-test run bench bench-attack clean image image-test image-bench deploy-check
 
 install: $(STAMP)
 
@@ -78,6 +78,9 @@ test: install
 	$(BIN)/python -m pytest -q
 
 ## Serve on the embedded defaults (local mode, Ollama, no key). Extra flags: make run ARGS='--mode cloud'
+## Loopback TCP without tokens answers everything but keys: add a Unix socket for callers that need
+## them (ARGS='--listen 127.0.0.1:50061 --listen unix:/tmp/llmconfig.sock'), or, on a machine whose
+## users may all read the keys, ARGS=--trust-loopback.
 run: install
 	$(BIN)/llmconfig-server $(ARGS)
 
@@ -85,6 +88,12 @@ run: install
 ## prints a table and writes bench/results.json. BENCH_ROUNDS / BENCH_SECONDS trade time for noise.
 bench: install
 	$(BIN)/python -m bench
+
+## What a caller can make the server hold (tokenless health watches, padded service names) and
+## what a change reaching 5,000 watch streams costs other callers (~2 minutes on 2 cores); prints
+## JSON and writes bench/attack.json. A measurement, not a test.
+bench-attack: install
+	$(BIN)/python -m bench.attack
 
 ## The llmconfig-server image (IMAGE, default llmconfig-server:dev). Installs Docker from Debian
 ## and makes a Debian Python base where needed: deploy/image.sh says how.

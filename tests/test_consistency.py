@@ -8,7 +8,7 @@ import pytest
 import llmconfig
 from llmconfig import Source
 
-from conftest import ANTHROPIC_KEY, OPENAI_KEY
+from conftest import ANTHROPIC_KEY, OPENAI_KEY, TRUST_LOOPBACK
 
 
 @pytest.mark.parametrize(("model", "provider"), [
@@ -65,7 +65,8 @@ def test_base_url_of_another_provider_is_not_inherited(serve):
 
 
 def test_key_of_another_provider_is_not_inherited(serve):
-    resolved = serve(env={"STIGMER_LLM_API_KEY": ANTHROPIC_KEY, "OPENAI_API_KEY": OPENAI_KEY}
+    resolved = serve(args=[TRUST_LOOPBACK],
+                     env={"STIGMER_LLM_API_KEY": ANTHROPIC_KEY, "OPENAI_API_KEY": OPENAI_KEY}
                      ).resolve(provider="openai", include_secrets=True)
     assert resolved.config.api_key == OPENAI_KEY
     warning = next(w for w in resolved.warnings if "ignored api_key" in w)

@@ -172,7 +172,8 @@ def test_yaml_numbers_are_plain_decimals(server_process, workspace):
     # YAML 1.1 reads 1_000 as 1000 and 0x400 as 1024; here they are strings the schema refuses.
     path = workspace.write("config.yaml", "llm:\n  max_tokens: 1_000\n")
     line = refusal(server_process, ["--config", str(path)])
-    assert "llm.max_tokens: input should be a valid integer, got '1_000'" in line
+    assert f"{path}:2:15 (named by --config): llm.max_tokens: input should be a valid " \
+        "integer, got text" in line
 
 
 @pytest.mark.parametrize(("content", "why"), [
@@ -226,3 +227,4 @@ def test_config_file_with_bom_or_crlf_works(server_process, workspace: Workspace
     path.write_bytes(text.encode())
     handle = served(server_process, ["--config", str(path)])
     assert "config.yaml: llm.api_key" in handle.log
+

@@ -26,7 +26,7 @@ from llmconfig.v1 import llmconfig_pb2 as pb
 from llmconfig_server.tokens import digest_of
 
 import pki
-from conftest import ANTHROPIC_KEY, ServerThread, base_env, inputs_for
+from conftest import ANTHROPIC_KEY, TRUST_LOOPBACK, ServerThread, base_env, inputs_for
 
 WITHIN = 3.0  # seconds: the promise for a changed file to be served
 
@@ -91,7 +91,8 @@ def test_configmap_data_swap_of_the_config_file_is_served_within_3_s(serve, work
 
 def test_secret_file_data_swap_rotates_the_key_within_3_s(serve, workspace):
     mount = Mounted(workspace.cwd / "secrets", {"anthropic": ANTHROPIC_KEY + "\n"})
-    client = serve(env={"ANTHROPIC_API_KEY_FILE": str(mount.path("anthropic"))})
+    client = serve(args=[TRUST_LOOPBACK],
+                   env={"ANTHROPIC_API_KEY_FILE": str(mount.path("anthropic"))})
     assert client.resolve(include_secrets=True).config.api_key == ANTHROPIC_KEY
     rotated = ANTHROPIC_KEY.replace("f2c9", "77aa")
     mount.update({"anthropic": rotated + "\n"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from llmconfig import Source
 
-from conftest import ANTHROPIC_KEY
+from conftest import ANTHROPIC_KEY, TRUST_LOOPBACK
 
 LLAMA_FILE = "llm:\n  model: llama3.1:8b\n"
 
@@ -118,7 +118,7 @@ def test_ollama_base_url_beats_ollama_host(serve):
 
 def test_generic_flag_key_beats_provider_key_flag(serve):
     other = "sk-ant-api03-OTHERKEYotherkeyOTHERKEY-0000"
-    resolved = serve(args=["--llm-provider", "anthropic", "--llm-api-key", other,
+    resolved = serve(args=[TRUST_LOOPBACK, "--llm-provider", "anthropic", "--llm-api-key", other,
                            "--anthropic-key", ANTHROPIC_KEY]).resolve(include_secrets=True)
     assert resolved.config.api_key == other
 

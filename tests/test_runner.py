@@ -11,7 +11,7 @@ import pytest
 import llmconfig
 from llmconfig_server.tokens import digest_of
 
-from conftest import ANTHROPIC_KEY, base_env
+from conftest import ANTHROPIC_KEY, TRUST_LOOPBACK, base_env
 
 BACKEND_KEY = "stk_live_TESTKEYtestkeyTESTKEY-0b7e"
 DAYTONA_KEY = "dtn_TESTKEYtestkeyTESTKEYtestkey-5c1d"
@@ -39,7 +39,7 @@ def test_local_defaults_are_seed_004s_table(serve):
 
 
 def test_cloud_with_every_value_is_seed_004s_table(serve):
-    runner = serve(env=CLOUD_ENV).resolve_runner(include_secrets=True)
+    runner = serve(args=[TRUST_LOOPBACK], env=CLOUD_ENV).resolve_runner(include_secrets=True)
     c = runner.config
     assert c.mode == "cloud"
     assert c.temporal.address == "temporal.prod.internal:7233"
@@ -86,7 +86,8 @@ def test_a_session_id_that_could_leave_the_sandbox_is_invalid_argument(serve, se
 
 def test_runner_secrets_come_from_files_too(serve, workspace):
     path = workspace.write("backend.key", BACKEND_KEY + "\n")
-    runner = serve(env={"STIGMER_API_KEY_FILE": str(path)}).resolve_runner(include_secrets=True)
+    runner = serve(args=[TRUST_LOOPBACK],
+                   env={"STIGMER_API_KEY_FILE": str(path)}).resolve_runner(include_secrets=True)
     assert runner.config.backend.api_key == BACKEND_KEY
     assert runner.origin("backend.api_key").detail == f"STIGMER_API_KEY_FILE ({path})"
 
@@ -232,7 +233,7 @@ def test_a_rotated_runner_secret_file_is_served(serve, workspace):
     import time
 
     path = workspace.write("secrets/backend.key", BACKEND_KEY + "\n")
-    client = serve(env={"STIGMER_API_KEY_FILE": str(path)})
+    client = serve(args=[TRUST_LOOPBACK], env={"STIGMER_API_KEY_FILE": str(path)})
     rotated = BACKEND_KEY.replace("0b7e", "9f9f")
     path.write_text(rotated + "\n")
     deadline = time.monotonic() + 3

@@ -22,6 +22,7 @@ from . import __version__
 from ._channel import (
     CA_FILE_ENV,
     DEFAULT_TIMEOUT,
+    INSECURE_ENV,
     NETWORK_ENV,
     TARGET_ENV,
     TOKEN_ENV,
@@ -356,6 +357,10 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--ca-file", metavar="FILE",
                         help=f"PEM CA that signed the server's certificate: use TLS (env "
                              f"{CA_FILE_ENV})")
+    common.add_argument("--insecure", action="store_true", default=None,
+                        help="send the token in cleartext to a target beyond this machine "
+                             f"(env {INSECURE_ENV}=1); without it, a token needs --ca-file "
+                             "there")
     common.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help=f"deadline of each call (default {DEFAULT_TIMEOUT:g})")
     common.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -420,7 +425,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     style = Style(sys.stdout, args.color)
     try:
         client = Client(target_or_default(args.target), timeout=args.timeout,
-                        token_file=args.token_file, ca_file=args.ca_file)
+                        token_file=args.token_file, ca_file=args.ca_file,
+                        insecure=args.insecure)
     except ValueError as exc:
         print(style(f"error: {exc}", "red"), file=sys.stderr)
         return EXIT_INVALID

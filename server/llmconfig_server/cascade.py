@@ -17,6 +17,7 @@ Pure Python: no gRPC, no environment access.
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any, Final
@@ -64,9 +65,11 @@ def _described(name: str, value: Value) -> str:
 
 
 class _Resolver:
-    def __init__(self, mode: Value, layers: Sequence[Layer], require_key: bool) -> None:
+    def __init__(self, mode: Value, layers: Sequence[Layer], require_key: bool,
+                 revision_key: bytes) -> None:
         self.mode: str = mode.value
         self.require_key = require_key
+        self.revision_key = revision_key
         self.layers = [layer for layer in layers if not layer.is_empty()]
         self.warnings: list[str] = [w for layer in self.layers for w in layer.warnings]
         # Inputs of these layers that could not be parsed (or a file that could not be read):
@@ -227,7 +230,7 @@ class _Resolver:
             temperature=chosen["temperature"],
             origins=tuple(self.origins),
             warnings=tuple(dict.fromkeys(self.warnings)),
-            revision=revision_of(config),
+            revision=revision_of(config, self.revision_key),
         )
 
     def _native_root(self, spec: ProviderSpec, url: str, used: Value | None) -> str:
@@ -326,18 +329,27 @@ class _Resolver:
         )
 
 
-def resolve(mode: Value, layers: Sequence[Layer], *, require_key: bool = True) -> Resolution:
+def resolve(mode: Value, layers: Sequence[Layer], *, require_key: bool = True,
+            revision_key: bytes) -> Resolution:
     """Resolve `layers` (highest first) for `mode`; raise ConfigError with every violation.
 
     `require_key=False` resolves a provider that needs a key even without one (a health check
     reports that as NOT_CONFIGURED rather than failing)."""
-    return _Resolver(mode, layers, require_key).resolve()
+    return _Resolver(mode, layers, require_key, revision_key).resolve()
 
 
 @lru_cache(maxsize=4096)
-def revision_of(config: tuple[Any, ...]) -> str:
-    """Equal configs give equal revisions; the key enters only as a digest."""
+def revision_of(config: tuple[Any, ...], revision_key: bytes) -> str:
+    """Equal configs give equal revisions. The key enters as an HMAC under `revision_key`, a
+    secret of the server's: a plain digest would let a caller who may not see the key test
+    guesses of it offline against the revision it does see."""
     *head, key, max_tokens, temperature = config
-    key_digest = hashlib.sha256(key.encode()).hexdigest() if key else ""
+    key_digest = secret_digest(key, revision_key) if key else ""
     text = "\x1f".join(map(str, (*head, key_digest, max_tokens, temperature)))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def secret_digest(value: str, revision_key: bytes) -> str:
+    """How a secret enters a revision: keyed, so the revision cannot confirm a guess."""
+    return hmac.new(revision_key, value.encode("utf-8", "surrogateescape"),
+                    hashlib.sha256).hexdigest()

@@ -203,7 +203,7 @@ def validate(document: Document) -> LoadedFile:
         content = ConfigFileModel.model_validate(document.data)
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=True)
-        violations = [_field_violation(shown, by, err) for err in errors[:_MAX_REPORTED]]
+        violations = [_field_violation(document, err) for err in errors[:_MAX_REPORTED]]
         if len(errors) > _MAX_REPORTED:
             violations.append(Violation(
                 "config", Reason.CONFIG_FILE_INVALID,
@@ -213,42 +213,56 @@ def validate(document: Document) -> LoadedFile:
     return LoadedFile(document.path, shown, content)
 
 
-def _field_violation(shown: str, by: str, err: Any) -> Violation:
+def _field_violation(document: Document, err: Any) -> Violation:
+    """What the schema refuses, said with key names and line:column only: the file may not be
+    a config file at all (a path pointed at /etc/shadow), and its content must never reach a
+    log line or an answer's warning. A value is described by its kind, never quoted."""
+    shown, by = document.display, document.by
+    loc = tuple(str(part) for part in err["loc"])
     parts = [key_shown(part) for part in err["loc"]]
     key = ".".join(parts)
     kind = err["type"]
+    # An unknown key is shown where it is; a refused value where the value is.
+    from .safe_yaml import KEY
+
+    at = document.where((*loc, KEY) if kind == "extra_forbidden" else loc)
     if kind == "extra_forbidden":
         parent = _model_at(err["loc"][:-1])
         allowed = ", ".join(sorted(parent.model_fields)) if parent else "see the README"
-        message = f"{shown}{by}: {key}: unknown key (allowed here: {allowed})"
+        message = f"{shown}{at}{by}: {key}: unknown key (allowed here: {allowed})"
     else:
-        message = f"{shown}{by}: {key}: {err['msg'].lower()}, got {_input_shown(err)}"
+        message = (f"{shown}{at}{by}: {key}: {err['msg'].lower()}, got "
+                   f"{_input_kind(err.get('input'))}")
     return Violation(parts[-1] if parts else "config", Reason.CONFIG_FILE_INVALID, message,
                      Source.FILE, f"{shown}: {key}")
 
 
-def _input_shown(err: Any) -> str:
-    """What an error may say about the value it refuses: nothing under a secret-like key or when
-    it looks like a secret (`api_key:sk-…` with no space is one string under `llm`), only its
-    kind when it is a structure (which may hold a secret, or be an alias bomb's expansion)."""
-    value = err.get("input")
-    if any(isinstance(part, str) and _SECRET_KEY.search(part) for part in err["loc"]):
-        return "<secret>"
+def _input_kind(value: Any) -> str:
+    """What a refused value is, without quoting it."""
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, (list, tuple, set)):
         return "a list"
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return parsing.shown(value)
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if value is None:
+        return "nothing"
+    if isinstance(value, str):
+        return "text"
     return f"a {type(value).__name__}"
 
 
 def key_shown(part: Any) -> str:
-    """A key of the file as an error shows it: plain names as they are, anything else (a key
-    that is a pasted secret, a megabyte, a newline) quoted, cut short or hidden."""
+    """A key of the file as an error shows it: a plain name as it is; anything else (a line of
+    another kind of file, a pasted secret, a megabyte, a newline) not at all (the error says
+    where it is)."""
+    if isinstance(part, int):
+        return f"[{part}]"
     if isinstance(part, str) and _PLAIN_KEY.fullmatch(part) and not parsing.looks_like_secret(part):
         return part
-    return parsing.shown(part)
+    return "<a key that is not a plain name>"
 
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:

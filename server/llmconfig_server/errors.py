@@ -92,9 +92,10 @@ def bad_request_status(field: str, reason: str, message: str) -> grpc.Status:
                    {"field": field, "subject": field})
 
 
-def exhausted_status(message: str, reason: str) -> grpc.Status:
+def exhausted_status(message: str, reason: str, metadata: dict[str, str] | None = None,
+                     ) -> grpc.Status:
     """RESOURCE_EXHAUSTED: the server is at a limit; the caller may retry later."""
-    return _status(code_pb2.RESOURCE_EXHAUSTED, message, reason)
+    return _status(code_pb2.RESOURCE_EXHAUSTED, message, reason, metadata=metadata)
 
 
 def _status(code: int, message: str, reason: str, detail: Message | None = None,

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from . import network
+from .cascade import secret_digest
 from .catalog import key_hint
 from .domain import ConfigError, Layer, Origin, Reason, Source, Violation
 from .runner_fields import BY_PATH, FIELDS, PATHS, REQUIRED, RunnerField, environment_variables
@@ -44,7 +45,8 @@ class RunnerResolution:
 
 def resolve(layers: Sequence[Layer], mode: str, mode_origin: Origin, session_id: str = "",
             network_name: str = network.HOST,
-            container_host: str = network.DEFAULT_CONTAINER_HOST) -> RunnerResolution:
+            container_host: str = network.DEFAULT_CONTAINER_HOST, *,
+            revision_key: bytes) -> RunnerResolution:
     """The runner configuration for `mode` from `layers` (highest first, as
     ServerSources.layers_for gives them); raises ConfigError listing every problem (the
     request's own first: they are the caller's to fix)."""
@@ -89,7 +91,7 @@ def resolve(layers: Sequence[Layer], mode: str, mode_origin: Origin, session_id:
     resolution = RunnerResolution(mode, values, tuple(origins), tuple(warnings), "")
     if network_name == network.DOCKER:
         resolution = _for_container(resolution, container_host)
-    return replace(resolution, revision=_revision(resolution))
+    return replace(resolution, revision=_revision(resolution, revision_key))
 
 
 def _local_sandbox_is_the_filesystem(values: dict[str, Any], origins: list[Origin],
@@ -147,12 +149,12 @@ def _for_container(resolution: RunnerResolution, container_host: str) -> RunnerR
     return replace(resolution, values=values, origins=tuple(origins))
 
 
-def _revision(resolution: RunnerResolution) -> str:
+def _revision(resolution: RunnerResolution, revision_key: bytes) -> str:
     parts = [resolution.mode]
     for path in sorted(resolution.values):
         value = resolution.values[path]
         if path in BY_PATH and BY_PATH[path].secret and value:
-            value = hashlib.sha256(str(value).encode()).hexdigest()
+            value = secret_digest(str(value), revision_key)  # keyed: see cascade.revision_of
         parts.append(f"{path}={value}")
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:12]
 

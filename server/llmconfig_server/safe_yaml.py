@@ -61,8 +61,10 @@ class YAMLProblem(Exception):
         self.where = where
 
 
-# Where each value of a document is: key path → (line, column, the scalar's text or None).
+# Where each key and value of a document is, by its path of keys (list items by index; a key
+# itself under its path + ("<key>",)): (line, column, the scalar's text as written or None).
 Marks = dict[tuple[str, ...], tuple[int, int, str | None]]
+KEY: Final = "<key>"
 
 
 def load(text: str) -> Any:
@@ -71,9 +73,10 @@ def load(text: str) -> Any:
 
 
 def load_with_marks(text: str) -> tuple[Any, Marks]:
-    """The document and, for each value under a path of plain keys, its line and column and
-    (for a scalar) its text as written — what a reader with typed fields, such as Go's
-    yaml.v3, takes for a string field (`provider: on` is the string "on" there, not true)."""
+    """The document and where each of its keys and values is — so an error can say where
+    something is without quoting it — with each scalar's text as written: what a reader with
+    typed fields, such as Go's yaml.v3, takes for a string field (`provider: on` is the string
+    "on" there, not true)."""
     try:
         _count_values(text)
         return _compose_and_construct(text)
@@ -107,19 +110,26 @@ def _compose_and_construct(text: str) -> tuple[Any, Marks]:
 
 
 def _marks(root: Node) -> Marks:
-    """Each value's place, by key path. _check_graph has bounded the expanded size, so this
-    walk (which follows aliases) visits at most MAX_NODES values."""
+    """Each key's and value's place, by path. _check_graph has bounded the expanded size, so
+    this walk (which follows aliases) visits at most MAX_NODES values."""
     found: Marks = {}
     stack: list[tuple[tuple[str, ...], Node]] = [((), root)]
     while stack:
         path, node = stack.pop()
-        mark = node.start_mark
-        text = node.value if isinstance(node, ScalarNode) else None
-        found[path] = (mark.line + 1, mark.column + 1, text)
+        found.setdefault(path, _place(node))
         if isinstance(node, MappingNode):
-            stack.extend(((*path, key.value), value) for key, value in node.value
-                         if isinstance(key, ScalarNode) and key.tag != _MERGE_TAG)
+            for key, value in node.value:
+                if isinstance(key, ScalarNode) and key.tag != _MERGE_TAG:
+                    found.setdefault((*path, str(key.value), KEY), _place(key))
+                    stack.append(((*path, str(key.value)), value))
+        elif isinstance(node, SequenceNode):
+            stack.extend(((*path, str(index)), item) for index, item in enumerate(node.value))
     return found
+
+
+def _place(node: Node) -> tuple[int, int, str | None]:
+    text = node.value if isinstance(node, ScalarNode) else None
+    return node.start_mark.line + 1, node.start_mark.column + 1, text
 
 
 def _quiet(problem: str) -> str:
