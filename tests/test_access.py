@@ -4,6 +4,7 @@ secrets scope (also for remembered answers), the audit line, and the clients' to
 from __future__ import annotations
 
 import logging
+import os
 
 import grpc
 import pytest
@@ -160,11 +161,13 @@ def test_an_answer_without_the_key_is_not_audited(guarded, caplog):
     assert not [r for r in caplog.records if r.name == "llmconfig_server.audit"]
 
 
-def test_without_a_tokens_file_the_caller_is_trusted_and_audited_as_such(serve, caplog):
+def test_without_a_tokens_file_the_caller_is_trusted_and_audited_with_its_uid(
+        serve, socket_dir, caplog):
     caplog.set_level(logging.INFO, logger="llmconfig_server.audit")
-    client = serve(env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY})
+    client = serve(env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY},
+                   args=["--listen", f"unix:{socket_dir}/llmc.sock"])
     assert client.resolve(include_secrets=True).config.api_key == ANTHROPIC_KEY
-    assert "secret served: token=trusted " in caplog.text
+    assert f"secret served: token=trusted peer=unix: uid={os.getuid()} " in caplog.text
 
 
 def test_chat_model_works_with_a_token(guarded, monkeypatch):
@@ -183,3 +186,68 @@ def test_async_client_sends_its_token(guarded):
             return (await client.resolve(include_secrets=True)).config.api_key
 
     assert asyncio.run(ask()) == ANTHROPIC_KEY
+
+
+# -- keys over a TCP listener without tokens (issue 15, row 7) --------------------------------
+
+def test_a_key_over_loopback_tcp_without_tokens_is_refused_naming_the_three_ways(serve):
+    client = serve(env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY})
+    with pytest.raises(llmconfig.PermissionDenied) as caught:
+        client.resolve(include_secrets=True)
+    assert caught.value.reason == "LOOPBACK_NOT_TRUSTED"
+    for way in ("--listen unix:PATH", "--tokens-file", "--trust-loopback"):
+        assert way in caught.value.message
+    assert client.resolve().config.api_key_present  # the rest of the answer is served
+
+
+def test_trust_loopback_hands_the_key_to_a_loopback_caller(serve):
+    client = serve(env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY}, args=["--trust-loopback"])
+    assert client.resolve(include_secrets=True).config.api_key == ANTHROPIC_KEY
+
+
+def test_an_answer_without_a_key_is_served_to_a_loopback_caller_asking_for_secrets(serve):
+    # Ollama needs no key: chat_model() asks include_secrets and must work on `make run`.
+    assert serve().resolve(include_secrets=True).config.provider == "ollama"
+
+
+def test_runner_secrets_over_loopback_tcp_without_tokens_are_refused(serve):
+    with pytest.raises(llmconfig.PermissionDenied) as caught:
+        serve().resolve_runner(include_secrets=True)  # the local backend key is a secret
+    assert caught.value.reason == "LOOPBACK_NOT_TRUSTED"
+
+
+def test_a_keyed_watch_event_over_loopback_tcp_without_tokens_ends_the_stream(serve):
+    client = serve(env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY})
+    with pytest.raises(llmconfig.PermissionDenied) as caught:
+        next(iter(client.watch(include_secrets=True)))
+    assert caught.value.reason == "LOOPBACK_NOT_TRUSTED"
+
+
+def test_a_unix_socket_caller_gets_the_key_without_tokens(serve, servers, socket_dir):
+    client = serve(env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY},
+                   args=["--listen", f"unix:{socket_dir}/llmc.sock", "--listen", "127.0.0.1:0"])
+    assert client.resolve(include_secrets=True).config.api_key == ANTHROPIC_KEY
+    tcp = servers[0].running.addresses[1]
+    with llmconfig.Client(tcp) as over_tcp, pytest.raises(llmconfig.PermissionDenied):
+        over_tcp.resolve(include_secrets=True)
+
+
+def test_trust_loopback_does_not_trust_other_machines(serve):
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # no packet is sent: it picks the outgoing address
+            own = probe.getsockname()[0]
+        except OSError:
+            own = "127.0.0.1"
+    if own.startswith("127."):
+        pytest.skip("this machine has no address beyond loopback")
+    client = serve(env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY},
+                   args=["--listen", "0.0.0.0:0", "--insecure", "--trust-loopback"])
+    port = client.target.rsplit(":", 1)[1]
+    with llmconfig.Client(f"{own}:{port}") as remote, \
+            pytest.raises(llmconfig.PermissionDenied) as caught:
+        remote.resolve(include_secrets=True)
+    assert caught.value.reason == "TOKEN_REQUIRED_FOR_SECRETS"
+    assert client.resolve(include_secrets=True).config.api_key == ANTHROPIC_KEY  # loopback

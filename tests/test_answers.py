@@ -7,7 +7,7 @@ import pytest
 
 from llmconfig.v1 import llmconfig_pb2 as pb
 
-from conftest import ANTHROPIC_KEY
+from conftest import ANTHROPIC_KEY, TRUST_LOOPBACK
 
 METHOD = "/llmconfig.v1.LLMConfigService/ResolveLLMConfig"
 
@@ -43,7 +43,7 @@ def test_errors_are_answered_again_not_remembered_as_answers(serve):
 
 
 def test_the_cache_keeps_secrets_apart(serve):
-    call = raw_call(serve(env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY}).target)
+    call = raw_call(serve(args=[TRUST_LOOPBACK], env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY}).target)
     with_key = pb.ResolveLLMConfigRequest(include_secrets=True).SerializeToString()
     without = pb.ResolveLLMConfigRequest().SerializeToString()
     assert pb.ResolveLLMConfigResponse.FromString(call(with_key, timeout=5)).config.api_key

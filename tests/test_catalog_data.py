@@ -14,7 +14,7 @@ from llmconfig_server.catalog import shipped, shipped_entries
 from llmconfig_server.catalog_file import assemble, parse_text
 from llmconfig_server.probes import PROBES
 
-from conftest import ANTHROPIC_KEY, OPENAI_KEY
+from conftest import ANTHROPIC_KEY, OPENAI_KEY, TRUST_LOOPBACK
 
 
 def test_the_shipped_catalog_passes_its_schema_and_reads_the_same_without_it():
@@ -47,7 +47,8 @@ def test_a_provider_in_the_catalog_has_a_probe(serve):
 def test_a_provider_in_the_catalog_has_a_client_recipe(serve, provider):
     # A provider is one place: the data, a probe of its kind, and a chat model the client can
     # build from what the server resolves — with no code naming the provider.
-    client = serve(env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY, "OPENAI_API_KEY": OPENAI_KEY})
+    client = serve(args=[TRUST_LOOPBACK],
+                   env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY, "OPENAI_API_KEY": OPENAI_KEY})
     spec = shipped().providers[provider]
     model = None if spec.default_model else "some-model"
     config = client.resolve(provider=provider, model=model, include_secrets=True).config

@@ -9,7 +9,7 @@ from chat_servers import REPLY, ChatServer
 
 import llmconfig
 
-from conftest import ANTHROPIC_KEY, OPENAI_KEY
+from conftest import ANTHROPIC_KEY, OPENAI_KEY, TRUST_LOOPBACK
 
 
 @pytest.fixture
@@ -39,7 +39,8 @@ def test_ollama_openai_compatible_chat_goes_to_v1(serve, chat):
 
 
 def test_anthropic_chat_carries_the_key_and_the_canonical_model(serve, chat):
-    client = serve(env={"ANTHROPIC_BASE_URL": chat.url, "ANTHROPIC_API_KEY": ANTHROPIC_KEY,
+    client = serve(args=[TRUST_LOOPBACK],
+                   env={"ANTHROPIC_BASE_URL": chat.url, "ANTHROPIC_API_KEY": ANTHROPIC_KEY,
                         "MODE": "cloud"})
     model = llmconfig.chat_model(target=client.target)
     assert model.invoke("hello").content == REPLY
@@ -54,7 +55,8 @@ def test_anthropic_chat_carries_the_key_and_the_canonical_model(serve, chat):
 
 
 def test_openai_chat_carries_the_bearer_key(serve, chat):
-    client = serve(env={"OPENAI_BASE_URL": f"{chat.url}/v1", "OPENAI_API_KEY": OPENAI_KEY,
+    client = serve(args=[TRUST_LOOPBACK],
+                   env={"OPENAI_BASE_URL": f"{chat.url}/v1", "OPENAI_API_KEY": OPENAI_KEY,
                         "STIGMER_LLM_PROVIDER": "openai"})
     model = llmconfig.chat_model(target=client.target, temperature=0.5)
     assert model.invoke("hello").content == REPLY

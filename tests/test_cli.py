@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import providers
-from conftest import ANTHROPIC_KEY
+from conftest import ANTHROPIC_KEY, TRUST_LOOPBACK
 from providers import refused_url
 
 
@@ -35,7 +35,7 @@ def test_resolve_prints_each_value_with_its_origin(serve):
 
 
 def test_resolve_json_omits_the_key_unless_asked(serve):
-    target = serve(env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY}).target
+    target = serve(args=[TRUST_LOOPBACK], env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY}).target
     hidden = json.loads(cli("resolve", "--target", target, "--json").stdout)
     assert "api_key" not in hidden["config"]
     assert hidden["config"]["api_key_hint"] == "sk-ant-…f2c9"

@@ -8,7 +8,7 @@ import pytest
 import llmconfig
 from llmconfig import Source
 
-from conftest import ANTHROPIC_KEY, OPENAI_KEY
+from conftest import ANTHROPIC_KEY, OPENAI_KEY, TRUST_LOOPBACK
 
 
 @pytest.mark.parametrize(("model", "provider"), [
@@ -53,7 +53,7 @@ def test_provider_in_higher_layer_drops_model_of_another_provider_with_warning(s
 def test_dropped_value_falls_through_to_a_lower_layer_that_fits(serve):
     resolved = serve(args=["--llm-provider", "ollama"],
                      env={"STIGMER_LLM_MODEL": "gpt-4o"},
-                     files={".stigmer/config.yaml": "llm:\n  model: phi4:14b\n"}).resolve()
+                     files={"~/.stigmer/llmconfig.yaml": "llm:\n  model: phi4:14b\n"}).resolve()
     assert resolved.config.model == "phi4:14b"
 
 
@@ -65,7 +65,8 @@ def test_base_url_of_another_provider_is_not_inherited(serve):
 
 
 def test_key_of_another_provider_is_not_inherited(serve):
-    resolved = serve(env={"STIGMER_LLM_API_KEY": ANTHROPIC_KEY, "OPENAI_API_KEY": OPENAI_KEY}
+    resolved = serve(args=[TRUST_LOOPBACK],
+                     env={"STIGMER_LLM_API_KEY": ANTHROPIC_KEY, "OPENAI_API_KEY": OPENAI_KEY}
                      ).resolve(provider="openai", include_secrets=True)
     assert resolved.config.api_key == OPENAI_KEY
     warning = next(w for w in resolved.warnings if "ignored api_key" in w)

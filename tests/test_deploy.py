@@ -87,7 +87,7 @@ def test_no_mount_uses_subpath(rendered: dict[str, Any], overlay: str) -> None:
 def test_config_file_comes_from_the_configmap_directory(rendered: dict[str, Any],
                                                         overlay: str) -> None:
     objects = rendered[overlay]
-    path = _env(objects)["STIGMER_CONFIG"]
+    path = _env(objects)["STIGMER_LLMCONFIG_CONFIG"]
     _, volume = _mount_of(objects, path)
     configmap = _one(objects, "ConfigMap")
     assert volume["configMap"]["name"] == configmap["metadata"]["name"]
@@ -97,7 +97,7 @@ def test_config_file_comes_from_the_configmap_directory(rendered: dict[str, Any]
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_overlay_config_file_is_valid_for_the_server(rendered: dict[str, Any],
                                                      overlay: str) -> None:
-    data = _one(rendered[overlay], "ConfigMap")["data"]["config.yaml"]
+    data = _one(rendered[overlay], "ConfigMap")["data"]["llmconfig.yaml"]
     ConfigFileModel.model_validate(yaml.safe_load(data))
 
 

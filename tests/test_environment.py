@@ -7,7 +7,7 @@ import pytest
 import llmconfig
 from llmconfig_server.state import BuildError
 
-from conftest import ANTHROPIC_KEY
+from conftest import ANTHROPIC_KEY, TRUST_LOOPBACK
 
 
 @pytest.mark.parametrize(("host", "url"), [
@@ -60,7 +60,8 @@ def test_anthropic_base_url_env_is_used_for_anthropic(serve):
 
 def test_secret_file_variable_supplies_the_key(serve, workspace):
     path = workspace.write("secrets/anthropic", ANTHROPIC_KEY + "\n")
-    resolved = serve(env={"ANTHROPIC_API_KEY_FILE": str(path)}).resolve(include_secrets=True)
+    resolved = serve(args=[TRUST_LOOPBACK],
+                     env={"ANTHROPIC_API_KEY_FILE": str(path)}).resolve(include_secrets=True)
     assert resolved.config.api_key == ANTHROPIC_KEY
     assert resolved.origin("api_key").detail == f"ANTHROPIC_API_KEY_FILE ({path})"
 

@@ -94,16 +94,17 @@ def test_special_or_huge_key_file_is_refused_at_once(server_process, workspace, 
 
 def test_special_file_at_the_default_config_path_is_reported_not_skipped(
         server_process, workspace):
-    (workspace.cwd / ".stigmer").mkdir()
-    os.mkfifo(workspace.cwd / ".stigmer" / "config.yaml")
+    (workspace.home / ".stigmer").mkdir()
+    os.mkfifo(workspace.home / ".stigmer" / "llmconfig.yaml")
     line = refusal(server_process)
-    assert ".stigmer/config.yaml is not a regular file (a FIFO)" in line
+    assert "~/.stigmer/llmconfig.yaml is not a regular file (a FIFO)" in line
 
 
-def test_config_file_named_by_variable_says_so(server_process, workspace):
+@pytest.mark.parametrize("variable", ["STIGMER_LLMCONFIG_CONFIG", "STIGMER_CONFIG"])
+def test_config_file_named_by_variable_says_so(server_process, workspace, variable):
     path = special_file("fifo", workspace)
-    line = refusal(server_process, env={"STIGMER_CONFIG": path})
-    assert "(named by STIGMER_CONFIG)" in line
+    line = refusal(server_process, env={variable: path})
+    assert f"(named by {variable})" in line
 
 
 def test_yaml_alias_bomb_is_refused_at_once(server_process, workspace):
@@ -171,7 +172,8 @@ def test_yaml_numbers_are_plain_decimals(server_process, workspace):
     # YAML 1.1 reads 1_000 as 1000 and 0x400 as 1024; here they are strings the schema refuses.
     path = workspace.write("config.yaml", "llm:\n  max_tokens: 1_000\n")
     line = refusal(server_process, ["--config", str(path)])
-    assert "llm.max_tokens: input should be a valid integer, got '1_000'" in line
+    assert f"{path}:2:15 (named by --config): llm.max_tokens: input should be a valid " \
+        "integer, got text" in line
 
 
 @pytest.mark.parametrize(("content", "why"), [
@@ -225,3 +227,4 @@ def test_config_file_with_bom_or_crlf_works(server_process, workspace: Workspace
     path.write_bytes(text.encode())
     handle = served(server_process, ["--config", str(path)])
     assert "config.yaml: llm.api_key" in handle.log
+

@@ -28,7 +28,7 @@ from llmconfig_server.resolver import Resolver
 from llmconfig_server.sources import load_server_sources
 
 import providers
-from conftest import ANTHROPIC_KEY, OPENAI_KEY
+from conftest import ANTHROPIC_KEY, OPENAI_KEY, TRUST_LOOPBACK
 from providers import BlackHole
 
 HEALTH = "/llmconfig.v1.LLMConfigService/CheckProviderHealth"
@@ -240,7 +240,8 @@ def test_url_credentials_are_redacted_in_resolve_answers(serve, emulators):
 
 def test_url_credentials_come_with_include_secrets(serve, emulators):
     ollama = started(emulators, providers.ollama())
-    client = serve(env={"STIGMER_LLM_BASE_URL": with_credentials(ollama.url)})
+    client = serve(args=[TRUST_LOOPBACK],
+                   env={"STIGMER_LLM_BASE_URL": with_credentials(ollama.url)})
     assert client.resolve(include_secrets=True).config.base_url == with_credentials(ollama.url)
 
 

@@ -9,11 +9,12 @@ from langchain_openai import ChatOpenAI
 
 import llmconfig
 
-from conftest import ANTHROPIC_KEY, OPENAI_KEY
+from conftest import ANTHROPIC_KEY, OPENAI_KEY, TRUST_LOOPBACK
 
 
 def test_anthropic_kwargs(serve):
-    config = serve(env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY, "MODE": "cloud"}).resolve(
+    config = serve(args=[TRUST_LOOPBACK],
+                   env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY, "MODE": "cloud"}).resolve(
         include_secrets=True, model="claude-haiku-4.5", temperature=0.3).config
     assert config.chat_model_class() == "langchain_anthropic.ChatAnthropic"
     assert config.chat_model_kwargs() == {
@@ -37,7 +38,7 @@ def test_ollama_through_its_openai_compatible_endpoint(serve):
 
 
 def test_openai_kwargs(serve):
-    config = serve(env={"OPENAI_API_KEY": OPENAI_KEY}).resolve(
+    config = serve(args=[TRUST_LOOPBACK], env={"OPENAI_API_KEY": OPENAI_KEY}).resolve(
         provider="openai", include_secrets=True).config
     assert config.chat_model_kwargs() == {
         "model": "gpt-6-luna", "base_url": "https://api.openai.com/v1", "api_key": OPENAI_KEY}
@@ -50,7 +51,8 @@ def test_kwargs_without_the_key_say_how_to_get_it(serve):
 
 
 def test_chat_model_builds_chat_anthropic(serve):
-    config = serve(env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY}).resolve(include_secrets=True).config
+    config = serve(args=[TRUST_LOOPBACK],
+                   env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY}).resolve(include_secrets=True).config
     model = config.chat_model()
     assert isinstance(model, ChatAnthropic)
     assert (model.model, model.max_tokens) == ("claude-sonnet-5-5", 20000)
@@ -65,7 +67,7 @@ def test_chat_model_builds_chat_ollama(serve):
 
 
 def test_chat_model_builds_chat_openai(serve):
-    config = serve(env={"OPENAI_API_KEY": OPENAI_KEY}).resolve(
+    config = serve(args=[TRUST_LOOPBACK], env={"OPENAI_API_KEY": OPENAI_KEY}).resolve(
         provider="openai", model="fast", include_secrets=True).config
     model = config.chat_model()
     assert isinstance(model, ChatOpenAI)
@@ -74,7 +76,7 @@ def test_chat_model_builds_chat_openai(serve):
 
 
 def test_a_runner_gets_a_ready_chat_model_in_two_lines(serve, monkeypatch):
-    target = serve(env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY}).target
+    target = serve(args=[TRUST_LOOPBACK], env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY}).target
     monkeypatch.setenv("STIGMER_LLMCONFIG_TARGET", target)
     llm = llmconfig.chat_model(model="claude-haiku-4.5")
     assert isinstance(llm, ChatAnthropic)
@@ -86,7 +88,7 @@ def test_chat_model_works_in_a_fresh_interpreter(serve):
     import subprocess
     import sys
 
-    target = serve(env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY}).target
+    target = serve(args=[TRUST_LOOPBACK], env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY}).target
     code = (f"import llmconfig; llm = llmconfig.chat_model(target={target!r}); "
             "print(type(llm).__name__, llm.model)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -26,7 +26,7 @@ from llmconfig.v1 import llmconfig_pb2 as pb
 from llmconfig_server.tokens import digest_of
 
 import pki
-from conftest import ANTHROPIC_KEY, ServerThread, base_env, inputs_for
+from conftest import ANTHROPIC_KEY, TRUST_LOOPBACK, ServerThread, base_env, inputs_for
 
 WITHIN = 3.0  # seconds: the promise for a changed file to be served
 
@@ -91,7 +91,8 @@ def test_configmap_data_swap_of_the_config_file_is_served_within_3_s(serve, work
 
 def test_secret_file_data_swap_rotates_the_key_within_3_s(serve, workspace):
     mount = Mounted(workspace.cwd / "secrets", {"anthropic": ANTHROPIC_KEY + "\n"})
-    client = serve(env={"ANTHROPIC_API_KEY_FILE": str(mount.path("anthropic"))})
+    client = serve(args=[TRUST_LOOPBACK],
+                   env={"ANTHROPIC_API_KEY_FILE": str(mount.path("anthropic"))})
     assert client.resolve(include_secrets=True).config.api_key == ANTHROPIC_KEY
     rotated = ANTHROPIC_KEY.replace("f2c9", "77aa")
     mount.update({"anthropic": rotated + "\n"})
@@ -99,7 +100,7 @@ def test_secret_file_data_swap_rotates_the_key_within_3_s(serve, workspace):
 
 
 def test_a_plain_rewrite_of_the_config_file_is_served(serve, workspace):
-    path = workspace.write(".stigmer/config.yaml", config("llama3.2"))
+    path = workspace.write("~/.stigmer/llmconfig.yaml", config("llama3.2"))
     client = serve()
     path.write_text(config("qwen2.5-coder:14b"))
     eventually(lambda: client.resolve().config.model == "qwen2.5-coder:14b")
@@ -108,12 +109,12 @@ def test_a_plain_rewrite_of_the_config_file_is_served(serve, workspace):
 def test_a_config_file_created_after_start_is_found_by_the_periodic_check(serve, workspace):
     client = serve(args=["--reload-interval", "0.5"])
     assert client.resolve().config.model == "qwen2.5-coder:7b"
-    workspace.write(".stigmer/config.yaml", config("llama3.2"))
+    workspace.write("~/.stigmer/llmconfig.yaml", config("llama3.2"))
     eventually(lambda: client.resolve().config.model == "llama3.2:3b")
 
 
 def test_sighup_reloads_instead_of_killing_the_server(server_process, workspace):
-    path = workspace.write(".stigmer/config.yaml", config("llama3.2"))
+    path = workspace.write("~/.stigmer/llmconfig.yaml", config("llama3.2"))
     handle = server_process(["--reload-interval", "0"])
     path.write_text(config("qwen2.5-coder:14b"))
     handle.proc.send_signal(signal.SIGHUP)
@@ -136,7 +137,7 @@ def test_reload_interval_must_be_plain_seconds(server_process):
 # -- broken updates ----------------------------------------------------------------------------
 
 def test_a_broken_update_keeps_the_last_good_state_with_a_warning(serve, servers, workspace):
-    path = workspace.write(".stigmer/config.yaml", config("llama3.2"))
+    path = workspace.write("~/.stigmer/llmconfig.yaml", config("llama3.2"))
     client = serve()
     path.write_text("local:\n  llm:\n    model: [unclosed\n")
     assert servers[0].reload() == "failed"
@@ -144,12 +145,12 @@ def test_a_broken_update_keeps_the_last_good_state_with_a_warning(serve, servers
     assert resolved.config.model == "llama3.2:3b"
     warning = resolved.warnings[-1]
     assert "could not be reloaded (since 20" in warning
-    assert ".stigmer/config.yaml:" in warning and "invalid YAML" in warning
+    assert ".stigmer/llmconfig.yaml:" in warning and "invalid YAML" in warning
     assert warning.endswith("serving the last good configuration")
 
 
 def test_a_fixed_update_clears_the_warning_and_is_served(serve, servers, workspace):
-    path = workspace.write(".stigmer/config.yaml", config("llama3.2"))
+    path = workspace.write("~/.stigmer/llmconfig.yaml", config("llama3.2"))
     client = serve()
     path.write_text("local:\n  llm:\n    modle: x\n")
     servers[0].reload()
@@ -161,7 +162,7 @@ def test_a_fixed_update_clears_the_warning_and_is_served(serve, servers, workspa
 
 
 def test_a_broken_update_is_logged_once(serve, servers, workspace, caplog):
-    path = workspace.write(".stigmer/config.yaml", config("llama3.2"))
+    path = workspace.write("~/.stigmer/llmconfig.yaml", config("llama3.2"))
     serve()
     path.write_text("local:\n  llm:\n    modle: x\n")
     for _ in range(3):
@@ -172,7 +173,7 @@ def test_a_broken_update_is_logged_once(serve, servers, workspace, caplog):
 
 
 def test_an_update_that_breaks_the_servers_own_mode_is_refused(server_process, workspace):
-    path = workspace.write(".stigmer/config.yaml", config("llama3.2"))
+    path = workspace.write("~/.stigmer/llmconfig.yaml", config("llama3.2"))
     handle = server_process()
     path.write_text("local:\n  llm:\n    provider: anthropic\n")  # no key: local is invalid
     handle.proc.send_signal(signal.SIGHUP)
@@ -184,7 +185,7 @@ def test_an_update_that_breaks_the_servers_own_mode_is_refused(server_process, w
 def test_doctor_shows_the_broken_update(serve, servers, workspace, capsys):
     from llmconfig._cli import main
 
-    path = workspace.write(".stigmer/config.yaml", config("llama3.2"))
+    path = workspace.write("~/.stigmer/llmconfig.yaml", config("llama3.2"))
     client = serve()
     path.write_text("llm: [\n")
     servers[0].reload()
@@ -240,7 +241,7 @@ def test_the_health_cache_goes_with_the_old_snapshot(serve, workspace, emulators
 
     ollama = providers.ollama()
     emulators.append(ollama)
-    path = workspace.write(".stigmer/config.yaml", f"llm:\n  base_url: {ollama.url}\n")
+    path = workspace.write("~/.stigmer/llmconfig.yaml", f"llm:\n  base_url: {ollama.url}\n")
     client = serve()
     assert client.check_health().healthy
     assert client.check_health().cached
@@ -291,7 +292,7 @@ def test_watch_skips_the_first_event_when_the_revision_is_known(serve):
 
 
 def test_watch_sends_one_event_per_change_of_the_callers_resolution(serve, servers, workspace):
-    path = workspace.write(".stigmer/config.yaml", config("llama3.2"))
+    path = workspace.write("~/.stigmer/llmconfig.yaml", config("llama3.2"))
     watcher = Watcher(serve())
     assert watcher.next().resolved.config.model == "llama3.2:3b"
     path.write_text(config("qwen2.5-coder:14b"))
@@ -302,7 +303,7 @@ def test_watch_sends_one_event_per_change_of_the_callers_resolution(serve, serve
 
 
 def test_watch_survives_a_config_that_turns_invalid_and_valid_again(serve, workspace):
-    path = workspace.write(".stigmer/config.yaml", "cloud:\n  llm:\n    provider: anthropic\n")
+    path = workspace.write("~/.stigmer/llmconfig.yaml", "cloud:\n  llm:\n    provider: anthropic\n")
     watcher = Watcher(serve(env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY}), mode="cloud")
     assert watcher.next().ok
     path.write_text("cloud:\n  llm:\n    provider: openai\n")  # cloud needs a key now
@@ -324,7 +325,7 @@ def test_watch_with_secrets_needs_the_scope(serve, workspace):
 
 
 def test_watch_reconnects_across_a_server_restart(workspace):
-    path = workspace.write(".stigmer/config.yaml", config("llama3.2"))
+    path = workspace.write("~/.stigmer/llmconfig.yaml", config("llama3.2"))
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -373,7 +374,7 @@ def test_sigterm_ends_open_watch_streams_with_unavailable(server_process):
 
 
 def test_cli_watch_prints_a_line_per_change_and_exits_0_on_ctrl_c(serve, workspace):
-    path = workspace.write(".stigmer/config.yaml", config("llama3.2"))
+    path = workspace.write("~/.stigmer/llmconfig.yaml", config("llama3.2"))
     target = serve().target
     proc = subprocess.Popen([sys.executable, "-m", "llmconfig", "watch", "--target", target,
                              "--json"], stdout=subprocess.PIPE, text=True,

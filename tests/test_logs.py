@@ -7,11 +7,12 @@ import signal
 
 import llmconfig
 
-from conftest import ANTHROPIC_KEY
+from conftest import ANTHROPIC_KEY, TRUST_LOOPBACK
 
 
 def test_json_logs_are_one_object_a_line_with_fields(server_process):
-    handle = server_process(["--log-format", "json"], env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY})
+    handle = server_process([TRUST_LOOPBACK, "--log-format", "json"],
+                            env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY})
     with llmconfig.Client(handle.target) as client:
         client.resolve(include_secrets=True)
     handle.wait_for("secret served")

@@ -78,9 +78,9 @@ def test_the_startup_block_says_where_metrics_are(server_process):
 
 
 def test_metrics_count_secrets_served_by_token(serve, servers):
-    from conftest import ANTHROPIC_KEY
+    from conftest import ANTHROPIC_KEY, TRUST_LOOPBACK
 
-    client = serve(args=["--metrics-listen", "127.0.0.1:0"],
+    client = serve(args=[TRUST_LOOPBACK, "--metrics-listen", "127.0.0.1:0"],
                    env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY})
     client.resolve(include_secrets=True)
     client.resolve()
@@ -94,7 +94,7 @@ def test_metrics_show_provider_health_probes_reloads_and_revision(serve, servers
 
     ollama = providers.ollama()
     emulators.append(ollama)
-    path = workspace.write(".stigmer/config.yaml", f"llm:\n  base_url: {ollama.url}\n")
+    path = workspace.write("~/.stigmer/llmconfig.yaml", f"llm:\n  base_url: {ollama.url}\n")
     client = serve(args=["--metrics-listen", "127.0.0.1:0"])
     client.check_health()
     client.check_health(model="llama3.2")  # not the server's own target: counted, no series

@@ -11,7 +11,7 @@ import llmconfig
 from llmconfig import HealthStatus
 
 import providers
-from conftest import ANTHROPIC_KEY
+from conftest import ANTHROPIC_KEY, TRUST_LOOPBACK
 
 GROQ_KEY = "gsk_TESTKEYtestkeyTESTKEYtestkey-77aa"
 
@@ -57,7 +57,7 @@ def test_a_declared_provider_is_probed_with_its_own_key_and_built_as_chat_openai
                                                           key=GROQ_KEY))
     path = workspace.write("catalog.yaml", groq_catalog(groq.url))
     client = serve(env={"GROQ_API_KEY": GROQ_KEY, "STIGMER_LLM_PROVIDER": "groq"},
-                   args=["--catalog", str(path)])
+                   args=["--catalog", str(path), TRUST_LOOPBACK])
     health = client.check_health()
     assert (health.status, health.model_available) == (HealthStatus.HEALTHY, True)
     assert health.message == f"Groq at {groq.url}/v1 is up and serves llama-3.3-70b-versatile"

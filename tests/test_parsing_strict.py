@@ -146,7 +146,8 @@ def test_health_request_strings_obey_the_same_rules(serve, kwargs, reason):
     ({"STIGMER_LLM_MODEL": "m" * 300}, "STIGMER_LLM_MODEL", "300 characters long"),
     ({"ANTHROPIC_API_KEY": ANTHROPIC_KEY + "\n", "STIGMER_LLM_PROVIDER": "anthropic"},
      "ANTHROPIC_API_KEY", "control character (U+000A"),
-    ({"STIGMER_CONFIG": "/tmp/x\nINFO forged"}, "STIGMER_CONFIG", "control character"),
+    ({"STIGMER_LLMCONFIG_CONFIG": "/tmp/x\nINFO forged"}, "STIGMER_LLMCONFIG_CONFIG",
+     "control character"),
 ])
 def test_bad_server_input_stops_the_server_naming_it(server_process, env, subject, why):
     handle = server_process(env=env, wait_ready=False)
@@ -184,7 +185,7 @@ def test_bad_flag_stops_the_server_naming_it(server_process, args, subject, why)
 ])
 def test_bad_config_file_value_stops_the_server_naming_the_key(server_process, workspace,
                                                                  text, why):
-    workspace.write(".stigmer/config.yaml", text)
+    workspace.write("~/.stigmer/llmconfig.yaml", text)
     handle = server_process(wait_ready=False)
     assert handle.finish() == 2
     _header, line = handle.lines

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from llmconfig import Source
 
-from conftest import ANTHROPIC_KEY
+from conftest import ANTHROPIC_KEY, TRUST_LOOPBACK
 
 LLAMA_FILE = "llm:\n  model: llama3.1:8b\n"
 
@@ -26,7 +26,7 @@ def test_flag_beats_env(serve):
 
 def test_env_beats_file(serve):
     client = serve(env={"STIGMER_LLM_MODEL": "phi4:14b"},
-                   files={".stigmer/config.yaml": LLAMA_FILE})
+                   files={"~/.stigmer/llmconfig.yaml": LLAMA_FILE})
     resolved = client.resolve()
     assert resolved.config.model == "phi4:14b"
     assert resolved.origin("model").detail == "STIGMER_LLM_MODEL"
@@ -34,7 +34,7 @@ def test_env_beats_file(serve):
 
 def test_file_beats_smart_default(serve):
     client = serve(env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY},
-                   files={".stigmer/config.yaml": "llm:\n  provider: ollama\n"})
+                   files={"~/.stigmer/llmconfig.yaml": "llm:\n  provider: ollama\n"})
     resolved = client.resolve()
     assert resolved.config.provider == "ollama"
     assert resolved.origin("provider").source is Source.FILE
@@ -80,15 +80,15 @@ def test_provider_default_replaces_mode_default_of_another_provider(serve):
 
 
 def test_file_mode_section_beats_file_common_section(serve):
-    client = serve(files={".stigmer/config.yaml":
+    client = serve(files={"~/.stigmer/llmconfig.yaml":
                           "llm:\n  model: llama3.1:8b\nlocal:\n  llm:\n    model: phi4:14b\n"})
     resolved = client.resolve()
     assert resolved.config.model == "phi4:14b"
-    assert resolved.origin("model").detail.endswith("/cwd/.stigmer/config.yaml: local.llm.model")
+    assert resolved.origin("model").detail == "~/.stigmer/llmconfig.yaml: local.llm.model"
 
 
 def test_file_section_of_the_other_mode_is_ignored(serve):
-    client = serve(files={".stigmer/config.yaml": "cloud:\n  llm:\n    model: phi4:14b\n"})
+    client = serve(files={"~/.stigmer/llmconfig.yaml": "cloud:\n  llm:\n    model: phi4:14b\n"})
     assert client.resolve().config.model == "qwen2.5-coder:7b"
 
 
@@ -120,7 +120,7 @@ def test_ollama_base_url_beats_ollama_host(serve):
 
 def test_generic_flag_key_beats_provider_key_flag(serve):
     other = "sk-ant-api03-OTHERKEYotherkeyOTHERKEY-0000"
-    resolved = serve(args=["--llm-provider", "anthropic", "--llm-api-key", other,
+    resolved = serve(args=[TRUST_LOOPBACK, "--llm-provider", "anthropic", "--llm-api-key", other,
                            "--anthropic-key", ANTHROPIC_KEY]).resolve(include_secrets=True)
     assert resolved.config.api_key == other
 
@@ -139,31 +139,31 @@ def test_flag_mode_beats_env_mode(serve):
 
 
 def test_env_mode_beats_file_mode(serve):
-    client = serve(env={"MODE": "local"}, files={".stigmer/config.yaml": "mode: cloud\n"})
+    client = serve(env={"MODE": "local"}, files={"~/.stigmer/llmconfig.yaml": "mode: cloud\n"})
     assert client.resolve().config.mode == "local"
 
 
-def test_config_flag_beats_stigmer_config_env(serve, workspace):
+def test_config_flag_beats_the_config_variable(serve, workspace):
     flagged = workspace.write("a.yaml", "llm:\n  model: phi4:14b\n")
     named = workspace.write("b.yaml", LLAMA_FILE)
-    client = serve(args=["--config", str(flagged)], env={"STIGMER_CONFIG": str(named)})
+    client = serve(args=["--config", str(flagged)], env={"STIGMER_LLMCONFIG_CONFIG": str(named)})
     assert client.resolve().config.model == "phi4:14b"
 
 
-def test_stigmer_config_env_beats_project_file(serve, workspace):
+def test_the_config_variable_beats_the_default_file(serve, workspace):
     named = workspace.write("b.yaml", "llm:\n  model: phi4:14b\n")
-    client = serve(env={"STIGMER_CONFIG": str(named)},
-                   files={".stigmer/config.yaml": LLAMA_FILE})
+    client = serve(env={"STIGMER_LLMCONFIG_CONFIG": str(named)},
+                   files={"~/.stigmer/llmconfig.yaml": LLAMA_FILE})
     assert client.resolve().config.model == "phi4:14b"
 
 
-def test_project_file_beats_home_file(serve):
-    client = serve(files={".stigmer/config.yaml": "llm:\n  model: phi4:14b\n",
-                          "~/.stigmer/config.yaml": LLAMA_FILE})
+def test_the_default_file_beats_the_deprecated_places(serve):
+    client = serve(files={"~/.stigmer/llmconfig.yaml": "llm:\n  model: phi4:14b\n",
+                          ".stigmer/config.yaml": LLAMA_FILE})
     assert client.resolve().config.model == "phi4:14b"
 
 
-def test_home_file_is_used_when_there_is_no_project_file(serve):
-    resolved = serve(files={"~/.stigmer/config.yaml": LLAMA_FILE}).resolve()
+def test_the_default_file_is_llmconfig_yaml_in_home(serve):
+    resolved = serve(files={"~/.stigmer/llmconfig.yaml": LLAMA_FILE}).resolve()
     assert resolved.config.model == "llama3.1:8b"
-    assert resolved.origin("model").detail == "~/.stigmer/config.yaml: llm.model"
+    assert resolved.origin("model").detail == "~/.stigmer/llmconfig.yaml: llm.model"

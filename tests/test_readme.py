@@ -55,6 +55,12 @@ def readme_sessions() -> dict[str, list[tuple[str, str]]]:
     return found
 
 
+def readme_files() -> dict[str, str]:
+    """Files the README shows with `<!-- file: ~/PATH -->`, by path."""
+    return dict(re.findall(r"<!-- file: (\S+) -->\s*```\w*\n(.*?)```", README.read_text(),
+                           re.S))
+
+
 @contextmanager
 def session_server(name: str, home: Path) -> Iterator[tuple[str, dict[str, str]]]:
     """(target, replacements of real values by the README's) for a session. Commands run in
@@ -78,6 +84,9 @@ def session_server(name: str, home: Path) -> Iterator[tuple[str, dict[str, str]]
         socket_dir = Path(tempfile.mkdtemp(prefix="llmc-", dir="/tmp"))
         args += ["--listen", f"unix:{socket_dir}/llmconfig.sock"]
         replacements[str(socket_dir / "llmconfig.sock")] = README_SOCKET
+    if name == "stigmer":  # the daemon's start with Stigmer's file and llmconfig's own
+        for path, text in readme_files().items():
+            Workspace(home, home).write(path, text)
     if name == "ollama":
         emulator = providers.ollama(["qwen2.5-coder:14b", "llama3.2:3b"], version="0.6.2")
         port = emulator.url.rsplit(":", 1)[1]
@@ -217,9 +226,42 @@ def test_the_config_file_example_is_accepted(serve):
     section = text[text.index("## The config file"):text.index("## Errors")]
     example = re.search(r"```yaml\n(.*?)```", section, re.S)
     assert example
-    client = serve(files={".stigmer/config.yaml": example.group(1)},
+    client = serve(files={"~/.stigmer/llmconfig.yaml": example.group(1)},
                    env={"ANTHROPIC_API_KEY": "sk-ant-api03-README-example-not-a-real-key-f2c9"})
     assert client.resolve().config.model == "qwen2.5-coder:14b"
+    assert client.resolve().warnings == ()
     runner = client.resolve_runner()
     assert runner.config.sandbox.root_dir == "/srv/stigmer/workspace"
     assert runner.config.temporal.max_concurrency == 20
+    assert runner.config.execution.mode == "sandbox"
+
+
+def test_the_stigmer_file_example_is_what_the_cli_writes_and_is_read_silently(serve):
+    text = README.read_text()
+    section = text[text.index("### Stigmer's file"):text.index("### Bad files")]
+    example = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert example
+    from test_stigmer import DEFAULT_FILE
+
+    assert example.group(1) == DEFAULT_FILE
+    client = serve(files={"~/.stigmer/config.yaml": example.group(1)})
+    assert client.resolve().warnings == ()
+    assert client.resolve_runner().warnings == ()
+
+
+def test_the_daemons_start_in_the_readme_is_true(server_process, workspace):
+    """The `<!-- startup: stigmer -->` block: the server started in a HOME holding the README's
+    two files logs each line it shows (`…` stands for lines left out)."""
+    for path, text in readme_files().items():
+        workspace.write(path, text)
+    block = re.search(r"<!-- startup: stigmer -->\s*```\n(.*?)```", README.read_text(), re.S)
+    assert block
+    lines = [line for line in block.group(1).splitlines() if not line.startswith("$ ")]
+    handle = server_process()
+    handle.wait_for(r"config files:")
+    first, *rest = lines
+    assert first.endswith("(mode local, from ~/.stigmer/config.yaml: backend.type)")
+    assert first.split(" (mode")[1] in handle.lines[0]
+    for line in rest:
+        if line.strip() != "…":
+            assert line in handle.lines, line

@@ -11,7 +11,7 @@ import pytest
 import llmconfig
 from llmconfig_server.tokens import digest_of
 
-from conftest import ANTHROPIC_KEY, base_env
+from conftest import ANTHROPIC_KEY, TRUST_LOOPBACK, base_env
 
 BACKEND_KEY = "stk_live_TESTKEYtestkeyTESTKEY-0b7e"
 DAYTONA_KEY = "dtn_TESTKEYtestkeyTESTKEYtestkey-5c1d"
@@ -30,7 +30,7 @@ def test_local_defaults_are_seed_004s_table(serve):
     assert (c.temporal.address, c.temporal.namespace, c.temporal.task_queue,
             c.temporal.max_concurrency) == ("localhost:7233", "default",
                                             "agent_execution_runner", 10)
-    assert c.backend.endpoint == "localhost:50051"
+    assert c.backend.endpoint == "localhost:7234"  # the daemon's port (Stigmer's DaemonPort)
     assert c.backend.api_key_present and c.backend.api_key == ""  # no secrets unasked
     assert (c.sandbox.type, c.sandbox.root_dir) == ("filesystem", "./workspace")
     assert not c.redis.enabled
@@ -39,7 +39,7 @@ def test_local_defaults_are_seed_004s_table(serve):
 
 
 def test_cloud_with_every_value_is_seed_004s_table(serve):
-    runner = serve(env=CLOUD_ENV).resolve_runner(include_secrets=True)
+    runner = serve(args=[TRUST_LOOPBACK], env=CLOUD_ENV).resolve_runner(include_secrets=True)
     c = runner.config
     assert c.mode == "cloud"
     assert c.temporal.address == "temporal.prod.internal:7233"
@@ -86,7 +86,8 @@ def test_a_session_id_that_could_leave_the_sandbox_is_invalid_argument(serve, se
 
 def test_runner_secrets_come_from_files_too(serve, workspace):
     path = workspace.write("backend.key", BACKEND_KEY + "\n")
-    runner = serve(env={"STIGMER_API_KEY_FILE": str(path)}).resolve_runner(include_secrets=True)
+    runner = serve(args=[TRUST_LOOPBACK],
+                   env={"STIGMER_API_KEY_FILE": str(path)}).resolve_runner(include_secrets=True)
     assert runner.config.backend.api_key == BACKEND_KEY
     assert runner.origin("backend.api_key").detail == f"STIGMER_API_KEY_FILE ({path})"
 
@@ -101,26 +102,27 @@ def test_runner_secrets_need_the_secrets_scope(serve, workspace):
 
 
 def test_the_config_files_mode_runner_section_beats_its_runner_section(serve):
-    client = serve(files={".stigmer/config.yaml": (
+    client = serve(files={"~/.stigmer/llmconfig.yaml": (
         "runner:\n  temporal: {address: 'temporal.lan:7233', max_concurrency: 4}\n"
         "local:\n  runner:\n    temporal: {address: 'localhost:7234'}\n")})
     runner = client.resolve_runner()
     assert runner.config.temporal.address == "localhost:7234"
     assert runner.config.temporal.max_concurrency == 4
     assert runner.origin("temporal.address").detail.endswith(
-        "/.stigmer/config.yaml: local.runner.temporal.address")
+        "~/.stigmer/llmconfig.yaml: local.runner.temporal.address")
 
 
 def test_the_environment_beats_the_config_file(serve):
     client = serve(env={"TEMPORAL_NAMESPACE": "ns-env"}, files={
-        ".stigmer/config.yaml": "runner:\n  temporal: {namespace: ns-file}\n"})
+        "~/.stigmer/llmconfig.yaml": "runner:\n  temporal: {namespace: ns-file}\n"})
     assert client.resolve_runner().config.temporal.namespace == "ns-env"
 
 
 def test_a_bad_runner_value_never_stops_the_server(server_process):
     handle = server_process(env={"TEMPORAL_MAX_CONCURRENCY": "lots"})
     handle.wait_for(r"runner settings \(local mode\) are not usable: TEMPORAL_MAX_CONCURRENCY: "
-                    r"'lots' is not a plain whole number")
+                    r"'lots' is not an integer; temporal.max_concurrency must be a whole number "
+                    r"between 1 and 10000")
     with llmconfig.Client(handle.target) as client:
         assert client.resolve().config.provider == "ollama"  # LLM-only callers carry on
         with pytest.raises(llmconfig.PreconditionFailed) as caught:
@@ -136,7 +138,7 @@ def test_redis_settings_are_ignored_in_local_mode_with_a_warning(serve):
 
 
 def test_runner_settings_are_reloaded(serve, servers, workspace):
-    path = workspace.write(".stigmer/config.yaml", "runner:\n  temporal: {namespace: one}\n")
+    path = workspace.write("~/.stigmer/llmconfig.yaml", "runner:\n  temporal: {namespace: one}\n")
     client = serve()
     path.write_text("runner:\n  temporal: {namespace: two}\n")
     servers[0].reload()
@@ -211,7 +213,8 @@ def test_cli_runner_prints_each_value_and_its_origin(serve, workspace):
                            "--session-id", "abc", "--color", "never"], capture_output=True,
                           text=True, timeout=30, env=base_env(workspace))
     assert done.returncode == 0, done.stderr
-    assert "temporal.namespace       ns1" in done.stdout and "TEMPORAL_NAMESPACE" in done.stdout
+    assert "temporal.namespace            ns1" in done.stdout
+    assert "TEMPORAL_NAMESPACE" in done.stdout
     assert "./workspace/sessions/abc" in done.stdout
     assert "dummy-local-key" not in done.stdout  # a hint, not the secret
 
@@ -230,7 +233,7 @@ def test_a_rotated_runner_secret_file_is_served(serve, workspace):
     import time
 
     path = workspace.write("secrets/backend.key", BACKEND_KEY + "\n")
-    client = serve(env={"STIGMER_API_KEY_FILE": str(path)})
+    client = serve(args=[TRUST_LOOPBACK], env={"STIGMER_API_KEY_FILE": str(path)})
     rotated = BACKEND_KEY.replace("0b7e", "9f9f")
     path.write_text(rotated + "\n")
     deadline = time.monotonic() + 3

@@ -7,7 +7,7 @@ import pytest
 import llmconfig
 from llmconfig import Source
 
-from conftest import ANTHROPIC_KEY
+from conftest import ANTHROPIC_KEY, TRUST_LOOPBACK
 
 
 def test_nothing_set_gives_local_ollama_defaults(serve):
@@ -34,7 +34,7 @@ def test_cloud_mode_with_anthropic_key_gives_sonnet(serve):
 
 
 def test_include_secrets_returns_the_key(serve):
-    client = serve(env={"MODE": "cloud", "ANTHROPIC_API_KEY": ANTHROPIC_KEY})
+    client = serve(args=[TRUST_LOOPBACK], env={"MODE": "cloud", "ANTHROPIC_API_KEY": ANTHROPIC_KEY})
     assert client.resolve(include_secrets=True).config.api_key == ANTHROPIC_KEY
 
 
@@ -89,7 +89,8 @@ def test_openai_with_an_anthropic_shaped_generic_key_is_refused(serve):
 
 
 def test_openai_with_openai_key(serve):
-    resolved = serve(env={"OPENAI_API_KEY": "sk-proj-" + "x" * 40, "ANTHROPIC_API_KEY":
+    resolved = serve(args=[TRUST_LOOPBACK],
+                     env={"OPENAI_API_KEY": "sk-proj-" + "x" * 40, "ANTHROPIC_API_KEY":
                           ANTHROPIC_KEY}).resolve(provider="openai", include_secrets=True)
     assert resolved.config.api_key.startswith("sk-proj-")
     assert resolved.origin("api_key").detail == "OPENAI_API_KEY"

@@ -9,7 +9,7 @@ import llmconfig
 from llmconfig.v1 import llmconfig_pb2 as pb
 from llmconfig.v1 import llmconfig_pb2_grpc as pb_grpc
 
-from conftest import ANTHROPIC_KEY, OPENAI_KEY
+from conftest import ANTHROPIC_KEY, OPENAI_KEY, TRUST_LOOPBACK
 
 KEY_TAIL = ANTHROPIC_KEY[-12:]  # more than the 4-character hint
 
@@ -55,16 +55,17 @@ def test_a_short_key_gets_no_tail_in_its_hint(serve):
 
 
 def test_repr_of_a_config_never_shows_the_key(serve):
-    resolved = serve(env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY}).resolve(include_secrets=True)
+    resolved = serve(args=[TRUST_LOOPBACK],
+                     env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY}).resolve(include_secrets=True)
     assert resolved.config.api_key == ANTHROPIC_KEY
     assert ANTHROPIC_KEY not in repr(resolved)
 
 
 def test_config_file_key_of_wrong_type_is_not_echoed(serve):
     with pytest.raises(Exception) as caught:
-        serve(files={".stigmer/config.yaml": "llm:\n  api_key: [sk-ant-secret-value-1234]\n"})
+        serve(files={"~/.stigmer/llmconfig.yaml": "llm:\n  api_key: [sk-ant-secret-value-1234]\n"})
     assert "sk-ant-secret" not in str(caught.value)
-    assert "<secret>" in str(caught.value)
+    assert "llm.api_key: input should be a valid string, got a list" in str(caught.value)
 
 
 def test_client_errors_carry_no_key(serve):
@@ -76,7 +77,7 @@ def test_client_errors_carry_no_key(serve):
 
 
 def test_an_answer_with_secrets_is_never_reused_for_a_call_without(serve):
-    client = serve(env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY})
+    client = serve(args=[TRUST_LOOPBACK], env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY})
     assert client.resolve(include_secrets=True).config.api_key == ANTHROPIC_KEY
     assert client.resolve().config.api_key == ""
     assert client.resolve(model="claude-opus-4.6", include_secrets=True).config.api_key

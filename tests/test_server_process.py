@@ -24,22 +24,23 @@ def refused(server_process, args=None, env=None) -> str:
 
 
 def test_config_file_with_unknown_key_is_refused_naming_file_and_key(server_process, workspace):
-    workspace.write(".stigmer/config.yaml", "local:\n  llm:\n    modle: llama3\n")
+    workspace.write("~/.stigmer/llmconfig.yaml", "local:\n  llm:\n    modle: llama3\n")
     log = refused(server_process)
-    assert ".stigmer/config.yaml: local.llm.modle: unknown key" in log
+    assert ".stigmer/llmconfig.yaml:3:5: local.llm.modle: unknown key" in log
     assert "allowed here: api_key, base_url, max_tokens, model, provider, temperature" in log
 
 
 def test_config_file_with_wrong_type_is_refused_naming_file_and_key(server_process, workspace):
-    workspace.write("~/.stigmer/config.yaml", "llm:\n  max_tokens: lots\n")
+    workspace.write("~/.stigmer/llmconfig.yaml", "llm:\n  max_tokens: lots\n")
     log = refused(server_process)
-    assert "~/.stigmer/config.yaml: llm.max_tokens: input should be a valid integer" in log
+    assert "~/.stigmer/llmconfig.yaml:2:15: llm.max_tokens: input should be a valid integer, " \
+        "got text" in log  # described, never quoted
 
 
 def test_invalid_yaml_is_refused_naming_file_and_line(server_process, workspace):
-    workspace.write(".stigmer/config.yaml", "llm:\n  model: [unclosed\n")
+    workspace.write("~/.stigmer/llmconfig.yaml", "llm:\n  model: [unclosed\n")
     log = refused(server_process)
-    assert ".stigmer/config.yaml:3:1: invalid YAML" in log
+    assert ".stigmer/llmconfig.yaml:3:1: invalid YAML" in log
 
 
 def test_missing_named_config_file_is_refused(server_process):

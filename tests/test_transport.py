@@ -3,13 +3,10 @@ mTLS, refusing to serve keys beyond loopback without tokens and TLS, and `token 
 
 from __future__ import annotations
 
-import shutil
 import socket
 import stat
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,14 +18,6 @@ import pki
 from conftest import ANTHROPIC_KEY, base_env
 
 TOKEN = "llmc_transport-test-token"
-
-
-@pytest.fixture
-def socket_dir() -> Iterator[Path]:
-    # Unix socket paths are limited to ~107 bytes; pytest's tmp_path can be longer.
-    folder = Path(tempfile.mkdtemp(prefix="llmc-", dir="/tmp"))
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 import llmconfig
 from llmconfig.v1 import llmconfig_pb2 as pb
@@ -80,6 +82,42 @@ def test_every_violation_is_reported_at_once(serve):
                                                      "overrides.max_tokens"}
 
 
+def error_details(serve_client, request):
+    """(BadRequest or PreconditionFailure, ErrorInfo) of the status a raw call ends with."""
+    stub = pb_grpc.LLMConfigServiceStub(grpc.insecure_channel(serve_client.target))
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ResolveLLMConfig(request, timeout=5)
+    details = rpc_status.from_call(caught.value).details
+    listed = next(d for d in details if not d.Is(error_details_pb2.ErrorInfo.DESCRIPTOR))
+    violations = error_details_pb2.BadRequest()
+    if not listed.Unpack(violations):
+        violations = error_details_pb2.PreconditionFailure()
+        listed.Unpack(violations)
+    info = error_details_pb2.ErrorInfo()
+    next(d for d in details if d.Unpack(info))
+    return violations, info
+
+
+def test_error_info_names_every_violation_with_its_reason(serve):
+    # Clients whose BadRequest lacks FieldViolation.reason (Debian's Go genproto) read the
+    # reasons from ErrorInfo: the first is its own reason, the N-th is reason_N.
+    overrides = pb.LLMSettings(provider="anthropic", api_key=ANTHROPIC_KEY, temperature=3.0,
+                               max_tokens=0)
+    bad, info = error_details(serve(), pb.ResolveLLMConfigRequest(overrides=overrides))
+    first, second = bad.field_violations
+    assert (info.reason, info.metadata["subject"]) == (first.reason, first.field)
+    assert (info.metadata["reason_2"], info.metadata["subject_2"]) == (second.reason,
+                                                                       second.field)
+    assert {info.metadata["field"], info.metadata["field_2"]} == {"temperature", "max_tokens"}
+    assert "reason_3" not in info.metadata
+
+
+def test_error_info_of_one_violation_keeps_its_plain_keys(serve):
+    _, info = error_details(serve(), pb.ResolveLLMConfigRequest(
+        overrides=pb.LLMSettings(temperature=5.0)))
+    assert dict(info.metadata) == {"field": "temperature", "subject": "overrides.temperature"}
+
+
 def test_request_error_wins_over_server_precondition(serve):
     # No key anywhere (a precondition) and a bad temperature (the caller's fault): the caller
     # hears about its own mistake with the right code.
@@ -97,7 +135,7 @@ def test_nan_temperature_is_refused_not_internal(serve):
 
 
 def test_unknown_provider_in_the_other_mode_is_a_precondition_not_internal(serve):
-    client = serve(files={".stigmer/config.yaml": "cloud:\n  llm:\n    provider: anthropic\n"})
+    client = serve(files={"~/.stigmer/llmconfig.yaml": "cloud:\n  llm:\n    provider: anthropic\n"})
     with pytest.raises(llmconfig.PreconditionFailed) as caught:
         client.resolve("cloud")
     assert caught.value.reason == "API_KEY_MISSING"

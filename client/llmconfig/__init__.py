@@ -73,17 +73,18 @@ def __getattr__(name: str) -> Any:
 
 def chat_model(mode: str | None = None, *, target: str | None = None,
                token: str | None = None, ca_file: str | None = None,
-               openai_compatible: bool = False, **overrides: Any) -> Any:
+               insecure: bool | None = None, openai_compatible: bool = False,
+               **overrides: Any) -> Any:
     """Resolve (with the key) and build the LangChain chat model in one call.
 
     `overrides` are the run's execution config: provider, model, base_url, api_key,
-    max_tokens, temperature. `target`, `token` and `ca_file` default to the environment
-    (STIGMER_LLMCONFIG_TARGET, _TOKEN or _TOKEN_FILE, _CA_FILE), so a runner usually passes
-    none of them. Needs `pip install 'llmconfig[langchain]'`.
+    max_tokens, temperature. `target`, `token`, `ca_file` and `insecure` default to the
+    environment (STIGMER_LLMCONFIG_TARGET, _TOKEN or _TOKEN_FILE, _CA_FILE, _INSECURE), so a
+    runner usually passes none of them. Needs `pip install 'llmconfig[langchain]'`.
     """
     from ._client import Client
 
-    with Client(target, token=token, ca_file=ca_file) as client:
+    with Client(target, token=token, ca_file=ca_file, insecure=insecure) as client:
         config = client.resolve(mode, include_secrets=True, **overrides).config
     return config.chat_model(openai_compatible=openai_compatible)
 

@@ -8,9 +8,11 @@ moment after its clients is picked up quickly.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
-from dataclasses import dataclass
+import socket
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -24,6 +26,7 @@ CA_FILE_ENV: Final = "STIGMER_LLMCONFIG_CA_FILE"
 NETWORK_ENV: Final = "STIGMER_LLMCONFIG_NETWORK"
 CERT_FILE_ENV: Final = "STIGMER_LLMCONFIG_CERT_FILE"
 KEY_FILE_ENV: Final = "STIGMER_LLMCONFIG_KEY_FILE"
+INSECURE_ENV: Final = "STIGMER_LLMCONFIG_INSECURE"
 _FILE_LIMIT: Final = 1024 * 1024
 DEFAULT_TIMEOUT: Final = 5.0  # seconds; a health probe's own budget is 2 s by default
 SERVICE: Final = "llmconfig.v1.LLMConfigService"
@@ -59,10 +62,14 @@ class Security:
     every call) and, for TLS, the CA that signed the server's certificate (plus a client
     certificate when the server requires mTLS)."""
 
-    token: str | None = None
-    ca: bytes | None = None
-    cert: bytes | None = None
-    key: bytes | None = None
+    token: str | None = field(default=None, repr=False)
+    ca: bytes | None = field(default=None, repr=False)
+    cert: bytes | None = field(default=None, repr=False)
+    key: bytes | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:  # what is set, never a token or a key
+        given = [name for name in ("token", "ca", "cert", "key") if getattr(self, name)]
+        return f"Security({', '.join(f'{name}=<set>' for name in given)})"
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...] | None:
@@ -104,6 +111,68 @@ def security_from(token: str | None, token_file: str | None, ca_file: str | None
         cert=_read(cert_file, "certificate file") if cert_file else None,
         key=_read(key_file, "key file") if key_file else None,
     )
+
+
+def check_cleartext(target: str, security: Security, insecure: bool | None) -> None:
+    """Refuse (ValueError) to send a token in clear to another machine: without a CA file the
+    channel is plaintext, and anyone on the path could read the token and use it. Loopback
+    and Unix-socket targets stay on this machine. `insecure` (else STIGMER_LLMCONFIG_INSECURE)
+    says the network in between is trusted."""
+    if security.token is None or security.ca is not None or is_local_target(target):
+        return
+    if insecure is None:
+        insecure = os.environ.get(INSECURE_ENV, "").strip().lower() in ("1", "true", "yes")
+    if not insecure:
+        raise ValueError(
+            f"refusing to send the llmconfig token in cleartext to {target}, which is not on "
+            f"this machine: set ca_file (env {CA_FILE_ENV}; CLI --ca-file) to use TLS, or, if "
+            f"the network in between is trusted, insecure=True (env {INSECURE_ENV}=1; CLI "
+            "--insecure)")
+
+
+def is_local_target(target: str) -> bool:
+    """Whether a gRPC target stays on this machine: a Unix socket, or loopback addresses only
+    (127.0.0.0/8, ::1, IPv4-mapped loopback, localhost, the unspecified 0.0.0.0 and ::)."""
+    text = target.strip()
+    if text.startswith(("unix:", "unix-abstract:")):
+        return True
+    if "://" in text:  # dns:///host:port, dns://resolver/host:port
+        scheme, _, rest = text.partition("://")
+        if scheme != "dns":
+            return False
+        text = rest.partition("/")[2]
+    elif text.startswith(("ipv4:", "ipv6:")):
+        return all(_is_local_host(_host_of(part)) for part in text[5:].split(",") if part)
+    elif text.startswith("dns:"):
+        text = text[4:]
+    return _is_local_host(_host_of(text))
+
+
+def _host_of(hostport: str) -> str:
+    if hostport.startswith("["):
+        return hostport[1:].partition("]")[0]
+    host, sep, port = hostport.rpartition(":")
+    if not sep or ":" in host or not port.isdigit():
+        return hostport  # no port, or a bare IPv6 address
+    return host
+
+
+def _is_local_host(host: str) -> bool:
+    name = host.rstrip(".").lower()
+    if name in ("localhost", "ip6-localhost", "ip6-loopback") or name.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(name.partition("%")[0])
+    except ValueError:
+        if not name or name.strip("0123456789.") or name.count(".") > 3:
+            return False
+        try:  # 127.1 and 2130706433 are 127.0.0.1 to the resolver gRPC uses
+            address = ipaddress.ip_address(socket.inet_aton(name))
+        except OSError:
+            return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return bool(address.is_loopback or address.is_unspecified
+                or (mapped is not None and mapped.is_loopback))
 
 
 def _read(path: str, what: str) -> bytes:

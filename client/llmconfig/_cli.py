@@ -22,6 +22,7 @@ from . import __version__
 from ._channel import (
     CA_FILE_ENV,
     DEFAULT_TIMEOUT,
+    INSECURE_ENV,
     NETWORK_ENV,
     TARGET_ENV,
     TOKEN_ENV,
@@ -293,6 +294,7 @@ RUNNER_ROWS: tuple[tuple[str, Callable[[RunnerConfig], str]], ...] = (
     ("temporal.namespace", lambda c: c.temporal.namespace),
     ("temporal.task_queue", lambda c: c.temporal.task_queue),
     ("temporal.max_concurrency", lambda c: str(c.temporal.max_concurrency)),
+    ("temporal.managed", lambda c: "yes" if c.temporal.managed else "no"),
     ("backend.endpoint", lambda c: c.backend.endpoint),
     ("backend.api_key", lambda c: c.backend.api_key or c.backend.api_key_hint or "(none)"),
     ("sandbox.type", lambda c: c.sandbox.type),
@@ -305,7 +307,13 @@ RUNNER_ROWS: tuple[tuple[str, Callable[[RunnerConfig], str]], ...] = (
     ("redis.port", lambda c: str(c.redis.port)),
     ("redis.password", lambda c: c.redis.password
      or ("(set)" if c.redis.password_present else "(none)")),
+    ("execution.mode", lambda c: c.execution.mode),
+    ("execution.sandbox_image", lambda c: c.execution.sandbox_image),
+    ("execution.sandbox_auto_pull", lambda c: "yes" if c.execution.sandbox_auto_pull else "no"),
+    ("execution.sandbox_cleanup", lambda c: "yes" if c.execution.sandbox_cleanup else "no"),
+    ("execution.sandbox_ttl_seconds", lambda c: str(c.execution.sandbox_ttl_seconds)),
 )
+_RUNNER_PATH_WIDTH = max(len(path) for path, _ in RUNNER_ROWS)
 
 
 def cmd_runner(client: Client, args: argparse.Namespace, style: Style) -> int:
@@ -330,13 +338,13 @@ def cmd_runner(client: Client, args: argparse.Namespace, style: Style) -> int:
     for path, _ in RUNNER_ROWS:
         origin = origins.get(path)
         source = origin.source.value if origin else "default"
-        lines.append(f"{path:<24} {shown[path]:<{width}}  "
+        lines.append(f"{path:<{_RUNNER_PATH_WIDTH}} {shown[path]:<{width}}  "
                      f"{style(f'{source:<8}', SOURCE_COLOUR[source])} "
                      f"{origin.detail if origin else ''}")
     c = runner.llm.config
-    lines.append(f"{'llm':<24} {c.provider} {c.model} at {c.base_url} (revision "
-                 f"{runner.llm.revision}; `llmconfig resolve` shows its origins)")
-    lines.append(f"{'revision':<24} {runner.revision}")
+    lines.append(f"{'llm':<{_RUNNER_PATH_WIDTH}} {c.provider} {c.model} at {c.base_url} "
+                 f"(revision {runner.llm.revision}; `llmconfig resolve` shows its origins)")
+    lines.append(f"{'revision':<{_RUNNER_PATH_WIDTH}} {runner.revision}")
     lines += [style(f"warning: {w}", "yellow") for w in (*runner.warnings, *runner.llm.warnings)]
     print("\n".join(lines))
     return EXIT_OK
@@ -398,6 +406,10 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--ca-file", metavar="FILE",
                         help=f"PEM CA that signed the server's certificate: use TLS (env "
                              f"{CA_FILE_ENV})")
+    common.add_argument("--insecure", action="store_true", default=None,
+                        help="send the token in cleartext to a target beyond this machine "
+                             f"(env {INSECURE_ENV}=1); without it, a token needs --ca-file "
+                             "there")
     common.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help=f"deadline of each call (default {DEFAULT_TIMEOUT:g})")
     common.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -472,7 +484,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     style = Style(sys.stdout, args.color)
     try:
         client = Client(target_or_default(args.target), timeout=args.timeout,
-                        token_file=args.token_file, ca_file=args.ca_file)
+                        token_file=args.token_file, ca_file=args.ca_file,
+                        insecure=args.insecure)
     except ValueError as exc:
         print(style(f"error: {exc}", "red"), file=sys.stderr)
         return EXIT_INVALID

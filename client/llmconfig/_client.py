@@ -15,6 +15,7 @@ import grpc
 from ._channel import (
     CHANNEL_OPTIONS,
     DEFAULT_TIMEOUT,
+    check_cleartext,
     network_or_default,
     security_from,
     target_or_default,
@@ -43,16 +44,19 @@ class _Base:
     `token` (else `token_file`, else STIGMER_LLMCONFIG_TOKEN / STIGMER_LLMCONFIG_TOKEN_FILE) is
     sent as a bearer token. `ca_file` (else STIGMER_LLMCONFIG_CA_FILE) turns on TLS, verifying
     the server against that CA; `cert_file` and `key_file` (else STIGMER_LLMCONFIG_CERT_FILE /
-    _KEY_FILE) present a client certificate to a server that requires mTLS.
+    _KEY_FILE) present a client certificate to a server that requires mTLS. A token is not sent
+    in cleartext to a target beyond this machine (ValueError) unless `insecure=True` (else
+    STIGMER_LLMCONFIG_INSECURE=1) says the network in between is trusted.
     """
 
     def __init__(self, target: str | None = None, *, timeout: float = DEFAULT_TIMEOUT,
                  token: str | None = None, token_file: str | None = None,
                  ca_file: str | None = None, cert_file: str | None = None,
-                 key_file: str | None = None) -> None:
+                 key_file: str | None = None, insecure: bool | None = None) -> None:
         self.target = target_or_default(target)
         self.timeout = timeout
         security = security_from(token, token_file, ca_file, cert_file, key_file)
+        check_cleartext(self.target, security, insecure)
         self.tls = security.ca is not None
         self._metadata = security.metadata
         self._channel = self._open(self.target, security.channel_credentials())

@@ -9,6 +9,7 @@ from ._errors import from_status
 from ._models import (
     Backend,
     Change,
+    Execution,
     Health,
     HealthStatus,
     LLMConfig,
@@ -57,14 +58,16 @@ def _origins(origins: Any) -> tuple[Origin, ...]:
 
 def runner_from_proto(response: pb.ResolveRunnerConfigResponse) -> RunnerResolved:
     c = response.config
-    t, b, s, r = c.temporal, c.backend, c.sandbox, c.redis
+    t, b, s, r, e = c.temporal, c.backend, c.sandbox, c.redis, c.execution
     config = RunnerConfig(
         mode=c.mode,
-        temporal=Temporal(t.address, t.namespace, t.task_queue, t.max_concurrency),
+        temporal=Temporal(t.address, t.namespace, t.task_queue, t.max_concurrency, t.managed),
         backend=Backend(b.endpoint, b.api_key, b.api_key_present, b.api_key_hint),
         sandbox=Sandbox(s.type, s.root_dir, s.snapshot_id, s.daytona_api_key,
                         s.daytona_api_key_present, s.daytona_api_key_hint),
         redis=Redis(r.enabled, r.host, r.port, r.password, r.password_present),
+        execution=Execution(e.mode, e.sandbox_image, e.sandbox_auto_pull, e.sandbox_cleanup,
+                            e.sandbox_ttl_seconds),
     )
     return RunnerResolved(config, resolved_from_proto(response.llm), _origins(response.origins),
                           tuple(response.warnings), response.revision)

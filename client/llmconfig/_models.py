@@ -163,6 +163,7 @@ class Temporal:
     namespace: str
     task_queue: str
     max_concurrency: int
+    managed: bool = True  # the daemon runs Temporal itself (no address was given)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +194,18 @@ class Redis:
 
 
 @dataclass(frozen=True, slots=True)
+class Execution:
+    """How the runner executes an agent's commands (Stigmer's STIGMER_EXECUTION_MODE and
+    STIGMER_SANDBOX_*)."""
+
+    mode: str  # "local", "sandbox" or "auto"
+    sandbox_image: str
+    sandbox_auto_pull: bool
+    sandbox_cleanup: bool
+    sandbox_ttl_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
 class RunnerConfig:
     """Everything a runner reads besides its LLM."""
 
@@ -201,6 +214,7 @@ class RunnerConfig:
     backend: Backend
     sandbox: Sandbox
     redis: Redis
+    execution: Execution
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,8 +30,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FlagError as exc:
         print(f"llmconfig-server: refusing to start: {exc}", file=sys.stderr)
         return EXIT_INVALID_CONFIG
+    from .corelog import route_native_stderr
     from .logs import configure
 
+    route_native_stderr()  # gRPC core's own lines, rate-limited, in --log-format
     configure(options.log_level, options.log_format)
     from .app import ListenError, serve
     from .state import BuildError, Inputs, build
@@ -42,11 +44,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BuildError as exc:
         _refuse(exc.problems)
         return EXIT_INVALID_CONFIG
+    tokens = snapshot.access.tokens
+    if tokens is not None and tokens.broken and tokens.problem:
+        # Running, it would refuse every token (fail closed); starting, the operator is here
+        # to fix it. (An empty list is a choice: the server starts and refuses every token.)
+        _refuse([tokens.problem.removesuffix("; every token is refused until it is fixed")])
+        return EXIT_INVALID_CONFIG
     try:
         asyncio.run(serve(inputs, snapshot))
     except ListenError as exc:
         print(f"llmconfig-server: {exc}", file=sys.stderr)
         return EXIT_CANNOT_SERVE
+    finally:
+        from .corelog import flush
+
+        flush()
     return 0
 
 

@@ -5,17 +5,27 @@ server credentials; and the audit line for every answer that carries a secret.
 Scopes: `resolve` (ResolveLLMConfig, ResolveRunnerConfig, WatchLLMConfig), `health`
 (CheckProviderHealth), `secrets` (`include_secrets`, checked by the handler that sees the
 request). grpc.health.v1 and reflection stay open: orchestrators probe them without tokens.
+
+With a tokens file the server is in token mode whatever the file holds: an empty, missing or
+unloadable file refuses every token (fail closed) until it is fixed. Without one, callers are
+`trusted`, but keys go only to callers on a Unix socket (its file mode chose them), or on
+loopback TCP when the operator says every local user may have them (`--trust-loopback`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import functools
 import inspect
+import ipaddress
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import unquote
 
 import grpc
 from google.protobuf import any_pb2
@@ -48,6 +58,9 @@ class Caller:
 
     name: str
     scopes: frozenset[str]
+    # Authorizes the same credentials again against the token table of the moment (raises
+    # Denied): a stream does it at every event, so a revoked token stops receiving at once.
+    again: Callable[[], Caller] | None = field(default=None, compare=False, repr=False)
 
 
 TRUSTED: Final = Caller("trusted", frozenset(SCOPES))
@@ -78,20 +91,74 @@ def denial(code: grpc.StatusCode, message: str, reason: str, **metadata: str) ->
                                                   details=[packed]))
 
 
-def require_secrets(what: str = "include_secrets") -> Caller:
-    """The caller, if it may receive secrets; else raise Denied naming the scope."""
-    caller = current_caller()
+def require_secrets(what: str = "include_secrets", caller: Caller | None = None) -> Caller:
+    """The caller (default: the current one), if it may ask for secrets; else raise Denied
+    naming the scope."""
+    caller = current_caller() if caller is None else caller
     if SECRETS_SCOPE not in caller.scopes:
         raise Denied(_missing_scope(caller, SECRETS_SCOPE, what))
     return caller
 
 
-def audit_secret(caller: Caller, peer: str, rpc: str, provider: str, key_hint: str) -> None:
-    """One line per answer that carries a secret; the hint at most, never the key."""
-    log.info("secret served: token=%s peer=%s rpc=%s provider=%s key=%s", caller.name, peer,
+def check_transport(caller: Caller, peer: str, trust_loopback: bool,
+                    what: str = "include_secrets") -> None:
+    """Raise Denied unless an answer that carries a secret may go to `caller` over `peer`:
+    a token's holder anywhere (the exposure policy put TLS beyond loopback); a caller without
+    a token only on a Unix socket, or on loopback TCP with --trust-loopback. Checked when an
+    answer does carry a secret, so a tokenless caller asking include_secrets of a provider
+    without a key (Ollama) is answered."""
+    if caller is TRUSTED and not peer.startswith("unix:"):
+        loopback = peer_is_loopback(peer)
+        if not (loopback and trust_loopback):
+            raise Denied(_untrusted_transport(loopback, what))
+
+
+def authorize_again(caller: Caller) -> Caller:
+    """`caller` as the token table of this moment sees its credentials (raises Denied)."""
+    return caller if caller.again is None else caller.again()
+
+
+def peer_is_loopback(peer: str) -> bool:
+    """Whether gRPC's peer string (`ipv4:127.0.0.1:5555`, `ipv6:[::1]:5555`, percent-encoded
+    in some versions) is a loopback address, IPv4-mapped IPv6 included."""
+    kind, _, rest = unquote(peer).partition(":")
+    if kind not in ("ipv4", "ipv6"):
+        return False
+    host = rest.rpartition(":")[0].strip("[]")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return bool(address.is_loopback or (mapped is not None and mapped.is_loopback))
+
+
+def _untrusted_transport(loopback: bool, what: str) -> grpc.Status:
+    if loopback:
+        return denial(
+            grpc.StatusCode.PERMISSION_DENIED,
+            f"{what}: keys are not served over TCP to a caller without a token, even on "
+            "loopback (every user of this machine can connect to it); use one of: the "
+            "server's Unix socket (--listen unix:PATH; its file mode decides who may "
+            "connect), a token with the 'secrets' scope (--tokens-file), or start the server "
+            "with --trust-loopback if every local user may read the keys",
+            "LOOPBACK_NOT_TRUSTED", flag="--trust-loopback")
+    return denial(
+        grpc.StatusCode.PERMISSION_DENIED,
+        f"{what}: keys are not served over the network to a caller without a token; give the "
+        "caller a token with the 'secrets' scope (--tokens-file, with --tls-cert/--tls-key)",
+        "TOKEN_REQUIRED_FOR_SECRETS", flag="--tokens-file")
+
+
+def audit_secret(caller: Caller, peer: str, rpc: str, provider: str, key_hint: str,
+                 uid: str | None = None) -> None:
+    """One line per answer that carries a secret; the hint at most, never the key. `uid`:
+    who is connected to a Unix socket (see unix_peers)."""
+    shown = f"{peer} {uid}" if uid else peer
+    log.info("secret served: token=%s peer=%s rpc=%s provider=%s key=%s", caller.name, shown,
              rpc, provider, key_hint or "(none)",
              extra={"token": caller.name, "peer": peer, "rpc": rpc, "provider": provider,
-                    "key_hint": key_hint})
+                    "key_hint": key_hint, **({"uid": uid} if uid else {})})
 
 
 def _missing_scope(caller: Caller, scope: str, what: str) -> grpc.Status:
@@ -122,6 +189,13 @@ class AccessGuard:
         tokens = self.tokens()
         if tokens is None:
             return TRUSTED
+        if tokens.problem is not None:  # fail closed: no token is good until it is fixed
+            raise Denied(denial(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "this server accepts no token at the moment: its tokens file "
+                + ("lists none" if not tokens.broken else "cannot be used")
+                + " (the server's log says why); ask the operator to fix the tokens file",
+                "TOKENS_FILE_UNUSABLE"))
         presented = _bearer(metadata)
         if presented is None:
             raise Denied(denial(
@@ -136,7 +210,8 @@ class AccessGuard:
                 "the token is not known to this server; ask the operator for a token from "
                 "`llmconfig-server token new` and its entry in the tokens file",
                 "TOKEN_UNKNOWN"))
-        caller = Caller(token.name, token.scopes)
+        caller = Caller(token.name, token.scopes,
+                        functools.partial(self._authorize, rpc, metadata))
         # An RPC without a scope (one added without updating the table) is closed, not open.
         scope = SCOPE_FOR_RPC.get(rpc)
         if scope is None or scope not in caller.scopes:
@@ -248,12 +323,62 @@ class TlsMaterial:
 
 
 def read_tls(tls: TlsFiles) -> TlsMaterial:
-    return TlsMaterial(
+    """The TLS files' content, checked to load as gRPC will use it (raises TlsError): gRPC
+    itself only finds out at the next handshake, and would then keep the old certificate (or,
+    at startup, fail to bind) without saying why."""
+    material = TlsMaterial(
         cert=_pem(tls.cert, "--tls-cert", b"CERTIFICATE"),
         key=_pem(tls.key, "--tls-key", b"PRIVATE KEY"),
         client_ca=_pem(tls.client_ca, "--tls-client-ca", b"CERTIFICATE") if tls.client_ca
         else None,
     )
+    _check_loads(material, tls)
+    return material
+
+
+def _check_loads(material: TlsMaterial, tls: TlsFiles) -> None:
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    for data, flag, path in ((material.cert, "--tls-cert", tls.cert),
+                             (material.client_ca, "--tls-client-ca", tls.client_ca)):
+        if data is not None:
+            try:
+                ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(
+                    cadata=data.decode("ascii", "replace"))
+            except (ssl.SSLError, ValueError):
+                raise TlsError(f"{flag}: {path} holds no readable PEM certificate") from None
+    if b"ENCRYPTED" in material.key:
+        raise TlsError(f"--tls-key: {tls.key} is encrypted; gRPC needs an unencrypted PEM key")
+    with _as_path(material.cert) as cert, _as_path(material.key) as key:
+        try:
+            context.load_cert_chain(cert, key, password=lambda: b"")
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            if getattr(exc, "reason", None) == "KEY_VALUES_MISMATCH":
+                raise TlsError(f"--tls-key: {tls.key} is not the key of the certificate in "
+                               f"{tls.cert} (KEY_VALUES_MISMATCH)") from None
+            raise TlsError(f"--tls-key: {tls.key} holds no readable PEM private key") from None
+
+
+@contextlib.contextmanager
+def _as_path(data: bytes) -> Iterator[str]:
+    """`data` as a file path the ssl module can read, without writing a key to disk where
+    an anonymous memory file exists (Linux; a read-only root filesystem is no obstacle)."""
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("llmconfig-tls", os.MFD_CLOEXEC)
+        try:
+            with open(fd, "wb", closefd=False) as handle:
+                handle.write(data)
+            yield f"/proc/self/fd/{fd}"
+        finally:
+            os.close(fd)
+        return
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(prefix="llmconfig-tls-") as handle:  # mode 0600
+        handle.write(data)
+        handle.flush()
+        yield handle.name
 
 
 def certificate_configuration(material: TlsMaterial) -> Any:
@@ -298,6 +423,8 @@ class AccessOptions:
     tokens_file: str | None = None
     tls: TlsFiles | None = None
     insecure: bool = False
+    # Without tokens, also hand keys to loopback TCP callers (any user of this machine).
+    trust_loopback: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,28 +439,40 @@ class Access:
 
 
 class AccessProblem(Exception):
-    """Tokens, TLS or the exposure policy forbid starting (one line for the operator)."""
+    """TLS or the exposure policy forbid serving (one line for the operator). `tokens` is the
+    token table read all the same, which applies even when the rest of an update is broken."""
+
+    def __init__(self, message: str, tokens: TokenTable | None) -> None:
+        super().__init__(message)
+        self.tokens = tokens
 
 
 def load(options: AccessOptions, listeners: Sequence[Listener]) -> Access:
-    """Read the tokens and TLS files and apply the exposure policy; raise AccessProblem."""
+    """Read the tokens and TLS files and apply the exposure policy; raise AccessProblem.
+    A tokens file that cannot be used is no problem here: it makes a table that refuses
+    every token (the caller decides whether that may start a server)."""
     table = None
     if options.tokens_file:
         try:
             table = tokens_file.load(options.tokens_file)
         except tokens_file.TokensFileError as exc:
-            raise AccessProblem(str(exc)) from None
+            table = tokens_file.closed(options.tokens_file,
+                                       f"{exc}; every token is refused until it is fixed")
     material = None
     if options.tls:
         try:
             material = read_tls(options.tls)
         except TlsError as exc:
-            raise AccessProblem(str(exc)) from None
-    problems = exposure_problems(listeners, table is not None, options.tls)
+            raise AccessProblem(str(exc), table) from None
+    problems = exposure_problems(listeners, options.tokens_file is not None, options.tls)
     if problems and not options.insecure:
-        raise AccessProblem("; ".join(problems))
-    who = (f"tokens from {table.source} ({len(table.tokens)} entries)" if table
-           else "no tokens: every caller is trusted")
+        raise AccessProblem("; ".join(problems), table)
+    if table is not None:
+        who = f"tokens from {table.source} ({len(table.tokens)} entries)"
+    elif options.trust_loopback:
+        who = "no tokens: every caller is trusted, keys also over loopback TCP (--trust-loopback)"
+    else:
+        who = "no tokens: every caller is trusted, keys only over Unix sockets"
     tls = "none"
     if options.tls:
         tls = "mTLS (client certificates required)" if options.tls.client_ca else "TLS"

@@ -31,3 +31,20 @@ class AnswerCache(BoundedCache[bytes, Answer]):
     def __init__(self, capacity: int = CAPACITY, max_bytes: int = MAX_BYTES) -> None:
         super().__init__(capacity, max_bytes,
                          lambda request, answer: len(request) + len(answer.data))
+
+
+class Event(NamedTuple):
+    """A WatchLLMConfig event as sent: computed once per snapshot for every stream that asked
+    the same question, so a change reaching thousands of streams costs one resolution and
+    one serialisation per distinct request, and the streams share the bytes."""
+
+    data: bytes
+    revision: str  # empty for an error event
+    secret: tuple[str, str] | None = None  # (provider, key hint) when it carries the key
+
+
+class EventCache(BoundedCache[bytes, Event]):
+    """Events by the watch request's bytes (its known_revision cleared)."""
+
+    def __init__(self, capacity: int = CAPACITY, max_bytes: int = MAX_BYTES) -> None:
+        super().__init__(capacity, max_bytes, lambda request, event: len(request) + len(event.data))

@@ -1,7 +1,8 @@
 """Layers → one resolved, validated configuration with the origin of every value.
 
-Order, highest first: request overrides > flags > environment > config file (mode section, then
-common section) > smart default > mode defaults > provider defaults.
+Order, highest first: request overrides > flags > environment > config files (llmconfig's own:
+mode section, then common section; then Stigmer's) > smart default > mode defaults > provider
+defaults.
 
 Two consistency rules shape the merge:
 - the provider comes from the highest layer that names one, either directly or through a model
@@ -16,12 +17,14 @@ Pure Python: no gRPC, no environment access.
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any, Final
 
 from .catalog import MODE_DEFAULTS, Catalog, ModelFacts, ProviderSpec, shipped
 from .domain import (
+    FIELDS,
     ConfigError,
     Layer,
     Origin,
@@ -48,9 +51,10 @@ def _described(name: str, value: Value, catalog: Catalog) -> str:
 
 class _Resolver:
     def __init__(self, mode: Value, layers: Sequence[Layer], require_key: bool,
-                 catalog: Catalog) -> None:
+                 revision_key: bytes, catalog: Catalog) -> None:
         self.mode: str = mode.value
         self.require_key = require_key
+        self.revision_key = revision_key
         self.catalog = catalog
         self.owner_of: dict[str, Callable[[str], str | None]] = {
             "model": catalog.provider_of_model,
@@ -59,6 +63,11 @@ class _Resolver:
         }
         self.layers = [layer for layer in layers if not layer.is_empty()]
         self.warnings: list[str] = [w for layer in self.layers for w in layer.warnings]
+        # Inputs of these layers that could not be parsed (or a file that could not be read):
+        # listed first, with what the cascade finds in the rest.
+        self.unparsed: list[Violation] = list(dict.fromkeys(
+            p for layer in self.layers if layer.problems or layer.broken
+            for p in layer.problems_for(FIELDS)))
         self.violations: list[Violation] = []
         self.origins: list[Origin] = [Origin("mode", mode.source, mode.detail)]
 
@@ -207,10 +216,23 @@ class _Resolver:
         if facts is not None:
             self._check_lifecycle(spec, facts, used["model"])
             self._check_model_rules(spec, facts, chosen, used)
+        elif (lowered := self.catalog.case_hint(provider, requested_model)) is not None:
+            where = f" (from {used['model'].detail})" if used["model"] else ""
+            self.warnings.append(
+                f"model {requested_model!r}{where} is passed on as given: names are exact, and "
+                f"the {spec.display_name} name it resembles is {lowered!r} (→ "
+                f"{self.catalog.canonical_model(provider, lowered)}); write it in lower case to "
+                "use that")
         elif model:
             self._note_unknown_model(spec, model, used["model"])
         if spec.needs_key and self.require_key and not chosen["api_key"]:
             self.violations.append(self._missing_key(spec, provider_origin))
+        if self.unparsed:
+            # Not what follows from an unparsed field itself (a key file that cannot be read
+            # is not also a missing key).
+            failed = {v.field for v in self.unparsed}
+            raise ConfigError([*self.unparsed,
+                               *(v for v in self.violations if v.field not in failed)])
         if self.violations:
             raise ConfigError(self.violations)
 
@@ -230,7 +252,7 @@ class _Resolver:
             temperature=chosen["temperature"],
             origins=tuple(self.origins),
             warnings=tuple(dict.fromkeys(self.warnings)),
-            revision=revision_of(config),
+            revision=revision_of(config, self.revision_key),
         )
 
     def _open(self, provider: str) -> bool:
@@ -392,18 +414,26 @@ class _Resolver:
 
 
 def resolve(mode: Value, layers: Sequence[Layer], *, require_key: bool = True,
-            catalog: Catalog | None = None) -> Resolution:
+            revision_key: bytes, catalog: Catalog | None = None) -> Resolution:
     """Resolve `layers` (highest first) for `mode`; raise ConfigError with every violation.
 
     `require_key=False` resolves a provider that needs a key even without one (a health check
     reports that as NOT_CONFIGURED rather than failing)."""
-    return _Resolver(mode, layers, require_key, catalog or shipped()).resolve()
+    return _Resolver(mode, layers, require_key, revision_key, catalog or shipped()).resolve()
 
 
 @lru_cache(maxsize=4096)
-def revision_of(config: tuple[Any, ...]) -> str:
-    """Equal configs give equal revisions; the key enters only as a digest."""
+def revision_of(config: tuple[Any, ...], revision_key: bytes) -> str:
+    """Equal configs give equal revisions. The key enters as an HMAC under `revision_key`, a
+    secret of the server's: a plain digest would let a caller who may not see the key test
+    guesses of it offline against the revision it does see."""
     *head, key, max_tokens, temperature = config
-    key_digest = hashlib.sha256(key.encode()).hexdigest() if key else ""
+    key_digest = secret_digest(key, revision_key) if key else ""
     text = "\x1f".join(map(str, (*head, key_digest, max_tokens, temperature)))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def secret_digest(value: str, revision_key: bytes) -> str:
+    """How a secret enters a revision: keyed, so the revision cannot confirm a guess."""
+    return hmac.new(revision_key, value.encode("utf-8", "surrogateescape"),
+                    hashlib.sha256).hexdigest()

@@ -73,7 +73,7 @@ class ProviderSpec:
     key_prefixes: tuple[str, ...] = ()
     hosts: tuple[str, ...] = ()
     ports: tuple[int, ...] = ()
-    # Friendly name (lower case) → canonical id, and tier → canonical id.
+    # Friendly name → canonical id, and tier → canonical id (names match exactly).
     aliases: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     tiers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     # An id outside the known ones (for a provider with a closed list) is served with a warning
@@ -157,6 +157,7 @@ class Catalog:
         self.provider_of_key = lru_cache(maxsize=4096)(self._provider_of_key)
         self.provider_of_base_url = lru_cache(maxsize=4096)(self._provider_of_base_url)
         self.canonical_model = lru_cache(maxsize=4096)(self._canonical_model)
+        self.case_hint = lru_cache(maxsize=4096)(self._case_hint)
 
     def __repr__(self) -> str:  # state fingerprints repr their sources: equal data, equal repr
         return f"Catalog({self.fingerprint})"
@@ -215,13 +216,24 @@ class Catalog:
 
     def _canonical_model(self, provider: str, model: str) -> str:
         """The provider's canonical id for a model, tier or friendly name; unknown ids pass
-        through."""
+        through. Names match exactly, as in graphton's map: `QWEN2.5-coder` is not
+        `qwen2.5-coder` (provider model ids are case-sensitive; a value is never rewritten on a
+        guess)."""
+        spec = self.providers[provider]
+        _, bare = self.split_provider_prefix(model)
+        if bare in spec.tiers:
+            return spec.tiers[bare]
+        return spec.aliases.get(bare, bare)
+
+    def _case_hint(self, provider: str, model: str) -> str | None:
+        """The friendly name or tier that `model` is in another case (`QWEN2.5-coder` →
+        `qwen2.5-coder`), for a warning; None when there is none."""
         spec = self.providers[provider]
         _, bare = self.split_provider_prefix(model)
         lowered = bare.lower()
-        if lowered in spec.tiers:
-            return spec.tiers[lowered]
-        return spec.aliases.get(lowered, bare)
+        if lowered != bare and (lowered in spec.tiers or lowered in spec.aliases):
+            return lowered
+        return None
 
     def key_hint(self, key: str) -> str:
         """`sk-ant-…f2c9`: the key's public prefix and never more than its last 4 characters."""
@@ -299,7 +311,7 @@ def _with_names(spec: ProviderSpec, models: Mapping[tuple[str, str], ModelFacts]
         if owner != spec.name:
             continue
         for alias in facts.aliases:
-            aliases[alias.lower()] = model_id
+            aliases[alias] = model_id
         if facts.tier:
             tiers[facts.tier] = model_id
     return replace(spec, aliases=MappingProxyType(aliases), tiers=MappingProxyType(tiers))
@@ -357,6 +369,10 @@ def provider_of_base_url(url: str) -> str | None:
 
 def canonical_model(provider: str, model: str) -> str:
     return shipped().canonical_model(provider, model)
+
+
+def case_hint(provider: str, model: str) -> str | None:
+    return shipped().case_hint(provider, model)
 
 
 def key_hint(key: str) -> str:

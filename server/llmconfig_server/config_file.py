@@ -1,4 +1,4 @@
-"""The YAML config file: where it is looked for, what it may contain, and its errors.
+"""llmconfig's own YAML config file: where it is looked for, what it may contain, its errors.
 
 ```yaml
 mode: local            # optional: the server's mode
@@ -10,6 +10,9 @@ local:
 cloud:
   llm: {model: claude-sonnet-4.5}
 ```
+
+It lives apart from Stigmer's own `~/.stigmer/config.yaml` (stigmer_file.py), which the
+Stigmer CLI rewrites from its Go struct on every save, dropping any key it does not know.
 """
 
 from __future__ import annotations
@@ -31,7 +34,11 @@ if TYPE_CHECKING:
 
     from .config_schema import ConfigFileModel
 
-CONFIG_ENV = "STIGMER_CONFIG"
+CONFIG_ENV: Final = "STIGMER_LLMCONFIG_CONFIG"
+# Wave 1's name: still read (below CONFIG_ENV), with a warning.
+DEPRECATED_CONFIG_ENV: Final = "STIGMER_CONFIG"
+OWN_DEFAULT: Final = Path(".stigmer") / "llmconfig.yaml"
+STIGMER_DEFAULT: Final = Path(".stigmer") / "config.yaml"
 # Config files are a few hundred bytes; a megabyte is a runaway file, refused before parsing.
 CONFIG_FILE_LIMIT: Final = 1024 * 1024
 _MAX_REPORTED: Final = 5
@@ -39,13 +46,46 @@ _MAX_REPORTED: Final = 5
 _SECRET_KEY: Final = re.compile(
     r"(?i)(?:^|[_-])(?:key|token|password|passwd|secret|credentials?)$")
 _PLAIN_KEY: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+# Top-level keys: each file's own, so a file in the other's format is recognised.
+OWN_KEYS: Final = frozenset({"mode", "llm", "runner", "local", "cloud"})
+STIGMER_KEYS: Final = frozenset({"backend", "context"})
+_NAMED_BY: Final = ("--config", CONFIG_ENV, DEPRECATED_CONFIG_ENV)
 
 
 @dataclass(frozen=True, slots=True)
 class LoadedFile:
     path: Path
-    display: str  # ~/.stigmer/config.yaml, as a person would write it
+    display: str  # ~/.stigmer/llmconfig.yaml, as a person would write it
     content: ConfigFileModel
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A config file read and parsed as YAML, not yet checked against a schema."""
+
+    path: Path
+    display: str
+    named_by: str
+    data: dict[str, Any]
+    marks: Any  # safe_yaml.Marks
+
+    @property
+    def by(self) -> str:
+        """` (named by --config)` for a file someone named, else empty."""
+        return f" (named by {self.named_by})" if self.named_by in _NAMED_BY else ""
+
+    def is_stigmers(self) -> bool:
+        """Written in Stigmer's schema (backend:, context:), not in llmconfig's own."""
+        return bool(STIGMER_KEYS & self.data.keys())
+
+    def is_llmconfigs(self) -> bool:
+        """Written in llmconfig's own schema (llm:, local:, …) and not in Stigmer's."""
+        return bool(OWN_KEYS & self.data.keys()) and not self.is_stigmers()
+
+    def where(self, path: tuple[str, ...]) -> str:
+        """`:line:column` of the value at `path`, when known."""
+        found = self.marks.get(path)
+        return f":{found[0]}:{found[1]}" if found else ""
 
 
 class ConfigFileError(Exception):
@@ -61,23 +101,39 @@ def display_path(path: Path, home: Path) -> str:
         return str(path)
 
 
-def locate(
-    explicit: str | None, environ: Mapping[str, str], cwd: Path, home: Path
-) -> tuple[Path | None, str]:
-    """The file to read and why: --config, else STIGMER_CONFIG, else ./.stigmer/config.yaml,
-    else ~/.stigmer/config.yaml. A file named explicitly must exist; the others are optional."""
+@dataclass(frozen=True, slots=True)
+class Found:
+    """Where llmconfig's own file is, what named it, and notes about deprecated names."""
+
+    path: Path | None
+    named_by: str
+    notes: tuple[str, ...] = ()
+
+
+def locate(explicit: str | None, environ: Mapping[str, str], cwd: Path, home: Path) -> Found:
+    """llmconfig's own file: --config, else STIGMER_LLMCONFIG_CONFIG, else STIGMER_CONFIG
+    (deprecated), else ~/.stigmer/llmconfig.yaml. A file named explicitly must exist; the
+    default is optional. (The deprecated ./.stigmer/config.yaml and an old-format
+    ~/.stigmer/config.yaml are sources.py's to find: only their content tells.)"""
     if explicit:
-        return _named(explicit, cwd, "--config")
-    if (named := environ.get(CONFIG_ENV, "")).strip():
-        return _named(named, cwd, CONFIG_ENV)
-    for candidate in (cwd / ".stigmer" / "config.yaml", home / ".stigmer" / "config.yaml"):
-        # exists(), not is_file(): a FIFO or a directory there is reported, not skipped.
-        if candidate.exists():
-            return candidate, "found"
-    return None, "none"
+        return Found(_named(explicit, cwd, "--config"), "--config")
+    current = environ.get(CONFIG_ENV, "")
+    old = environ.get(DEPRECATED_CONFIG_ENV, "")
+    if old.strip() and current.strip():
+        note = (f"{DEPRECATED_CONFIG_ENV} is deprecated and ignored because {CONFIG_ENV} is "
+                "set")
+        return Found(_named(current, cwd, CONFIG_ENV), CONFIG_ENV, (note,))
+    if current.strip():
+        return Found(_named(current, cwd, CONFIG_ENV), CONFIG_ENV)
+    if old.strip():
+        note = f"{DEPRECATED_CONFIG_ENV} is deprecated; rename it to {CONFIG_ENV}"
+        return Found(_named(old, cwd, DEPRECATED_CONFIG_ENV), DEPRECATED_CONFIG_ENV, (note,))
+    default = home / OWN_DEFAULT
+    # lexists(), not is_file(): a FIFO or a directory there is reported, not skipped.
+    return Found(default if os.path.lexists(default) else None, "found")
 
 
-def _named(name: str, cwd: Path, by: str) -> tuple[Path, str]:
+def _named(name: str, cwd: Path, by: str) -> Path:
     if found := control_character(name):
         # Refused before it is shown anywhere: a newline in a path would forge a log line.
         raise ConfigFileError([Violation(
@@ -85,18 +141,16 @@ def _named(name: str, cwd: Path, by: str) -> tuple[Path, str]:
             f"{by}: the file name contains a control character ({found[1]} at position "
             f"{found[0]})", Source.FILE, by)])
     path = Path(name).expanduser()
-    return (path if path.is_absolute() else cwd / path), by
+    return path if path.is_absolute() else cwd / path
 
 
-def load(path: Path, home: Path, named_by: str) -> LoadedFile:
-    # pydantic and YAML cost ~80 ms to import: only a server that has a file pays for them.
-    from pydantic import ValidationError
-
+def read(path: Path, home: Path, named_by: str) -> Document:
+    """The file's YAML document (a mapping; empty when the file is), or ConfigFileError in one
+    line that names the file, the line and column of a YAML mistake, and never its text."""
     from . import safe_yaml
-    from .config_schema import ConfigFileModel
 
     shown = shorten_path(display_path(path, home))
-    by = f" (named by {named_by})" if named_by in ("--config", CONFIG_ENV) else ""
+    by = f" (named by {named_by})" if named_by in _NAMED_BY else ""
 
     def fail(subject: str, message: str, reason: Reason = Reason.CONFIG_FILE_INVALID) -> Violation:
         return Violation("config", reason, message, Source.FILE, subject)
@@ -113,64 +167,102 @@ def load(path: Path, home: Path, named_by: str) -> LoadedFile:
         raise ConfigFileError([fail(named_by if by else shown,
                                     f"config file{by}: {problem}")]) from None
     try:
-        data: Any = safe_yaml.load(text)
+        data, marks = safe_yaml.load_with_marks(text)
     except safe_yaml.YAMLProblem as exc:
         raise ConfigFileError([fail(shown, f"{shown}{exc.where}{by}: {exc}")]) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigFileError(
-            [fail(shown, f"{shown}{by}: the top level must be a mapping with keys such as llm:, "
-                         f"local:, cloud:; found {type(data).__name__}")]
+            [fail(shown, f"{shown}{by}: the top level must be a mapping of keys (such as "
+                         f"llm: or backend:); found {type(data).__name__}")]
         )
+    return Document(path, shown, named_by, data, marks)
+
+
+def load(path: Path, home: Path, named_by: str) -> LoadedFile:
+    """Read llmconfig's own file at `path` and check it against its schema."""
+    return validate(read(path, home, named_by))
+
+
+def validate(document: Document) -> LoadedFile:
+    # pydantic costs ~80 ms to import: only a server that has a file of its own pays for it.
+    from pydantic import ValidationError
+
+    from .config_schema import ConfigFileModel
+
+    shown, by = document.display, document.by
+    if document.is_stigmers():
+        raise ConfigFileError([Violation(
+            "config", Reason.CONFIG_FILE_INVALID,
+            f"{shown}{by}: this is Stigmer's own config file (it has backend:), not "
+            "llmconfig's: llmconfig reads Stigmer's file from ~/.stigmer/config.yaml by "
+            "itself; name llmconfig's own file (llm:, local:, cloud:, runner:) here instead",
+            Source.FILE, shown)])
     try:
-        content = ConfigFileModel.model_validate(data)
+        content = ConfigFileModel.model_validate(document.data)
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=True)
-        violations = [_field_violation(shown, by, err) for err in errors[:_MAX_REPORTED]]
+        violations = [_field_violation(document, err) for err in errors[:_MAX_REPORTED]]
         if len(errors) > _MAX_REPORTED:
-            violations.append(fail(shown, f"{shown}{by}: … and {len(errors) - _MAX_REPORTED} more "
-                                          "problems"))
+            violations.append(Violation(
+                "config", Reason.CONFIG_FILE_INVALID,
+                f"{shown}{by}: … and {len(errors) - _MAX_REPORTED} more problems", Source.FILE,
+                shown))
         raise ConfigFileError(violations) from None
-    return LoadedFile(path, shown, content)
+    return LoadedFile(document.path, shown, content)
 
 
-def _field_violation(shown: str, by: str, err: Any) -> Violation:
-    parts = [_key_shown(part) for part in err["loc"]]
+def _field_violation(document: Document, err: Any) -> Violation:
+    """What the schema refuses, said with key names and line:column only: the file may not be
+    a config file at all (a path pointed at /etc/shadow), and its content must never reach a
+    log line or an answer's warning. A value is described by its kind, never quoted."""
+    shown, by = document.display, document.by
+    loc = tuple(str(part) for part in err["loc"])
+    parts = [key_shown(part) for part in err["loc"]]
     key = ".".join(parts)
     kind = err["type"]
+    # An unknown key is shown where it is; a refused value where the value is.
+    from .safe_yaml import KEY
+
+    at = document.where((*loc, KEY) if kind == "extra_forbidden" else loc)
     if kind == "extra_forbidden":
         parent = _model_at(err["loc"][:-1])
         allowed = ", ".join(sorted(parent.model_fields)) if parent else "see the README"
-        message = f"{shown}{by}: {key}: unknown key (allowed here: {allowed})"
+        message = f"{shown}{at}{by}: {key}: unknown key (allowed here: {allowed})"
     else:
-        message = f"{shown}{by}: {key}: {err['msg'].lower()}, got {_input_shown(err)}"
+        message = (f"{shown}{at}{by}: {key}: {err['msg'].lower()}, got "
+                   f"{_input_kind(err.get('input'))}")
     return Violation(parts[-1] if parts else "config", Reason.CONFIG_FILE_INVALID, message,
                      Source.FILE, f"{shown}: {key}")
 
 
-def _input_shown(err: Any) -> str:
-    """What an error may say about the value it refuses: nothing under a secret-like key or when
-    it looks like a secret (`api_key:sk-…` with no space is one string under `llm`), only its
-    kind when it is a structure (which may hold a secret, or be an alias bomb's expansion)."""
-    value = err.get("input")
-    if any(isinstance(part, str) and _SECRET_KEY.search(part) for part in err["loc"]):
-        return "<secret>"
+def _input_kind(value: Any) -> str:
+    """What a refused value is, without quoting it."""
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, (list, tuple, set)):
         return "a list"
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return parsing.shown(value)
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if value is None:
+        return "nothing"
+    if isinstance(value, str):
+        return "text"
     return f"a {type(value).__name__}"
 
 
-def _key_shown(part: Any) -> str:
-    """A key of the file as an error shows it: plain names as they are, anything else (a key
-    that is a pasted secret, a megabyte, a newline) quoted, cut short or hidden."""
+def key_shown(part: Any) -> str:
+    """A key of the file as an error shows it: a plain name as it is; anything else (a line of
+    another kind of file, a pasted secret, a megabyte, a newline) not at all (the error says
+    where it is)."""
+    if isinstance(part, int):
+        return f"[{part}]"
     if isinstance(part, str) and _PLAIN_KEY.fullmatch(part) and not parsing.looks_like_secret(part):
         return part
-    return parsing.shown(part)
+    return "<a key that is not a plain name>"
 
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:

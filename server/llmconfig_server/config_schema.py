@@ -1,8 +1,16 @@
-"""The config file's schema (pydantic): unknown keys and wrong types are errors."""
+"""llmconfig's own config file's schema (pydantic): unknown keys and wrong types are errors.
+
+The `runner` sections are built from the runner's field table (runner_fields.py), so a new
+runner field is a key of the file without another line here.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, create_model
+
+from .runner_fields import FIELDS, SECTIONS
 
 
 class _Strict(BaseModel):
@@ -18,38 +26,20 @@ class LLMSection(_Strict):
     temperature: float | None = None
 
 
-class TemporalSection(_Strict):
-    address: str | None = None
-    namespace: str | None = None
-    task_queue: str | None = None
-    max_concurrency: int | None = None
+def _runner_section() -> Any:
+    """`runner: {temporal: {address: …}, execution: {mode: …}, …}`: one key per runner field
+    that has a variable of its own (derived fields, such as temporal.managed, have none)."""
+    sections: dict[str, Any] = {}
+    for section in SECTIONS:
+        keys: dict[str, Any] = {
+            f.key: (f.python_type | None, None)
+            for f in FIELDS if f.section == section and f.variable}
+        model = create_model(f"{section.title()}Section", __base__=_Strict, **keys)
+        sections[section] = (model | None, None)
+    return create_model("RunnerSection", __base__=_Strict, **sections)
 
 
-class BackendSection(_Strict):
-    endpoint: str | None = None
-    api_key: str | None = None
-
-
-class SandboxSection(_Strict):
-    type: str | None = None
-    root_dir: str | None = None
-    snapshot_id: str | None = None
-    daytona_api_key: str | None = None
-
-
-class RedisSection(_Strict):
-    host: str | None = None
-    port: int | None = None
-    password: str | None = None
-
-
-class RunnerSection(_Strict):
-    """What ResolveRunnerConfig answers besides the LLM (runner.py)."""
-
-    temporal: TemporalSection | None = None
-    backend: BackendSection | None = None
-    sandbox: SandboxSection | None = None
-    redis: RedisSection | None = None
+RunnerSection: Any = _runner_section()
 
 
 class ModeSection(_Strict):

@@ -44,14 +44,26 @@ class Layer:
     """What one place (the request, the flags, the environment, a file section) says.
 
     `generic` values apply to whichever provider is resolved; `scoped` values (ANTHROPIC_API_KEY,
-    OLLAMA_HOST, --anthropic-key, …) apply only to their own provider.
+    OLLAMA_HOST, --anthropic-key, …) apply only to their own provider. Keys are LLM field names
+    (`model`) and runner field paths (`temporal.address`): one layer feeds both cascades.
+
+    `problems` are values of this place that could not be parsed (each names its field, so only
+    the cascade that uses the field fails); `broken` says the whole place is unusable (a config
+    file that cannot be read), which fails every resolution that includes the layer.
     """
 
     source: Source
     name: str
     generic: Mapping[str, Value] = field(default_factory=lambda: MappingProxyType({}))
     scoped: Mapping[str, Mapping[str, Value]] = field(default_factory=lambda: MappingProxyType({}))
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()  # about the place or its LLM values
+    runner_warnings: tuple[str, ...] = ()
+    problems: tuple[Violation, ...] = ()
+    broken: tuple[Violation, ...] = ()
+
+    def problems_for(self, fields: frozenset[str] | tuple[str, ...]) -> tuple[Violation, ...]:
+        """What stops a resolution of `fields` that includes this layer."""
+        return (*self.broken, *(p for p in self.problems if p.field in fields))
 
     def candidates(self, name: str, provider: str) -> tuple[Value, ...]:
         """The values this layer offers for a field, best first."""
@@ -63,7 +75,8 @@ class Layer:
         return tuple(found)
 
     def is_empty(self) -> bool:
-        return not self.generic and not self.scoped and not self.warnings
+        return not (self.generic or self.scoped or self.warnings or self.runner_warnings
+                    or self.problems or self.broken)
 
 
 class Reason(enum.StrEnum):

@@ -2,7 +2,8 @@
 
 A violation the caller caused (a request value) is INVALID_ARGUMENT with google.rpc.BadRequest;
 anything else is FAILED_PRECONDITION with google.rpc.PreconditionFailure, each violation naming
-the variable, flag or file key it came from. Both carry google.rpc.ErrorInfo with the reason.
+the variable, flag or file key it came from. Both carry google.rpc.ErrorInfo with the reason,
+whose metadata names every violation (see `_every`).
 Every message goes out with URL credentials (`user:pass@`) hidden, and clipped: messages quote
 the caller's values, and a status travels in metadata, which gRPC clients refuse past 8–16 KiB
 (the caller would see RESOURCE_EXHAUSTED "metadata size exceeds hard limit" instead of the error).
@@ -18,7 +19,7 @@ from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from .domain import ConfigError
+from .domain import ConfigError, Violation
 from .redact import redact_text
 
 ERROR_DOMAIN = "llmconfig.stigmer.ai"
@@ -54,10 +55,7 @@ def config_error_status(error: ConfigError) -> grpc.Status:
             ]
         )
     info = error_details_pb2.ErrorInfo(
-        reason=violations[0].reason.value,
-        domain=ERROR_DOMAIN,
-        metadata={"field": violations[0].field, "subject": violations[0].subject},
-    )
+        reason=violations[0].reason.value, domain=ERROR_DOMAIN, metadata=_every(violations))
     return rpc_status.to_status(
         status_pb2.Status(
             code=code,
@@ -65,6 +63,19 @@ def config_error_status(error: ConfigError) -> grpc.Status:
             details=[_pack(detail), _pack(info)],
         )
     )
+
+
+def _every(violations: list[Violation]) -> dict[str, str]:
+    """ErrorInfo metadata naming every violation, in the order of the BadRequest or
+    PreconditionFailure list: `field` and `subject` for the first (whose reason is the
+    ErrorInfo's own), `field_N`, `subject_N` and `reason_N` for the N-th from 2 on. A client
+    whose google.rpc.BadRequest has no FieldViolation.reason (Debian's Go genproto, older
+    googleapis) reads every reason here."""
+    metadata = {"field": violations[0].field, "subject": violations[0].subject}
+    for number, violation in enumerate(violations[1:], start=2):
+        metadata |= {f"field_{number}": violation.field, f"subject_{number}": violation.subject,
+                     f"reason_{number}": violation.reason.value}
+    return metadata
 
 
 def denied_status(message: str, reason: str) -> grpc.Status:
@@ -81,9 +92,10 @@ def bad_request_status(field: str, reason: str, message: str) -> grpc.Status:
                    {"field": field, "subject": field})
 
 
-def exhausted_status(message: str, reason: str) -> grpc.Status:
+def exhausted_status(message: str, reason: str, metadata: dict[str, str] | None = None,
+                     ) -> grpc.Status:
     """RESOURCE_EXHAUSTED: the server is at a limit; the caller may retry later."""
-    return _status(code_pb2.RESOURCE_EXHAUSTED, message, reason)
+    return _status(code_pb2.RESOURCE_EXHAUSTED, message, reason, metadata=metadata)
 
 
 def _status(code: int, message: str, reason: str, detail: Message | None = None,

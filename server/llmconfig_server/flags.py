@@ -16,6 +16,7 @@ from .catalog import shipped
 from .health import HealthOptions
 from .listeners import Listener, ListenSpecError, parse_listener
 from .sources import FLAG_FOR_FIELD, ServerFlags
+from .streams import DEFAULT_MAX_WATCH_STREAMS
 
 DEFAULT_LISTEN = "127.0.0.1:50061"
 LISTEN_ENV = "STIGMER_LLMCONFIG_LISTEN"
@@ -48,6 +49,7 @@ class Options:
     log_format: str = "text"
     reload_interval: float = 10.0
     container_host: str = "host.docker.internal"
+    max_watch_streams: int = DEFAULT_MAX_WATCH_STREAMS
     catalog: str | None = None  # the operator's catalog file (--catalog, STIGMER_LLMCONFIG_CATALOG)
     models_refresh_interval: float = 3600.0
 
@@ -57,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="llmconfig-server",
         description=(
             "Serve llmconfig.v1.LLMConfigService: the LLM configuration of Stigmer, resolved "
-            "from request overrides > these flags > environment > config file > defaults."
+            "from request overrides > these flags > environment > config files > defaults."
         ),
         epilog="Secrets passed as flags are visible in the process list; prefer "
         "ANTHROPIC_API_KEY_FILE / STIGMER_LLM_API_KEY_FILE.",
@@ -77,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="re-read the config, secret, tokens and TLS files this often, as a "
                              "backstop for missed file events (default 10; 0: only on SIGHUP "
                              "and file events)")
+    server.add_argument("--max-watch-streams", default=str(DEFAULT_MAX_WATCH_STREAMS),
+                        metavar="N",
+                        help="watch streams held at once, WatchLLMConfig and grpc.health.v1 "
+                             "Watch together; beyond it RESOURCE_EXHAUSTED (default "
+                             f"{DEFAULT_MAX_WATCH_STREAMS}; those opened without a token over "
+                             "TCP: a fifth of it)")
     server.add_argument("--metrics-listen", metavar="HOST:PORT",
                         help="serve Prometheus metrics on http://HOST:PORT/metrics (default: "
                              "off); they hold no secrets")
@@ -100,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     access.add_argument("--insecure", action="store_true",
                         help="serve beyond loopback without tokens or TLS anyway (logged as a "
                              "warning)")
+    access.add_argument("--trust-loopback", action="store_true",
+                        help="without --tokens-file, also hand keys (include_secrets) to "
+                             "callers on loopback TCP, i.e. to every user of this machine "
+                             "(default: keys only over Unix sockets or with a token)")
     health = parser.add_argument_group("provider health checks")
     health.add_argument("--probe-timeout", metavar="SECONDS",
                         help=f"budget of one provider probe (env {PROBE_TIMEOUT_ENV}; default "
@@ -121,8 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "tokens (default 3600; 0: only when a caller asks with refresh)")
     llm = parser.add_argument_group("LLM configuration (beats environment and config file)")
     llm.add_argument("--config", metavar="PATH",
-                     help="YAML config file (else STIGMER_CONFIG, ./.stigmer/config.yaml, "
-                          "~/.stigmer/config.yaml)")
+                     help="llmconfig's own YAML config file (else STIGMER_LLMCONFIG_CONFIG, "
+                          "else ~/.stigmer/llmconfig.yaml); Stigmer's own "
+                          "~/.stigmer/config.yaml is read too, below it")
     llm.add_argument("--mode", help="local or cloud (env MODE; default local)")
     helps = {
         "provider": "anthropic, ollama or openai",
@@ -162,6 +175,7 @@ def parse(argv: Sequence[str] | None, environ: Mapping[str, str] | None = None) 
         tokens_file=_file_option(args.tokens_file, TOKENS_FILE_ENV, environ),
         tls=_tls(args, environ),
         insecure=args.insecure,
+        trust_loopback=args.trust_loopback,
     )
     health = HealthOptions(
         probe_timeout=_probe_timeout(args.probe_timeout, environ),
@@ -174,9 +188,18 @@ def parse(argv: Sequence[str] | None, environ: Mapping[str, str] | None = None) 
                    _metrics_listen(args.metrics_listen), args.log_format,
                    _seconds(args.reload_interval, "--reload-interval", maximum=86400.0),
                    _container_host(args.container_host),
+                   _count(args.max_watch_streams, "--max-watch-streams", 1, 1_000_000),
                    _file_option(args.catalog, CATALOG_ENV, environ),
                    _seconds(args.models_refresh_interval, "--models-refresh-interval",
                             maximum=7 * 86400.0))
+
+
+def _count(raw: str, flag: str, low: int, high: int) -> int:
+    text = raw.strip()
+    if not (text.isascii() and text.isdigit() and low <= int(text) <= high):
+        raise FlagError(f"{flag}: {raw[:32]!r} is not a whole number between {low} and "
+                        f"{high}")
+    return int(text)
 
 
 def _container_host(raw: str) -> str:

@@ -61,6 +61,11 @@ class Metrics:
         self.secrets_served = Counter("llmconfig_secrets_served_total",
                                       "Answers that carried an API key, by token name.",
                                       ("token",), registry=self.registry)
+        # Only with --tokens-file: 0 while the file is empty or unusable (every token refused).
+        self.tokens_file_ok = Gauge("llmconfig_tokens_file_ok",
+                                    "1 while the tokens file accepts tokens; 0 while it is "
+                                    "empty or cannot be used and every token is refused.",
+                                    registry=self.registry)
 
     def guard(self) -> _Observe:
         return _Observe(self)

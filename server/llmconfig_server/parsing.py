@@ -38,6 +38,9 @@ _RANDOM_RUN: Final = re.compile(r"[A-Za-z0-9+/_=-]{20,}")
 _EXCERPT: Final = 64
 _CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _NOT_KEY_CHARACTER: Final = re.compile("[^!-~]")  # printable ASCII, no space
+# A DNS name (labels of letters, digits, `-` and `_`, dot-separated), as resolvers take them.
+_HOST_NAME: Final = re.compile(r"(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+                               r"(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?")
 
 
 class ParseError(Exception):
@@ -83,11 +86,12 @@ def control_character(text: str) -> tuple[int, str] | None:
     return None
 
 
-def check_text(name: str, raw: str, source: Source, subject: str) -> None:
+def check_text(name: str, raw: str, source: Source, subject: str, *, limit: int | None = None,
+               what: str | None = None) -> None:
     """The rules every string value obeys, whichever field and source: bounded, no control
     characters, no surrounding whitespace. Messages describe the value, never echo it."""
-    what = _WHAT.get(name, name)
-    limit = MAX_LENGTH.get(name)
+    what = what or _WHAT.get(name, name)
+    limit = limit or MAX_LENGTH.get(name)
     if limit is not None and len(raw) > limit:
         raise _fail(name, Reason.VALUE_TOO_LONG,
                     f"{subject}: {what} is {len(raw)} characters long; at most {limit} are "
@@ -167,28 +171,141 @@ def _parse_provider(raw: Any, source: Source, subject: str,
 
 def _parse_api_key(raw: str, source: Source, subject: str) -> str:
     """Keys travel in HTTP headers: printable ASCII, nothing that a header would split on."""
-    if found := _NOT_KEY_CHARACTER.search(raw):
-        kind = "a space" if found.group().isspace() else "a non-ASCII character"
-        raise _fail("api_key", Reason.INVALID_API_KEY,
-                    f"{subject}: the API key contains {kind} at position {found.start()}; a "
-                    "key is printable ASCII without spaces", source, subject)
-    return raw
+    return parse_secret(raw, source, subject, name="api_key", what="the API key")
 
 
 def _parse_int(raw: Any, source: Source, subject: str) -> int:
+    return parse_integer(raw, source, subject, name="max_tokens",
+                         rule="a positive integer written in decimal digits, such as 8192")
+
+
+def parse_integer(raw: Any, source: Source, subject: str, *, name: str, rule: str,
+                  minimum: int | None = None, maximum: int | None = None) -> int:
+    """A whole number: a typed integer (proto, YAML) or a string of plain ASCII decimal digits,
+    optionally signed. `rule` says what is allowed (`a port between 1 and 65535`)."""
     # A bool is an int to Python, and proto/YAML integers arrive typed; strings must be plain
-    # ASCII decimals.
+    # ASCII decimals. (int() refuses more than 4300 digits with a ValueError; 100 is already
+    # far out of range.)
+    number: int | None = None
     if isinstance(raw, int) and not isinstance(raw, bool):
+        number = raw
+    elif isinstance(raw, str) and len(raw) <= 100 and _INT.fullmatch(raw):
+        number = int(raw)
+    if number is None:
+        raise _fail(name, Reason.INVALID_NUMBER,
+                    f"{subject}: {shown(raw)} is not an integer; {name} must be {rule}",
+                    source, subject)
+    if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+        raise _fail(name, Reason.OUT_OF_RANGE,
+                    f"{subject}: {number} is out of range; {name} must be {rule}",
+                    source, subject)
+    return number
+
+
+def parse_boolean(raw: Any, source: Source, subject: str, *, name: str) -> bool:
+    """`true` or `false`: a typed YAML boolean, or exactly those words (not `yes`, `1` or
+    `True`, which other readers of the same variable take differently)."""
+    if isinstance(raw, bool):
         return raw
-    # (int() refuses more than 4300 digits with a ValueError; 100 is already far out of range.)
-    if isinstance(raw, str) and len(raw) <= 100 and _INT.fullmatch(raw):
-        return int(raw)
-    raise _fail(
-        "max_tokens", Reason.INVALID_NUMBER,
-        f"{subject}: {shown(raw)} is not an integer; max_tokens must be a "
-        "positive integer written in decimal digits, such as 8192",
-        source, subject,
-    )
+    if isinstance(raw, str) and raw in ("true", "false"):
+        return raw == "true"
+    raise _fail(name, Reason.INVALID_VALUE,
+                f"{subject}: {shown(raw)} is not a boolean; {name} must be true or false",
+                source, subject)
+
+
+def parse_choice(raw: Any, choices: tuple[str, ...], source: Source, subject: str, *,
+                 name: str) -> str:
+    if isinstance(raw, str) and raw in choices:
+        return raw
+    raise _fail(name, Reason.INVALID_VALUE,
+                f"{subject}: {shown(raw)} is not a known {name}; use one of: "
+                f"{', '.join(choices)}{_exact_hint(str(raw), choices)}", source, subject)
+
+
+def parse_host(raw: Any, source: Source, subject: str, *, name: str) -> str:
+    """A host name or an IP address (an IPv6 address bare or in brackets); returned without
+    brackets."""
+    text = _string(raw, source, subject, name)
+    if _HOST_NAME.fullmatch(text):
+        return text
+    try:
+        return str(ipaddress.ip_address(text.removeprefix("[").removesuffix("]")))
+    except ValueError:
+        raise _fail(name, Reason.INVALID_VALUE,
+                    f"{subject}: {shown(raw)} is not a host name or an IP address", source,
+                    subject) from None
+
+
+def parse_hostport(raw: Any, source: Source, subject: str, *, name: str, example: str) -> str:
+    """`host:port` (`[v6]:port` for an IPv6 address), the port between 1 and 65535; returned
+    as given."""
+    text = _string(raw, source, subject, name)
+    host, sep, port = text.rpartition(":")
+    problem = None
+    if not sep or not host or (":" in host.strip("[]") and not host.startswith("[")):
+        problem = f"is not HOST:PORT, e.g. {example}"
+    elif not (port.isascii() and port.isdigit() and len(port) <= 5 and 1 <= int(port) <= 65535):
+        problem = "has a port that is not a number between 1 and 65535"
+    if problem is None:
+        try:
+            parse_host(host, source, subject, name=name)
+        except ParseError:
+            problem = "has a host that is not a host name or an IP address"
+    if problem:
+        raise _fail(name, Reason.INVALID_VALUE, f"{subject}: {shown(raw)} {problem}", source,
+                    subject)
+    return text
+
+
+def parse_word(raw: Any, source: Source, subject: str, *, name: str, allowed: str,
+               limit: int = 255) -> str:
+    """A name from a small alphabet (a namespace, a task queue, an image reference): `allowed`
+    is a regex character class body such as `A-Za-z0-9._-`."""
+    text = _string(raw, source, subject, name)
+    if len(text) > limit or not re.fullmatch(f"[{allowed}]+", text):
+        described = allowed.replace("A-Za-z0-9", "letters, digits and ")
+        raise _fail(name, Reason.INVALID_VALUE,
+                    f"{subject}: {shown(raw)} is not a valid {name}: 1–{limit} of {described}",
+                    source, subject)
+    return text
+
+
+def parse_path(raw: Any, source: Source, subject: str, *, name: str) -> str:
+    """A folder path; a trailing slash is dropped (`/` stays `/`)."""
+    text = _string(raw, source, subject, name)
+    if len(text) > 4096:
+        raise _fail(name, Reason.VALUE_TOO_LONG,
+                    f"{subject}: {name} is {len(text)} characters long; at most 4096 are "
+                    "allowed", source, subject)
+    return text.rstrip("/") or "/"
+
+
+def parse_secret(raw: Any, source: Source, subject: str, *, name: str, what: str) -> str:
+    """A key, token or password: it travels in headers and connection strings, so printable
+    ASCII without spaces, at most 4096 characters."""
+    text = _string(raw, source, subject, name, limit=MAX_LENGTH["api_key"], what=what)
+    if found := _NOT_KEY_CHARACTER.search(text):
+        kind = "a space" if found.group().isspace() else "a non-ASCII character"
+        raise _fail(name, Reason.INVALID_API_KEY,
+                    f"{subject}: {what} contains {kind} at position {found.start()}; keys and "
+                    "passwords are printable ASCII without spaces", source, subject)
+    return text
+
+
+def _string(raw: Any, source: Source, subject: str, name: str, *, limit: int | None = None,
+            what: str | None = None) -> str:
+    """`raw` as a string obeying the rules every string obeys (check_text)."""
+    if not isinstance(raw, str):
+        kind = "a mapping" if isinstance(raw, dict) else "a list" if isinstance(raw, list) \
+            else type(raw).__name__
+        raise _fail(name, Reason.INVALID_VALUE,
+                    f"{subject}: {what or name} must be a string, not {kind}", source, subject)
+    if raw.strip() == "":
+        raise _fail(name, Reason.EMPTY_VALUE, f"{subject} is empty; set a value or leave it out",
+                    source, subject)
+    check_text(name, raw, source, subject, limit=limit, what=what)
+    return raw
 
 
 def _parse_float(raw: Any, source: Source, subject: str) -> float:

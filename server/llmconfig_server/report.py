@@ -18,7 +18,9 @@ def startup_report(resolver: Resolver, addresses: Sequence[str],
     lines = [f"serving on {addresses[0]} (mode {mode}, from {sources.mode.detail})"]
     lines += [f"  also serving on {address}" for address in addresses[1:]]
     lines += [f"  {note}" for note in notes]
-    lines.append(f"  config file: {sources.file_display or 'none found'}")
+    files = [f"{shown} ({whose})" for shown, whose in (
+        (sources.file_display, "llmconfig's own"), (sources.stigmer_file, "Stigmer's")) if shown]
+    lines.append(f"  config files: {', '.join(files) or 'none found'}")
     base = resolver.base()
     if isinstance(base, Resolution):
         lines += _table(base)

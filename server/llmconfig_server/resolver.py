@@ -6,8 +6,9 @@ The configuration without overrides is resolved once per mode at startup, so the
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from . import cascade
 from .catalog import MODES
@@ -15,12 +16,18 @@ from .domain import ConfigError, Resolution, Source, Value
 from .sources import ServerSources, request_layer, request_mode
 
 _Outcome = Resolution | ConfigError
+# The key revisions are keyed with when the server has no shared secret to derive one from
+# (see state.revision_key): this process's own, so its revisions differ from other processes'
+# only where a secret enters them.
+PROCESS_REVISION_KEY: Final = secrets.token_bytes(32)
 
 
 class Resolver:
-    def __init__(self, sources: ServerSources) -> None:
+    def __init__(self, sources: ServerSources,
+                 revision_key: bytes = PROCESS_REVISION_KEY) -> None:
         self.sources = sources
         self.catalog = sources.catalog
+        self.revision_key = revision_key
         # Keyed by (mode, whether the request named it): the mode's origin differs.
         self._base: dict[tuple[str, bool], _Outcome] = {
             (mode, True): self._attempt(_requested(mode)) for mode in MODES
@@ -50,12 +57,12 @@ class Resolver:
         if overrides:
             layers = (request_layer(overrides, self.catalog), *layers)
         return cascade.resolve(mode_value, layers, require_key=require_key,
-                               catalog=self.catalog)
+                               revision_key=self.revision_key, catalog=self.catalog)
 
     def _attempt(self, mode: Value) -> _Outcome:
         try:
             return cascade.resolve(mode, self.sources.layers_for(mode.value),
-                                   catalog=self.catalog)
+                                   revision_key=self.revision_key, catalog=self.catalog)
         except ConfigError as exc:
             return exc
 

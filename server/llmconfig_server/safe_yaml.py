@@ -61,8 +61,22 @@ class YAMLProblem(Exception):
         self.where = where
 
 
+# Where each key and value of a document is, by its path of keys (list items by index; a key
+# itself under its path + ("<key>",)): (line, column, the scalar's text as written or None).
+Marks = dict[tuple[str, ...], tuple[int, int, str | None]]
+KEY: Final = "<key>"
+
+
 def load(text: str) -> Any:
     """The document in `text` (None when empty); raises YAMLProblem."""
+    return load_with_marks(text)[0]
+
+
+def load_with_marks(text: str) -> tuple[Any, Marks]:
+    """The document and where each of its keys and values is — so an error can say where
+    something is without quoting it — with each scalar's text as written: what a reader with
+    typed fields, such as Go's yaml.v3, takes for a string field (`provider: on` is the string
+    "on" there, not true)."""
     try:
         _count_values(text)
         return _compose_and_construct(text)
@@ -83,16 +97,39 @@ def load(text: str) -> Any:
         raise YAMLProblem("invalid YAML: not valid Unicode text") from None
 
 
-def _compose_and_construct(text: str) -> Any:
+def _compose_and_construct(text: str) -> tuple[Any, Marks]:
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
-            return None
+            return None, {}
         _check_graph(node)
-        return loader.construct_document(node)
+        return loader.construct_document(node), _marks(node)
     finally:
         loader.dispose()
+
+
+def _marks(root: Node) -> Marks:
+    """Each key's and value's place, by path. _check_graph has bounded the expanded size, so
+    this walk (which follows aliases) visits at most MAX_NODES values."""
+    found: Marks = {}
+    stack: list[tuple[tuple[str, ...], Node]] = [((), root)]
+    while stack:
+        path, node = stack.pop()
+        found.setdefault(path, _place(node))
+        if isinstance(node, MappingNode):
+            for key, value in node.value:
+                if isinstance(key, ScalarNode) and key.tag != _MERGE_TAG:
+                    found.setdefault((*path, str(key.value), KEY), _place(key))
+                    stack.append(((*path, str(key.value)), value))
+        elif isinstance(node, SequenceNode):
+            stack.extend(((*path, str(index)), item) for index, item in enumerate(node.value))
+    return found
+
+
+def _place(node: Node) -> tuple[int, int, str | None]:
+    text = node.value if isinstance(node, ScalarNode) else None
+    return node.start_mark.line + 1, node.start_mark.column + 1, text
 
 
 def _quiet(problem: str) -> str:

@@ -1,5 +1,7 @@
 """llmconfig.v1.LLMConfigService on the server's state: every call reads the current snapshot
-once and is answered from it alone; watch streams follow the state from snapshot to snapshot.
+once and is answered from it alone; watch streams follow the state from snapshot to snapshot,
+counted against --max-watch-streams, sharing each snapshot's events with the streams that
+asked the same, and authorized again at every swap (a revoked token's stream ends then).
 
 The handlers are registered from the service's descriptor, so an RPC added to the proto and
 not implemented here stops the server at start instead of being silently absent.
@@ -19,10 +21,20 @@ from google.rpc import status_pb2
 from llmconfig.v1 import llmconfig_pb2 as pb
 
 from . import network, runner
-from .access import Caller, Denied, audit_secret, require_secrets
-from .answers import Answer
+from .access import (
+    TRUSTED,
+    Caller,
+    Denied,
+    audit_secret,
+    authorize_again,
+    check_transport,
+    current_caller,
+    require_secrets,
+)
+from .answers import Answer, Event
 from .domain import ConfigError, Origin, Source, Violation
 from .errors import abort_with, bad_request_status, config_error_status
+from .redact import has_credentials
 from .servicer import (
     SERVICE_NAME,
     models_response_of,
@@ -32,6 +44,8 @@ from .servicer import (
 )
 from .sources import request_mode
 from .state import ServerState, Snapshot
+from .streams import WatchBudget, is_anonymous
+from .unix_peers import UnixPeers
 
 if TYPE_CHECKING:
     from .model_lists import Refresher
@@ -45,9 +59,14 @@ _Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 
 class LLMConfigService:
-    def __init__(self, state: ServerState) -> None:
+    def __init__(self, state: ServerState, budget: WatchBudget | None = None) -> None:
         self.state = state
-        self.container_host = state.inputs.options.container_host
+        options = state.inputs.options
+        self.container_host = options.container_host
+        self.trust_loopback = options.access.trust_loopback
+        self.budget = budget or WatchBudget()
+        self.unix_peers = UnixPeers(str(item.path) for item in options.listeners
+                                    if item.path is not None)
         # A hook for metrics: called with the token name each time a key is handed out.
         self.on_secret: Callable[[str], None] = lambda token: None
         # Lists the providers' models on request (set by app.start).
@@ -64,16 +83,14 @@ class LLMConfigService:
                 await self._hand_over_secret(context, "ResolveLLMConfig", *answer.secret)
             return answer.data
         request = await _parse(pb.ResolveLLMConfigRequest, raw, context)
-        caller = await _authorize_secrets(context, "include_secrets") \
-            if request.include_secrets else None
+        caller = await self._authorize_secrets(context) if request.include_secrets else None
         try:
             response = self._llm_response(snapshot, request)
         except ConfigError as exc:
             await abort_with(context, config_error_status(exc))
         secret = None
-        if caller is not None and response.config.api_key:
-            secret = (response.config.provider, response.config.api_key_hint)
-            self._audit(caller, context, "ResolveLLMConfig", *secret)
+        if caller is not None and (secret := secret_of(response)) is not None:
+            await self._hand_over(caller, context, "ResolveLLMConfig", *secret)
         answer = Answer(response.SerializeToString(), secret)
         snapshot.answers.put(raw, answer)
         return answer.data
@@ -98,24 +115,22 @@ class LLMConfigService:
             await _refuse_new_call(context)
         snapshot = self.state.current
         request = await _parse(pb.ResolveRunnerConfigRequest, raw, context)
-        caller = await _authorize_secrets(context, "include_secrets") \
-            if request.include_secrets else None
+        caller = await self._authorize_secrets(context) if request.include_secrets else None
         try:
             response = self._runner_response(snapshot, request)
         except ConfigError as exc:
             await abort_with(context, config_error_status(exc))
         if caller is not None:
             config = response.config
-            for provider, hint, present in (
-                    (response.llm.config.provider, response.llm.config.api_key_hint,
-                     response.llm.config.api_key_present),
-                    ("stigmer-backend", config.backend.api_key_hint,
-                     config.backend.api_key_present),
-                    ("daytona", config.sandbox.daytona_api_key_hint,
-                     config.sandbox.daytona_api_key_present),
-                    ("redis", "", config.redis.password_present)):
-                if present:
-                    self._audit(caller, context, "ResolveRunnerConfig", provider, hint)
+            secrets = [(provider, hint) for provider, hint, present in (
+                (response.llm.config.provider, response.llm.config.api_key_hint,
+                 response.llm.config.api_key_present),
+                ("stigmer-backend", config.backend.api_key_hint, config.backend.api_key_present),
+                ("daytona", config.sandbox.daytona_api_key_hint,
+                 config.sandbox.daytona_api_key_present),
+                ("redis", "", config.redis.password_present)) if present]
+            for provider, hint in secrets:  # the transport is the same for all: one refuses
+                await self._hand_over(caller, context, "ResolveRunnerConfig", provider, hint)
         return response.SerializeToString()
 
     def _runner_response(self, snapshot: Snapshot, request: pb.ResolveRunnerConfigRequest,
@@ -136,8 +151,10 @@ class LLMConfigService:
                 raise
             problems += exc.violations
         try:
-            runner_resolution = runner.resolve(snapshot.runner, mode, mode_origin,
-                                               request.session_id, net, self.container_host)
+            runner_resolution = runner.resolve(snapshot.resolver.sources.layers_for(mode), mode,
+                                               mode_origin, request.session_id, net,
+                                               self.container_host,
+                                               revision_key=snapshot.resolver.revision_key)
         except ConfigError as exc:
             if exc.caused_by_request:
                 raise
@@ -195,50 +212,98 @@ class LLMConfigService:
         if self.state.closed:
             await _refuse_new_call(context)
         request = await _parse(pb.WatchLLMConfigRequest, raw, context)
-        caller = await _authorize_secrets(context, "include_secrets") \
-            if request.include_secrets else None
-        version = self.state.version
-        event = self._event(self.state.current, request)
-        last = event.SerializeToString()
-        if not (event.HasField("config") and request.known_revision
-                and event.config.revision == request.known_revision):
-            yield self._sent(event, last, caller, context)
-        while True:
-            version = await self.state.changed(version)
-            if self.state.closed:
-                await context.abort(grpc.StatusCode.UNAVAILABLE,
-                                    "the server is shutting down; reconnect with "
-                                    "known_revision (the llmconfig client does)")
-            event = self._event(self.state.current, request)
-            data = event.SerializeToString()
-            if data != last:  # a reload that leaves the caller's resolution alone sends nothing
-                last = data
-                yield self._sent(event, data, caller, context)
+        caller = await self._authorize_secrets(context) if request.include_secrets \
+            else current_caller()
+        anonymous = is_anonymous(context.peer(), has_token=caller is not TRUSTED)
+        if (refused := self.budget.acquire(anonymous)) is not None:
+            await abort_with(context, refused)
+        try:
+            question = _question(raw, request)
+            version = self.state.version
+            event = self._shared_event(self.state.current, question, request)
+            if not (event.revision and event.revision == request.known_revision):
+                yield await self._sent(event, caller, context)
+            last = event.data
+            while True:
+                version = await self.state.changed(version)
+                if self.state.closed:
+                    await context.abort(grpc.StatusCode.UNAVAILABLE,
+                                        "the server is shutting down; reconnect with "
+                                        "known_revision (the llmconfig client does)")
+                # Whether or not this swap changes the event: a token removed or descoped
+                # now ends the stream now.
+                caller = await self._authorize_again(caller, request, context)
+                event = self._shared_event(self.state.current, question, request)
+                if event.data != last:  # a reload that leaves this resolution alone: nothing
+                    last = event.data
+                    yield await self._sent(event, caller, context)
+        finally:
+            self.budget.release(anonymous)
+            self.state.done_waiting()
 
-    def _event(self, snapshot: Snapshot, request: pb.WatchLLMConfigRequest,
-               ) -> pb.WatchLLMConfigEvent:
+    def _shared_event(self, snapshot: Snapshot, question: bytes,
+                      request: pb.WatchLLMConfigRequest) -> Event:
+        """The event for `question` on `snapshot`: computed by the first stream that asks,
+        then the same bytes for every other stream that asks the same."""
+        event = snapshot.events.get(question)
+        if event is None:
+            event = self._event(snapshot, request)
+            snapshot.events.put(question, event)
+        return event
+
+    def _event(self, snapshot: Snapshot, request: pb.WatchLLMConfigRequest) -> Event:
         """What ResolveLLMConfig would answer for `request` on `snapshot`, as a watch event."""
         try:
-            return pb.WatchLLMConfigEvent(config=self._llm_response(snapshot, request))
+            response = self._llm_response(snapshot, request)
         except ConfigError as exc:
-            return pb.WatchLLMConfigEvent(error=_status_message(config_error_status(exc)))
+            error = pb.WatchLLMConfigEvent(error=_status_message(config_error_status(exc)))
+            return Event(error.SerializeToString(), "")
+        return Event(pb.WatchLLMConfigEvent(config=response).SerializeToString(),
+                     response.revision, secret_of(response) if request.include_secrets else None)
 
-    def _sent(self, event: pb.WatchLLMConfigEvent, data: bytes, caller: Caller | None,
-              context: _Context) -> bytes:
-        if caller is not None and event.HasField("config") and event.config.config.api_key:
-            self._audit(caller, context, "WatchLLMConfig", event.config.config.provider,
-                        event.config.config.api_key_hint)
-        return data
+    async def _sent(self, event: Event, caller: Caller, context: _Context) -> bytes:
+        if event.secret is not None:
+            await self._hand_over(caller, context, "WatchLLMConfig", *event.secret)
+        return event.data
+
+    async def _authorize_again(self, caller: Caller, request: pb.WatchLLMConfigRequest,
+                               context: _Context) -> Caller:
+        """The stream's caller as the token table of this moment sees it; the stream ends
+        UNAUTHENTICATED / PERMISSION_DENIED when its token was removed or descoped."""
+        try:
+            caller = authorize_again(caller)
+            if request.include_secrets:
+                caller = require_secrets(caller=caller)
+        except Denied as exc:
+            await abort_with(context, exc.status)
+        return caller
 
     async def _hand_over_secret(self, context: _Context, rpc: str, provider: str,
                                 key_hint: str) -> None:
         """Check the caller may have the key (again, for a remembered answer) and audit it."""
-        caller = await _authorize_secrets(context, "include_secrets")
+        caller = await self._authorize_secrets(context)
+        await self._hand_over(caller, context, rpc, provider, key_hint)
+
+    async def _authorize_secrets(self, context: _Context) -> Caller:
+        try:
+            return require_secrets()
+        except Denied as exc:
+            await abort_with(context, exc.status)
+
+    async def _hand_over(self, caller: Caller, context: _Context, rpc: str, provider: str,
+                         key_hint: str) -> None:
+        """An answer carrying a secret goes to `caller` over this transport: check, audit."""
+        try:
+            check_transport(caller, context.peer(), self.trust_loopback)
+        except Denied as exc:
+            await abort_with(context, exc.status)
         self._audit(caller, context, rpc, provider, key_hint)
 
     def _audit(self, caller: Caller, context: _Context, rpc: str, provider: str,
                key_hint: str) -> None:
-        audit_secret(caller, context.peer(), rpc, provider, key_hint)
+        peer = context.peer()
+        uid = self.unix_peers.describe() if peer.startswith("unix:") else None
+        audit_secret(caller, peer, rpc, provider, key_hint, uid)
         self.on_secret(caller.name)
 
     # -- registration --------------------------------------------------------------------
@@ -290,8 +355,23 @@ async def _parse(message: Any, raw: bytes, context: _Context) -> Any:
                             f"the request is not a valid {message.DESCRIPTOR.full_name}")
 
 
-async def _authorize_secrets(context: _Context, what: str) -> Caller:
-    try:
-        return require_secrets(what)
-    except Denied as exc:
-        await abort_with(context, exc.status)
+def secret_of(response: pb.ResolveLLMConfigResponse) -> tuple[str, str] | None:
+    """(provider, key hint) when an answer made with include_secrets carries a secret: the
+    key, or credentials inside its URLs."""
+    config = response.config
+    if config.api_key:
+        return config.provider, config.api_key_hint
+    if has_credentials(config.base_url) or has_credentials(config.openai_base_url):
+        return config.provider, "(URL credentials)"
+    return None
+
+
+def _question(raw: bytes, request: pb.WatchLLMConfigRequest) -> bytes:
+    """What a watch request asks, whatever revision its caller knows: streams asking the same
+    share one event per snapshot."""
+    if not request.known_revision:
+        return raw
+    asked = pb.WatchLLMConfigRequest()
+    asked.CopyFrom(request)
+    asked.known_revision = ""
+    return asked.SerializeToString(deterministic=True)

@@ -116,7 +116,8 @@ def runner_response_of(resolution: RunnerResolution, *, include_secrets: bool,
         mode=resolution.mode,
         temporal=pb.TemporalSettings(
             address=v["temporal.address"], namespace=v["temporal.namespace"],
-            task_queue=v["temporal.task_queue"], max_concurrency=v["temporal.max_concurrency"]),
+            task_queue=v["temporal.task_queue"], max_concurrency=v["temporal.max_concurrency"],
+            managed=v["temporal.managed"]),
         backend=pb.BackendSettings(
             endpoint=v["backend.endpoint"], api_key=secret("backend.api_key"),
             api_key_present=bool(v.get("backend.api_key")),
@@ -131,6 +132,11 @@ def runner_response_of(resolution: RunnerResolution, *, include_secrets: bool,
             enabled=v["redis.enabled"], host=v.get("redis.host") or "",
             port=v["redis.port"], password=secret("redis.password"),
             password_present=bool(v.get("redis.password"))),
+        execution=pb.ExecutionSettings(
+            mode=v["execution.mode"], sandbox_image=v["execution.sandbox_image"],
+            sandbox_auto_pull=v["execution.sandbox_auto_pull"],
+            sandbox_cleanup=v["execution.sandbox_cleanup"],
+            sandbox_ttl_seconds=v["execution.sandbox_ttl_seconds"]),
     )
     return pb.ResolveRunnerConfigResponse(
         config=config,

@@ -46,6 +46,9 @@ class Token:
 class TokenTable:
     tokens: tuple[Token, ...]
     source: str  # the file, for the startup report and errors
+    # Why no token is accepted (the file lists none, or cannot be used); None when it serves.
+    problem: str | None = None
+    broken: bool = False  # the file could not be read or checked (not merely empty)
     # Tokens already proven valid, so a runner's every call is not a SHA-256 and a scan.
     # Only valid tokens enter (a caller cannot fill it), and a presented token that is not
     # here takes the constant-time path.
@@ -64,6 +67,11 @@ class TokenTable:
         if found is not None:
             self._proven[presented] = found
         return found
+
+
+def closed(path: str | Path, problem: str) -> TokenTable:
+    """The table of a tokens file that cannot be used: it accepts no token (fail closed)."""
+    return TokenTable((), str(path), problem, broken=True)
 
 
 def digest_of(token: str) -> str:
@@ -106,7 +114,11 @@ def load(path: str | Path) -> TokenTable:
         document = load(text)  # bounded, and its errors never quote the file
     except YAMLProblem as exc:
         raise TokensFileError(f"tokens file {shown}{exc.where}: {exc}") from None
-    return TokenTable(_entries(document, shown), shown)
+    entries = _entries(document, shown)
+    problem = None if entries else (
+        f"tokens file {shown} lists no tokens, so every token is refused; add an entry made "
+        f"with `llmconfig-server token new --name NAME --scopes {','.join(SCOPES)}`")
+    return TokenTable(entries, shown, problem)
 
 
 def _entries(document: Any, shown: str) -> tuple[Token, ...]:
@@ -114,9 +126,11 @@ def _entries(document: Any, shown: str) -> tuple[Token, ...]:
         raise TokensFileError(f"tokens file {shown}: expected one key, `tokens:`, holding a list "
                               "of entries with name, sha256 and scopes")
     raw = document["tokens"]
-    if not isinstance(raw, list) or not raw:
-        raise TokensFileError(f"tokens file {shown}: `tokens` must be a non-empty list; create "
-                              "an entry with `llmconfig-server token new --name NAME --scopes "
+    if raw is None or raw == []:
+        return ()  # every token revoked: a valid table that accepts none
+    if not isinstance(raw, list):
+        raise TokensFileError(f"tokens file {shown}: `tokens` must be a list; create an entry "
+                              "with `llmconfig-server token new --name NAME --scopes "
                               f"{','.join(SCOPES)}`")
     problems: list[str] = []
     tokens: list[Token] = []

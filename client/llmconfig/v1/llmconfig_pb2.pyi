@@ -231,16 +231,18 @@ class ResolveRunnerConfigRequest(_message.Message):
     def __init__(self, mode: _Optional[str] = ..., session_id: _Optional[str] = ..., llm_overrides: _Optional[_Union[LLMSettings, _Mapping]] = ..., include_secrets: _Optional[bool] = ..., network: _Optional[str] = ...) -> None: ...
 
 class TemporalSettings(_message.Message):
-    __slots__ = ("address", "namespace", "task_queue", "max_concurrency")
+    __slots__ = ("address", "namespace", "task_queue", "max_concurrency", "managed")
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     TASK_QUEUE_FIELD_NUMBER: _ClassVar[int]
     MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    MANAGED_FIELD_NUMBER: _ClassVar[int]
     address: str
     namespace: str
     task_queue: str
     max_concurrency: int
-    def __init__(self, address: _Optional[str] = ..., namespace: _Optional[str] = ..., task_queue: _Optional[str] = ..., max_concurrency: _Optional[int] = ...) -> None: ...
+    managed: bool
+    def __init__(self, address: _Optional[str] = ..., namespace: _Optional[str] = ..., task_queue: _Optional[str] = ..., max_concurrency: _Optional[int] = ..., managed: _Optional[bool] = ...) -> None: ...
 
 class BackendSettings(_message.Message):
     __slots__ = ("endpoint", "api_key", "api_key_present", "api_key_hint")
@@ -284,19 +286,35 @@ class RedisSettings(_message.Message):
     password_present: bool
     def __init__(self, enabled: _Optional[bool] = ..., host: _Optional[str] = ..., port: _Optional[int] = ..., password: _Optional[str] = ..., password_present: _Optional[bool] = ...) -> None: ...
 
+class ExecutionSettings(_message.Message):
+    __slots__ = ("mode", "sandbox_image", "sandbox_auto_pull", "sandbox_cleanup", "sandbox_ttl_seconds")
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    SANDBOX_IMAGE_FIELD_NUMBER: _ClassVar[int]
+    SANDBOX_AUTO_PULL_FIELD_NUMBER: _ClassVar[int]
+    SANDBOX_CLEANUP_FIELD_NUMBER: _ClassVar[int]
+    SANDBOX_TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    mode: str
+    sandbox_image: str
+    sandbox_auto_pull: bool
+    sandbox_cleanup: bool
+    sandbox_ttl_seconds: int
+    def __init__(self, mode: _Optional[str] = ..., sandbox_image: _Optional[str] = ..., sandbox_auto_pull: _Optional[bool] = ..., sandbox_cleanup: _Optional[bool] = ..., sandbox_ttl_seconds: _Optional[int] = ...) -> None: ...
+
 class RunnerConfig(_message.Message):
-    __slots__ = ("mode", "temporal", "backend", "sandbox", "redis")
+    __slots__ = ("mode", "temporal", "backend", "sandbox", "redis", "execution")
     MODE_FIELD_NUMBER: _ClassVar[int]
     TEMPORAL_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     SANDBOX_FIELD_NUMBER: _ClassVar[int]
     REDIS_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_FIELD_NUMBER: _ClassVar[int]
     mode: str
     temporal: TemporalSettings
     backend: BackendSettings
     sandbox: SandboxSettings
     redis: RedisSettings
-    def __init__(self, mode: _Optional[str] = ..., temporal: _Optional[_Union[TemporalSettings, _Mapping]] = ..., backend: _Optional[_Union[BackendSettings, _Mapping]] = ..., sandbox: _Optional[_Union[SandboxSettings, _Mapping]] = ..., redis: _Optional[_Union[RedisSettings, _Mapping]] = ...) -> None: ...
+    execution: ExecutionSettings
+    def __init__(self, mode: _Optional[str] = ..., temporal: _Optional[_Union[TemporalSettings, _Mapping]] = ..., backend: _Optional[_Union[BackendSettings, _Mapping]] = ..., sandbox: _Optional[_Union[SandboxSettings, _Mapping]] = ..., redis: _Optional[_Union[RedisSettings, _Mapping]] = ..., execution: _Optional[_Union[ExecutionSettings, _Mapping]] = ...) -> None: ...
 
 class ResolveRunnerConfigResponse(_message.Message):
     __slots__ = ("config", "llm", "origins", "warnings", "revision")

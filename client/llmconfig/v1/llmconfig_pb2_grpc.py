@@ -102,8 +102,8 @@ class LLMConfigServiceServicer:
 
     def ResolveRunnerConfig(self, request, context):
         """ResolveRunnerConfig resolves everything an agent runner reads: its mode, Temporal,
-        backend, sandbox and Redis settings, and the mode's LLM configuration, with the origin of
-        every value. Secrets only with include_secrets (and the secrets scope).
+        backend, sandbox, Redis and execution settings, and the mode's LLM configuration, with
+        the origin of every value. Secrets only with include_secrets (and the secrets scope).
 
         Errors: INVALID_ARGUMENT for a bad request field (a session id with a path separator);
         FAILED_PRECONDITION listing every missing or bad server value at once.
