@@ -113,9 +113,9 @@ def test_a_token_still_in_the_file_keeps_its_stream_and_its_events(guarded, work
     stream.next()
     path.write_text(tokens_yaml(("keeper", KEEPER, "resolve, secrets")))
     reload()
-    workspace.write("config.yaml", "local:\n  llm:\n    model: claude-opus-4\n")
+    workspace.write("config.yaml", "local:\n  llm:\n    model: claude-opus-4.6\n")
     reload()
-    assert stream.next().resolved.config.model == "claude-opus-4-20250514"
+    assert stream.next().resolved.config.model == "claude-opus-4-6"
     assert stream.ended.empty()
 
 
@@ -255,7 +255,7 @@ def test_a_keyed_stream_of_a_trusted_unix_caller_is_not_cut_by_reloads(serve, se
                          TRUST_LOOPBACK])
     stream = Stream(client, include_secrets=True)
     stream.next()
-    config.write_text("local:\n  llm:\n    model: claude-opus-4\n")
+    config.write_text("local:\n  llm:\n    model: claude-opus-4.6\n")
     servers[0].reload()
     assert stream.next().resolved.config.api_key == ANTHROPIC_KEY
     time.sleep(0.1)
