@@ -64,7 +64,9 @@ def _spawn(args: list[str], env: dict[str, str] | None = None) -> ServerProcess:
 
 def llmconfig(env: dict[str, str] | None = None, *args: str,
               listen: str = "127.0.0.1:0") -> ServerProcess:
-    return _spawn([sys.executable, "-m", "llmconfig_server", "--listen", listen, *args],
+    # No background model listing: a bench key must never reach a real provider's API.
+    return _spawn([sys.executable, "-m", "llmconfig_server", "--listen", listen,
+                   "--models-refresh-interval", "0", *args],
                   {"HOME": "/nonexistent", **(env or {})})
 
 

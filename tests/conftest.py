@@ -103,11 +103,21 @@ def inputs_for(workspace: Workspace, env: Mapping[str, str] | None = None,
     arguments = list(args)
     if "--listen" not in arguments and "STIGMER_LLMCONFIG_LISTEN" not in environ:
         arguments += ["--listen", "127.0.0.1:0"]
+    arguments = with_quiet_model_lists(arguments)
     options = parse(arguments, environ)
     # The machine running the tests may itself be a container; say what the test means.
     health = replace(options.health, **{"in_container": False, **health_options})
     return Inputs(replace(options, health=health), environ, workspace.cwd, workspace.home,
                   require_valid_mode=False)
+
+
+def with_quiet_model_lists(arguments: Sequence[str]) -> list[str]:
+    """A test server asks no provider for its model list on its own (a key in a test's
+    environment would otherwise send it to the real API); tests of the background listing
+    pass --models-refresh-interval themselves."""
+    if "--models-refresh-interval" in arguments:
+        return list(arguments)
+    return [*arguments, "--models-refresh-interval", "0"]
 
 
 @pytest.fixture
@@ -201,7 +211,8 @@ def server_process(workspace: Workspace) -> Iterator[Callable[..., ServerProcess
     def start(args: list[str] | None = None, env: Mapping[str, str] | None = None,
               wait_ready: bool = True) -> ServerProcess:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "llmconfig_server", "--listen", "127.0.0.1:0", *(args or [])],
+            [sys.executable, "-m", "llmconfig_server", "--listen", "127.0.0.1:0",
+             *with_quiet_model_lists(args or [])],
             cwd=workspace.cwd, env=base_env(workspace, env), stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 
 @dataclass
@@ -105,19 +106,34 @@ class Emulator:
 
 # -- Ollama: GET /api/version, GET /api/tags ----------------------------------------------------
 
-def ollama(models: Iterable[str] = ("qwen2.5-coder:7b",), version: str = "0.6.2") -> Emulator:
+def ollama(models: Iterable[str] = ("qwen2.5-coder:7b",), version: str = "0.6.2",
+           signed_in: bool | None = True) -> Emulator:
+    """`-cloud` tags are listed as Ollama lists cloud models (remote_model, remote_host);
+    `POST /api/me` answers the signed-in account, 401 with a signin_url when signed out, and
+    404 (an Ollama too old to have it) when `signed_in` is None."""
     pulled = list(models)
+
+    def tag(name: str) -> dict[str, Any]:
+        entry = {"name": name, "model": name, "modified_at": "2025-05-01T10:00:00Z",
+                 "size": 4683087332, "digest": "sha256:" + "0" * 64,
+                 "details": {"format": "gguf", "family": name.split(":")[0],
+                             "parameter_size": "7.6B", "quantization_level": "Q4_K_M"}}
+        if name.endswith("-cloud"):
+            entry.update(size=384, remote_model=name.removesuffix("-cloud"),
+                         remote_host="https://ollama.com:443")
+        return entry
 
     def route(request: Request) -> Reply:
         if request.path == "/api/version":
             return Reply(body={"version": version})
         if request.path == "/api/tags":
-            return Reply(body={"models": [
-                {"name": name, "model": name, "modified_at": "2025-05-01T10:00:00Z",
-                 "size": 4683087332, "digest": "sha256:" + "0" * 64,
-                 "details": {"format": "gguf", "family": name.split(":")[0],
-                             "parameter_size": "7.6B", "quantization_level": "Q4_K_M"}}
-                for name in pulled]})
+            return Reply(body={"models": [tag(name) for name in pulled]})
+        if request.path == "/api/me" and request.method == "POST" and signed_in is not None:
+            if signed_in:
+                return Reply(body={"name": "alice", "email": "alice@example.com",
+                                   "plan": "free"})
+            return Reply(401, {"error": "unauthorized", "signin_url":
+                               "https://ollama.com/connect?name=host&key=c3NoLWVkMjU1MTk"})
         return Reply(404, "404 page not found")  # Ollama's own answer to unknown paths
     return Emulator(route)
 
@@ -129,11 +145,37 @@ def _anthropic_error(status: int, kind: str, message: str) -> Reply:
                           "request_id": "req_011CTestRequest"})
 
 
-def anthropic(key: str, models: Iterable[str] = ("claude-sonnet-4-5-20250929",)) -> Emulator:
-    known = set(models)
+def anthropic(key: str, models: Iterable[str] = ("claude-sonnet-5-5",),
+              limits: dict[str, tuple[int, int]] | None = None) -> Emulator:
+    """`GET /v1/models/{model}` and the paged `GET /v1/models` (`limit` 1–1000, default 20;
+    `after_id`; `has_more`, `first_id`, `last_id`), newest first as the API lists them.
+    `limits` gives a model's (max_tokens, max_input_tokens) as the API reports them."""
+    listed = list(models)
+    known = set(listed)
+
+    def model_object(model: str) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": "model", "id": model, "display_name": model,
+                                "created_at": "2026-10-07T00:00:00Z"}
+        if limits and model in limits:
+            body["max_tokens"], body["max_input_tokens"] = limits[model]
+        return body
+
+    def page(query: dict[str, list[str]]) -> Reply:
+        raw_limit = query.get("limit", ["20"])[0]
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 1000:
+            return _anthropic_error(400, "invalid_request_error",
+                                    "limit: Input should be less than or equal to 1000")
+        after = query.get("after_id", [None])[0]
+        start = listed.index(after) + 1 if after in known else 0
+        chunk = listed[start:start + int(raw_limit)]
+        return Reply(body={"data": [model_object(m) for m in chunk],
+                           "has_more": start + len(chunk) < len(listed),
+                           "first_id": chunk[0] if chunk else None,
+                           "last_id": chunk[-1] if chunk else None})
 
     def route(request: Request) -> Reply:
-        if not request.path.startswith("/v1/models/"):
+        path, _, query = request.path.partition("?")
+        if path != "/v1/models" and not path.startswith("/v1/models/"):
             return _anthropic_error(404, "not_found_error", "Not found")
         # Required, as a version date; the API accepts each published one (our probe sends
         # 2023-06-01, current SDKs newer ones).
@@ -145,12 +187,18 @@ def anthropic(key: str, models: Iterable[str] = ("claude-sonnet-4-5-20250929",))
         bearer = request.headers.get("authorization", "").removeprefix("Bearer ")
         if key not in (request.headers.get("x-api-key"), bearer):
             return _anthropic_error(401, "authentication_error", "invalid x-api-key")
-        model = request.path.removeprefix("/v1/models/")
+        if path == "/v1/models":
+            return page(parse_qs(query))
+        model = path.removeprefix("/v1/models/")
         if model not in known:
             return _anthropic_error(404, "not_found_error", f"model: {model}")
-        return Reply(body={"type": "model", "id": model, "display_name": "Claude Sonnet 4.5",
-                           "created_at": "2025-09-29T00:00:00Z"})
+        return Reply(body=model_object(model))
     return Emulator(route)
+
+
+def anthropic_billing_error() -> Reply:
+    return _anthropic_error(402, "billing_error", "Your credit balance is too low to access the "
+                                                 "Anthropic API.")
 
 
 def anthropic_overloaded() -> Reply:
@@ -171,8 +219,16 @@ def _openai_error(status: int, message: str, kind: str, code: str | None) -> Rep
                                     "code": code}})
 
 
-def openai(key: str, models: Iterable[str] = ("gpt-4o",)) -> Emulator:
-    known = set(models)
+def openai(key: str, models: Iterable[str] = ("gpt-6-luna",),
+           shutdown: dict[str, str] | None = None) -> Emulator:
+    """`GET /models/{model}` and `GET /models` (one page, as the API lists them), each model
+    with its `shutdown_date` (YYYY-MM-DD or null)."""
+    listed = list(models)
+    known = set(listed)
+
+    def model_object(model: str) -> dict[str, Any]:
+        return {"id": model, "object": "model", "created": 1715367049, "owned_by": "system",
+                "shutdown_date": (shutdown or {}).get(model)}
 
     def route(request: Request) -> Reply:
         given = request.headers.get("authorization", "").removeprefix("Bearer ")
@@ -182,12 +238,41 @@ def openai(key: str, models: Iterable[str] = ("gpt-4o",)) -> Emulator:
             return _openai_error(401, f"Incorrect API key provided: {masked}. You can find your "
                                  "API key at https://platform.openai.com/account/api-keys.",
                                  "invalid_request_error", "invalid_api_key")
+        if urlsplit(request.path).path == "/v1/models":
+            return Reply(body={"object": "list", "data": [model_object(m) for m in listed]})
         model = request.path.removeprefix("/v1/models/")
         if model not in known:
             return _openai_error(404, f"The model `{model}` does not exist or you do not have "
                                  "access to it.", "invalid_request_error", "model_not_found")
-        return Reply(body={"id": model, "object": "model", "created": 1715367049,
-                           "owned_by": "system"})
+        return Reply(body=model_object(model))
+    return Emulator(route)
+
+
+def openai_region_refused() -> Reply:
+    return _openai_error(403, "Country, region, or territory not supported",
+                         "request_forbidden", "unsupported_country_region_territory")
+
+
+def openai_permission_refused() -> Reply:
+    return _openai_error(403, "You have insufficient permissions for this operation. Missing "
+                         "scopes: api.model.read.", "invalid_request_error", None)
+
+
+# -- Any OpenAI-compatible server (vLLM, LM Studio, …): GET /v1/models ----------------------------
+
+def openai_compatible(models: Iterable[str] = ("Qwen/Qwen3-Coder-30B-A3B-Instruct",),
+                      key: str | None = None) -> Emulator:
+    """vLLM's answer shape (`--api-key` makes it require a Bearer key)."""
+    listed = list(models)
+
+    def route(request: Request) -> Reply:
+        if key is not None and request.headers.get("authorization") != f"Bearer {key}":
+            return Reply(401, {"error": "Unauthorized"})
+        if urlsplit(request.path).path != "/v1/models":
+            return Reply(404, {"detail": "Not Found"})
+        return Reply(body={"object": "list", "data": [
+            {"id": m, "object": "model", "created": 1764633600, "owned_by": "vllm",
+             "root": m, "parent": None, "max_model_len": 32768} for m in listed]})
     return Emulator(route)
 
 

@@ -14,13 +14,13 @@ CLOUD = {"ANTHROPIC_API_KEY": ANTHROPIC_KEY, "MODE": "cloud"}
 OPENAI = {"OPENAI_API_KEY": OPENAI_KEY, "STIGMER_LLM_PROVIDER": "openai"}
 
 
-@pytest.mark.parametrize("model", ["o1", "o3-mini", "o4-mini"])
+@pytest.mark.parametrize("model", ["gpt-5", "gpt-5-mini", "o3"])
 def test_reasoning_models_take_only_the_default_temperature(serve, model):
     with pytest.raises(llmconfig.ConfigInvalid) as caught:
         serve(env=OPENAI).resolve(model=model, temperature=0.2)
     (violation,) = caught.value.violations
     assert violation.subject == "overrides.temperature"
-    assert "take only the default (1); leave temperature unset" in violation.description
+    assert "takes only the default (1); leave temperature unset" in violation.description
 
 
 def test_a_reasoning_model_without_a_temperature_is_served(serve):
@@ -34,18 +34,22 @@ def test_a_server_temperature_a_reasoning_model_refuses_is_a_precondition(serve)
     assert caught.value.violations[0].subject == "STIGMER_LLM_TEMPERATURE"
 
 
-def test_opus_4_writes_at_most_32000_tokens(serve):
+def test_haiku_4_5_writes_at_most_64000_tokens(serve):
     with pytest.raises(llmconfig.ConfigInvalid) as caught:
-        serve(env=CLOUD).resolve(model="claude-opus-4", max_tokens=40000)
-    assert "above what Claude Opus 4 (claude-opus-4-20250514) writes (1–32000)" in \
+        serve(env=CLOUD).resolve(model="claude-haiku-4.5", max_tokens=100000)
+    assert "above what claude-haiku-4-5-20251001 writes (1–64000)" in \
         caught.value.violations[0].description
-    assert serve(env=CLOUD).resolve(model="claude-sonnet-4.5", max_tokens=40000)
+    # Anthropic's 5.x models write up to 128,000 tokens (the old provider-wide 64,000 refused it).
+    assert serve(env=CLOUD).resolve(model="claude-sonnet-5.5", max_tokens=128000)
 
 
-def test_a_default_above_the_models_limit_is_lowered_with_a_warning(serve):
-    resolved = serve(env=CLOUD).resolve(model="claude-3.5-haiku")
+def test_a_default_above_the_models_limit_is_lowered_with_a_warning(serve, workspace):
+    catalog = workspace.write("catalog.yaml", "models:\n  - id: claude-haiku-4-5-20251001\n"
+                                              "    provider: anthropic\n"
+                                              "    max_output_tokens: 8192\n")
+    resolved = serve(env=CLOUD, args=["--catalog", str(catalog)]).resolve(model="claude-haiku-4.5")
     assert resolved.config.max_tokens == 8192
-    assert "max_tokens lowered to 8192: Claude 3.5 Haiku writes at most that many" in \
+    assert "max_tokens lowered to 8192: claude-haiku-4-5-20251001 writes at most that many" in \
         resolved.warnings
 
 
@@ -62,7 +66,7 @@ def test_an_unknown_model_is_served_with_the_closest_known_ids(serve):
 
 
 def test_a_known_model_has_no_catalog_warning(serve):
-    assert not serve(env=CLOUD).resolve(model="claude-sonnet-4.5").warnings
+    assert not serve(env=CLOUD).resolve(model="claude-sonnet-5.5").warnings
 
 
 def test_ollama_models_are_an_open_list(serve):

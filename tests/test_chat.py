@@ -46,7 +46,7 @@ def test_anthropic_chat_carries_the_key_and_the_canonical_model(serve, chat):
     assert model.invoke("hello").content == REPLY
     (request,) = chat.received
     assert request.path == "/v1/messages"
-    assert request.body["model"] == "claude-sonnet-4-5-20250929"
+    assert request.body["model"] == "claude-sonnet-5-5"
     assert request.body["max_tokens"] == 20000
     # SDKs send the key as x-api-key (older) or Authorization: Bearer (newer); either is it.
     sent = request.headers.get("x-api-key") or \
@@ -62,7 +62,7 @@ def test_openai_chat_carries_the_bearer_key(serve, chat):
     assert model.invoke("hello").content == REPLY
     (request,) = chat.received
     assert request.path == "/v1/chat/completions"
-    assert request.body["model"] == "gpt-4o"
+    assert request.body["model"] == "gpt-6-luna"
     assert request.body["temperature"] == 0.5
     assert request.headers["authorization"] == f"Bearer {OPENAI_KEY}"
 
@@ -75,4 +75,4 @@ def test_the_anthropic_test_server_accepts_what_the_real_sdk_sends(emulators):
     server = providers.anthropic(ANTHROPIC_KEY)
     emulators.append(server)
     sdk = anthropic.Anthropic(api_key=ANTHROPIC_KEY, base_url=server.url, max_retries=0)
-    assert sdk.models.retrieve("claude-sonnet-4-5-20250929").id == "claude-sonnet-4-5-20250929"
+    assert sdk.models.retrieve("claude-sonnet-5-5").id == "claude-sonnet-5-5"

@@ -149,11 +149,11 @@ def test_async_client_resolves_and_checks_health(serve):
 
     async def run() -> tuple[llmconfig.Resolved, llmconfig.Health]:
         async with llmconfig.AsyncClient(target) as client:
-            return (await client.resolve(model="claude-opus-4"),
+            return (await client.resolve(model="claude-opus-4.6"),
                     await client.check_health("openai"))
 
     resolved, health = asyncio.run(run())
-    assert resolved.config.model == "claude-opus-4-20250514"
+    assert resolved.config.model == "claude-opus-4-6"
     assert health.status is HealthStatus.NOT_CONFIGURED
 
 

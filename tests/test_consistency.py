@@ -12,10 +12,10 @@ from conftest import ANTHROPIC_KEY, OPENAI_KEY, TRUST_LOOPBACK
 
 
 @pytest.mark.parametrize(("model", "provider"), [
-    ("claude-3-5-haiku-20241022", "anthropic"),
-    ("gpt-4o-mini", "openai"),
-    ("o3-mini", "openai"),
-    ("o4-mini", "openai"),
+    ("claude-haiku-4-5-20251001", "anthropic"),
+    ("gpt-6-luna", "openai"),
+    ("gpt-5.6-sol", "openai"),
+    ("o3", "openai"),
     ("chatgpt-4o-latest", "openai"),
     ("ft:gpt-4o-mini:acme::abc123", "openai"),
     ("deepseek-coder-v2:16b", "ollama"),
@@ -23,7 +23,7 @@ from conftest import ANTHROPIC_KEY, OPENAI_KEY, TRUST_LOOPBACK
     ("gemma2:9b", "ollama"),
     ("some-model:q4", "ollama"),
     ("gpt-oss:20b", "ollama"),
-    ("anthropic:claude-opus-4", "anthropic"),
+    ("anthropic:claude-opus-4.6", "anthropic"),
 ])
 def test_model_names_its_provider(serve, model, provider):
     client = serve(env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY, "OPENAI_API_KEY": OPENAI_KEY})
@@ -34,10 +34,10 @@ def test_model_names_its_provider(serve, model, provider):
 
 
 def test_model_in_lower_layer_sets_provider_when_no_provider_above(serve):
-    resolved = serve(env={"STIGMER_LLM_MODEL": "claude-opus-4", "ANTHROPIC_API_KEY":
+    resolved = serve(env={"STIGMER_LLM_MODEL": "claude-opus-4.6", "ANTHROPIC_API_KEY":
                           ANTHROPIC_KEY}).resolve()
     assert (resolved.config.provider, resolved.config.model) == (
-        "anthropic", "claude-opus-4-20250514")
+        "anthropic", "claude-opus-4-6")
     assert resolved.origin("provider").source is Source.ENV
 
 
@@ -109,10 +109,10 @@ def test_generic_key_of_another_provider_than_the_default_is_an_error(serve):
 
 
 @pytest.mark.parametrize(("asked", "canonical"), [
-    ("claude-sonnet-4.5", "claude-sonnet-4-5-20250929"),
-    ("claude-opus-4", "claude-opus-4-20250514"),
+    ("claude-sonnet-5.5", "claude-sonnet-5-5"),
+    ("claude-opus-4.6", "claude-opus-4-6"),
     ("claude-haiku-4.5", "claude-haiku-4-5-20251001"),
-    ("claude-3.7-sonnet", "claude-3-7-sonnet-20250219"),
+    ("claude-opus-4.5", "claude-opus-4-5-20251101"),
 ])
 def test_friendly_claude_names_map_to_canonical_ids(serve, asked, canonical):
     resolved = serve(env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY}).resolve(model=asked)
@@ -129,8 +129,8 @@ def test_ollama_short_names_gain_a_tag(serve, asked, tagged):
 
 @pytest.mark.parametrize(("provider", "tier", "model"), [
     ("ollama", "fast", "qwen2.5-coder:1.5b"),
-    ("anthropic", "powerful", "claude-opus-4-5-20251101"),
-    ("openai", "balanced", "gpt-4o"),
+    ("anthropic", "powerful", "claude-opus-5-5"),
+    ("openai", "balanced", "gpt-6.1-sol"),
 ])
 def test_tiers_are_aliases_per_provider(serve, provider, tier, model):
     client = serve(env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY, "OPENAI_API_KEY": OPENAI_KEY})

@@ -140,9 +140,9 @@ def anthropic_client(serve, url, key=ANTHROPIC_KEY):
 def test_anthropic_valid_key_and_model_is_healthy(serve, claude):
     health = anthropic_client(serve, claude.url).check_health()
     assert (health.status, health.model, health.model_available) == (
-        HealthStatus.HEALTHY, "claude-sonnet-4-5-20250929", True)
+        HealthStatus.HEALTHY, "claude-sonnet-5-5", True)
     (request,) = claude.requests
-    assert request.path == "/v1/models/claude-sonnet-4-5-20250929"
+    assert request.path == "/v1/models/claude-sonnet-5-5"
     assert request.headers["anthropic-version"] == "2023-06-01"
     assert request.headers["x-api-key"] == ANTHROPIC_KEY
 
@@ -172,7 +172,7 @@ def test_anthropic_unknown_model_is_model_not_found(serve, claude):
     (Reply(200, {"id": "x"}), HealthStatus.BAD_RESPONSE, "without Anthropic's model object"),
 ])
 def test_anthropic_failure_answers_map_to_statuses(serve, claude, reply, status, says):
-    claude.override("/v1/models/claude-sonnet-4-5-20250929", reply)
+    claude.override("/v1/models/claude-sonnet-5-5", reply)
     health = anthropic_client(serve, claude.url).check_health()
     assert health.status is status
     assert says in health.message
@@ -199,10 +199,10 @@ def openai_client(serve, url, key=OPENAI_KEY):
 
 def test_openai_valid_key_and_model_is_healthy(serve, gpt):
     health = openai_client(serve, gpt.url).check_health()
-    assert (health.status, health.model) == (HealthStatus.HEALTHY, "gpt-4o")
+    assert (health.status, health.model) == (HealthStatus.HEALTHY, "gpt-6-luna")
     (request,) = gpt.requests
     assert (request.path, request.headers["authorization"]) == (
-        "/v1/models/gpt-4o", f"Bearer {OPENAI_KEY}")
+        "/v1/models/gpt-6-luna", f"Bearer {OPENAI_KEY}")
 
 
 def test_openai_rejected_key_never_echoes_the_key(serve, gpt):
@@ -219,11 +219,13 @@ def test_openai_unknown_model_is_model_not_found(serve, gpt):
     assert "model_not_found" in health.message
 
 
-def test_openai_exhausted_quota_says_so(serve, gpt):
-    gpt.override("/v1/models/gpt-4o", providers.openai_quota_exhausted())
+def test_openai_insufficient_quota_is_quota_exceeded_not_a_rate_limit(serve, gpt):
+    gpt.override("/v1/models/gpt-6-luna", providers.openai_quota_exhausted())
     health = openai_client(serve, gpt.url).check_health()
-    assert health.status is HealthStatus.RATE_LIMITED
-    assert "no quota left" in health.message
+    assert health.status is HealthStatus.QUOTA_EXCEEDED
+    assert "cannot pay for requests" in health.message
+    assert "https://platform.openai.com/settings/organization/billing" in health.message
+    assert "retrying will not help" in health.message
 
 
 # -- Load: single flight and cache ----
@@ -324,7 +326,7 @@ def test_no_key_in_health_answers_or_logs(serve, claude, caplog):
     caplog.set_level(logging.DEBUG)
     client = anthropic_client(serve, claude.url, "sk-ant-api03-WRONGKEYwrongkeyWRONGKEY-dead")
     health = client.check_health()
-    claude.override("/v1/models/claude-sonnet-4-5-20250929", providers.anthropic_overloaded())
+    claude.override("/v1/models/claude-sonnet-5-5", providers.anthropic_overloaded())
     client.check_health(refresh=True)
     assert "WRONGKEY" not in repr(health)
     assert "WRONGKEY" not in caplog.text

@@ -143,7 +143,7 @@ def test_an_error_quoting_a_huge_value_still_reaches_the_caller(serve, call):
 
 
 def target_for(url: str, key: str) -> ProbeTarget:
-    return ProbeTarget(provider="anthropic", base_url=url, model="claude-sonnet-4-5-20250929",
+    return ProbeTarget(provider="anthropic", base_url=url, model="claude-sonnet-5-5",
                        api_key=key, key_hint="sk-ant-…f2c9", key_origin="ANTHROPIC_API_KEY_FILE",
                        timeout=2.0)
 
@@ -194,7 +194,7 @@ def health_lines(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
 
 def test_a_line_break_from_upstream_cannot_forge_a_log_line(serve, emulators, caplog):
     claude = started(emulators, providers.anthropic(ANTHROPIC_KEY))
-    claude.override("/v1/models/claude-sonnet-4-5-20250929", providers.Reply(
+    claude.override("/v1/models/claude-sonnet-5-5", providers.Reply(
         500, {"type": "error", "error": {"type": "api_error",
                                          "message": "x\nWARNING llmconfig_server: forged"}}))
     caplog.set_level(logging.INFO)

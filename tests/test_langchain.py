@@ -15,10 +15,10 @@ from conftest import ANTHROPIC_KEY, OPENAI_KEY, TRUST_LOOPBACK
 def test_anthropic_kwargs(serve):
     config = serve(args=[TRUST_LOOPBACK],
                    env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY, "MODE": "cloud"}).resolve(
-        include_secrets=True, temperature=0.3).config
+        include_secrets=True, model="claude-haiku-4.5", temperature=0.3).config
     assert config.chat_model_class() == "langchain_anthropic.ChatAnthropic"
     assert config.chat_model_kwargs() == {
-        "model": "claude-sonnet-4-5-20250929", "base_url": "https://api.anthropic.com",
+        "model": "claude-haiku-4-5-20251001", "base_url": "https://api.anthropic.com",
         "api_key": ANTHROPIC_KEY, "max_tokens": 20000, "temperature": 0.3}
 
 
@@ -41,7 +41,7 @@ def test_openai_kwargs(serve):
     config = serve(args=[TRUST_LOOPBACK], env={"OPENAI_API_KEY": OPENAI_KEY}).resolve(
         provider="openai", include_secrets=True).config
     assert config.chat_model_kwargs() == {
-        "model": "gpt-4o", "base_url": "https://api.openai.com/v1", "api_key": OPENAI_KEY}
+        "model": "gpt-6-luna", "base_url": "https://api.openai.com/v1", "api_key": OPENAI_KEY}
 
 
 def test_kwargs_without_the_key_say_how_to_get_it(serve):
@@ -55,7 +55,7 @@ def test_chat_model_builds_chat_anthropic(serve):
                    env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY}).resolve(include_secrets=True).config
     model = config.chat_model()
     assert isinstance(model, ChatAnthropic)
-    assert (model.model, model.max_tokens) == ("claude-sonnet-4-5-20250929", 20000)
+    assert (model.model, model.max_tokens) == ("claude-sonnet-5-5", 20000)
     assert model.anthropic_api_key.get_secret_value() == ANTHROPIC_KEY
 
 
@@ -71,7 +71,7 @@ def test_chat_model_builds_chat_openai(serve):
         provider="openai", model="fast", include_secrets=True).config
     model = config.chat_model()
     assert isinstance(model, ChatOpenAI)
-    assert (model.model_name, model.openai_api_base) == ("gpt-4o-mini",
+    assert (model.model_name, model.openai_api_base) == ("gpt-6-luna",
                                                          "https://api.openai.com/v1")
 
 
@@ -93,4 +93,4 @@ def test_chat_model_works_in_a_fresh_interpreter(serve):
             "print(type(llm).__name__, llm.model)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)
-    assert done.stdout.split() == ["ChatAnthropic", "claude-sonnet-4-5-20250929"], done.stderr
+    assert done.stdout.split() == ["ChatAnthropic", "claude-sonnet-5-5"], done.stderr

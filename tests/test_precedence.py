@@ -63,16 +63,18 @@ def test_mode_default_beats_provider_default(serve):
 def test_provider_default_fills_what_no_layer_sets(serve):
     resolved = serve(args=["--llm-provider", "openai"], env={"OPENAI_API_KEY": "sk-abc" * 5}
                      ).resolve()
-    assert (resolved.config.model, resolved.config.base_url) == ("gpt-4o",
+    assert (resolved.config.model, resolved.config.base_url) == ("gpt-6-luna",
                                                                  "https://api.openai.com/v1")
-    assert resolved.origin("model").detail == "openai provider default"
+    # The contract's OpenAI default (gpt-4o) is deprecated: its replacement is served, and said.
+    assert resolved.origin("model").detail == ("openai provider default (gpt-4o is deprecated, "
+                                               "retiring 2027-01-14 → gpt-6-luna)")
 
 
 def test_provider_default_replaces_mode_default_of_another_provider(serve):
     # Local mode's defaults are Ollama's; with provider anthropic, Anthropic's apply.
     resolved = serve(args=["--llm-provider", "anthropic", "--anthropic-key", ANTHROPIC_KEY]
                      ).resolve()
-    assert resolved.config.model == "claude-sonnet-4-5-20250929"
+    assert resolved.config.model == "claude-sonnet-5-5"
     assert resolved.config.max_tokens == 20000
     assert resolved.config.temperature is None
 

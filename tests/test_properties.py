@@ -103,7 +103,8 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "llmconfig_server", "--listen", "127.0.0.1:0",
-         "--allow-any-probe-target", "--log-level", "debug", "--probe-timeout", "0.5"],
+         "--allow-any-probe-target", "--log-level", "debug", "--probe-timeout", "0.5",
+         "--models-refresh-interval", "0"],
         cwd=home, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True)
     server = ServerProcess(proc)

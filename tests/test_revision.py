@@ -14,8 +14,8 @@ def test_equal_configs_have_equal_revisions(serve):
 
 def test_friendly_and_canonical_names_give_the_same_revision(serve):
     client = serve(env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY})
-    assert client.resolve(model="claude-sonnet-4.5").revision == \
-        client.resolve(model="claude-sonnet-4-5-20250929").revision
+    assert client.resolve(model="claude-haiku-4.5").revision == \
+        client.resolve(model="claude-haiku-4-5-20251001").revision
 
 
 def test_a_different_value_changes_the_revision(serve):

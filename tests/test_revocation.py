@@ -59,7 +59,7 @@ class Stream:
 def guarded(serve, servers, workspace):
     """(tokens file, reload(), client(token)) for a server with a key and two tokens."""
     path = workspace.write("tokens.yaml", BOTH)
-    config = workspace.write("config.yaml", "local:\n  llm:\n    model: claude-sonnet-4.5\n")
+    config = workspace.write("config.yaml", "local:\n  llm:\n    model: claude-sonnet-5.5\n")
     first = serve(env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY},
                   args=["--tokens-file", str(path), "--config", str(config),
                         "--reload-interval", "0"])
@@ -113,9 +113,9 @@ def test_a_token_still_in_the_file_keeps_its_stream_and_its_events(guarded, work
     stream.next()
     path.write_text(tokens_yaml(("keeper", KEEPER, "resolve, secrets")))
     reload()
-    workspace.write("config.yaml", "local:\n  llm:\n    model: claude-opus-4\n")
+    workspace.write("config.yaml", "local:\n  llm:\n    model: claude-opus-4.6\n")
     reload()
-    assert stream.next().resolved.config.model == "claude-opus-4-20250514"
+    assert stream.next().resolved.config.model == "claude-opus-4-6"
     assert stream.ended.empty()
 
 
@@ -176,7 +176,7 @@ def test_a_token_removed_beside_a_broken_config_file_is_refused(guarded, workspa
     workspace.write("config.yaml", "local:\n  llm:\n    model: [unclosed\n")
     path.write_text(tokens_yaml(("keeper", KEEPER, "resolve, secrets")))
     assert reload() == "failed"  # the last good configuration is served…
-    assert client(KEEPER).resolve().config.model == "claude-sonnet-4-5-20250929"
+    assert client(KEEPER).resolve().config.model == "claude-sonnet-5-5"
     with pytest.raises(llmconfig.Unauthenticated):  # …but not to the removed token
         client(RUNNER).resolve()
 
@@ -249,13 +249,13 @@ def test_a_tokens_file_with_a_typo_at_startup_still_exits_2(server_process, work
 def test_a_keyed_stream_of_a_trusted_unix_caller_is_not_cut_by_reloads(serve, servers,
                                                                        socket_dir, workspace):
     # Without tokens there is nothing to revoke: a reload leaves a keyed stream alone.
-    config = workspace.write("config.yaml", "local:\n  llm:\n    model: claude-sonnet-4.5\n")
+    config = workspace.write("config.yaml", "local:\n  llm:\n    model: claude-sonnet-5.5\n")
     client = serve(env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY},
                    args=["--listen", f"unix:{socket_dir}/llmc.sock", "--config", str(config),
                          TRUST_LOOPBACK])
     stream = Stream(client, include_secrets=True)
     stream.next()
-    config.write_text("local:\n  llm:\n    model: claude-opus-4\n")
+    config.write_text("local:\n  llm:\n    model: claude-opus-4.6\n")
     servers[0].reload()
     assert stream.next().resolved.config.api_key == ANTHROPIC_KEY
     time.sleep(0.1)

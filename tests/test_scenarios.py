@@ -27,7 +27,7 @@ def test_cloud_mode_with_anthropic_key_gives_sonnet(serve):
     resolved = serve(env={"MODE": "cloud", "ANTHROPIC_API_KEY": ANTHROPIC_KEY}).resolve()
     c = resolved.config
     assert (c.provider, c.model, c.requested_model, c.max_tokens) == (
-        "anthropic", "claude-sonnet-4-5-20250929", "claude-sonnet-4.5", 20000)
+        "anthropic", "claude-sonnet-5-5", "claude-sonnet-5-5", 20000)
     assert c.temperature is None
     assert c.openai_base_url == ""
     assert (c.api_key, c.api_key_present, c.api_key_hint) == ("", True, "sk-ant-…f2c9")
@@ -63,7 +63,7 @@ def test_provider_prefixed_override_splits_at_known_prefix(serve):
 
 def test_claude_override_without_any_key_names_the_variables_to_set(serve):
     with pytest.raises(llmconfig.PreconditionFailed) as caught:
-        serve().resolve(model="claude-sonnet-4.5")
+        serve().resolve(model="claude-sonnet-5.5")
     message = caught.value.message
     assert "api_key is required for provider anthropic" in message
     assert "STIGMER_LLM_API_KEY or ANTHROPIC_API_KEY" in message

@@ -80,5 +80,5 @@ def test_an_answer_with_secrets_is_never_reused_for_a_call_without(serve):
     client = serve(args=[TRUST_LOOPBACK], env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY})
     assert client.resolve(include_secrets=True).config.api_key == ANTHROPIC_KEY
     assert client.resolve().config.api_key == ""
-    assert client.resolve(model="claude-opus-4", include_secrets=True).config.api_key
-    assert client.resolve(model="claude-opus-4").config.api_key == ""
+    assert client.resolve(model="claude-opus-4.6", include_secrets=True).config.api_key
+    assert client.resolve(model="claude-opus-4.6").config.api_key == ""

@@ -51,7 +51,7 @@ def test_missing_named_config_file_is_refused(server_process):
 def test_unknown_provider_in_env_is_refused(server_process):
     log = refused(server_process, env={"STIGMER_LLM_PROVIDER": "gemini"})
     assert "STIGMER_LLM_PROVIDER: provider 'gemini' is not known; use one of: anthropic, " \
-           "ollama, openai" in log
+           "lmstudio, ollama, openai, vllm" in log
 
 
 def test_unparsable_number_in_env_names_the_variable(server_process):

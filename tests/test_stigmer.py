@@ -71,18 +71,18 @@ def test_origins_name_stigmers_file_and_its_key_path(serve):
 
 
 def test_stigmers_api_key_is_local_modes_key(serve):
-    text = cli_file(provider="anthropic", model="claude-sonnet-4.5", api_key=ANTHROPIC_KEY,
+    text = cli_file(provider="anthropic", model="claude-sonnet-5.5", api_key=ANTHROPIC_KEY,
                     base_url="https://api.anthropic.com")
     resolved = serve(files={STIGMER: text}).resolve()
     assert (resolved.config.provider, resolved.config.model) == (
-        "anthropic", "claude-sonnet-4-5-20250929")
+        "anthropic", "claude-sonnet-5-5")
     assert resolved.config.api_key_present and resolved.config.api_key_hint == "sk-ant-…f2c9"
     assert resolved.origin("api_key").detail == "~/.stigmer/config.yaml: backend.local.llm.api_key"
 
 
 def test_a_provider_key_in_the_environment_beats_the_files_key(serve):
     other = ANTHROPIC_KEY.replace("f2c9", "0000")
-    text = cli_file(provider="anthropic", model="claude-sonnet-4.5", api_key=other,
+    text = cli_file(provider="anthropic", model="claude-sonnet-5.5", api_key=other,
                     base_url="https://api.anthropic.com")
     resolved = serve(env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY}, files={STIGMER: text}).resolve()
     assert resolved.config.api_key_hint == "sk-ant-…f2c9"
@@ -131,7 +131,7 @@ def test_a_provider_set_alone_drops_the_old_providers_leftovers(serve):
     text = cli_file(provider="anthropic")
     resolved = serve(env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY}, files={STIGMER: text}).resolve()
     assert (resolved.config.provider, resolved.config.model, resolved.config.base_url) == (
-        "anthropic", "claude-sonnet-4-5-20250929", "https://api.anthropic.com")
+        "anthropic", "claude-sonnet-5-5", "https://api.anthropic.com")
     assert any("backend.local.llm.model 'qwen2.5-coder:7b': it belongs to ollama" in w
                for w in resolved.warnings)
 
@@ -156,7 +156,7 @@ def test_the_mode_flag_beats_backend_type(serve):
 def test_stigmers_llm_values_are_local_modes_only(serve):
     client = serve(env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY},
                    files={STIGMER: cli_file(model="llama3.2:3b")})
-    assert client.resolve(mode="cloud").config.model == "claude-sonnet-4-5-20250929"
+    assert client.resolve(mode="cloud").config.model == "claude-sonnet-5-5"
 
 
 # -- llmconfig's own file, beside Stigmer's ---------------------------------------------------

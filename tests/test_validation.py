@@ -46,14 +46,14 @@ def test_max_tokens_must_be_positive(serve):
 
 
 def test_max_tokens_within_the_provider_limit(serve):
-    error = invalid(serve(), provider="anthropic", api_key=ANTHROPIC_KEY, max_tokens=100_000)
-    assert "out of range for anthropic (1–64000)" in error.message
+    error = invalid(serve(), provider="anthropic", api_key=ANTHROPIC_KEY, max_tokens=200_000)
+    assert "out of range for anthropic (1–128000)" in error.message
 
 
 def test_unknown_provider_lists_the_known_ones(serve):
     error = invalid(serve(), provider="gemini")
     assert error.violations[0].reason == "UNKNOWN_PROVIDER"
-    assert "use one of: anthropic, ollama, openai" in error.message
+    assert "use one of: anthropic, lmstudio, ollama, openai, vllm" in error.message
 
 
 def test_empty_model_override_is_refused(serve):

@@ -32,7 +32,7 @@ from ._channel import (
 )
 from ._client import Client
 from ._errors import LLMConfigError, ServiceUnavailable
-from ._models import Health, Resolved, RunnerConfig
+from ._models import Health, ModelInfo, ModelStatus, Resolved, RunnerConfig
 
 EXIT_OK, EXIT_UNHEALTHY, EXIT_INVALID, EXIT_UNREACHABLE = 0, 1, 2, 3
 
@@ -45,6 +45,7 @@ Ask Stigmer's LLM configuration service which model to use and whether it works.
   llmconfig doctor                  both, with a verdict and the next command to run
   llmconfig watch                   the configuration, then one line per change
   llmconfig runner                  everything a runner reads (Temporal, backend, sandbox, …)
+  llmconfig models                  the models known, their status, limits and retirement
 
 The service is at --target, else $STIGMER_LLMCONFIG_TARGET, else 127.0.0.1:50061
 (start it with `llmconfig-server`)."""
@@ -195,6 +196,54 @@ def cmd_health(client: Client, args: argparse.Namespace, style: Style) -> int:
     else:
         print(_health_lines(health, style))
     return EXIT_OK if health.healthy else EXIT_UNHEALTHY
+
+
+STATUS_COLOUR = {ModelStatus.ACTIVE: "green", ModelStatus.LEGACY: "dim",
+                 ModelStatus.DEPRECATED: "yellow", ModelStatus.RETIRED: "red",
+                 ModelStatus.UNKNOWN: "dim"}
+
+
+def _printable(text: str) -> str:
+    """A provider's string as a terminal may show it: control and format characters escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _thousands(value: int | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value // 1000}K" if value >= 1000 and value % 1000 == 0 else str(value)
+
+
+def _models_table(models: Sequence[ModelInfo], style: Style) -> str:
+    header = ("provider", "model", "status", "out", "context", "retires", "instead",
+              "available")
+    rows = [(m.provider, _printable(m.id) + (f" ({m.tier})" if m.tier else ""),
+             m.status.value, _thousands(m.max_output_tokens), _thousands(m.context_window),
+             m.retires_on or "–", _printable(m.replacement) or "–",
+             "yes" if m.available else "–") for m in models]
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    lines = ["  ".join(style(h.ljust(w), "bold") for h, w in zip(header, widths, strict=True))]
+    for model, row in zip(models, rows, strict=True):
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
+        cells[2] = style(cells[2], STATUS_COLOUR[model.status])
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def cmd_models(client: Client, args: argparse.Namespace, style: Style) -> int:
+    models, code = _ask(lambda: client.list_models(
+        args.provider, mode=args.mode, refresh=args.refresh), client.target, style)
+    if models is None:
+        return code
+    warnings = client.last_model_warnings
+    if args.json:
+        print(json.dumps({"models": _jsonable(list(models)), "warnings": list(warnings)},
+                         indent=2, ensure_ascii=False))
+        return EXIT_OK
+    print(_models_table(models, style))
+    for warning in warnings:
+        print(style(f"warning: {_printable(warning)}", "yellow"), file=sys.stderr)
+    return EXIT_OK
 
 
 def cmd_doctor(client: Client, args: argparse.Namespace, style: Style) -> int:
@@ -410,6 +459,16 @@ def build_parser() -> argparse.ArgumentParser:
                     "interrupted. Reconnects when the service restarts.")
     _add_overrides(watch)
     watch.set_defaults(handler=cmd_watch)
+
+    models = commands.add_parser(
+        "models", parents=[common], help="the models known: status, limits, retirement",
+        description="List the models the service's catalog and the providers know, with their "
+                    "lifecycle status, output and context limits, retirement date, replacement "
+                    "and whether the provider has them (Ollama: pulled). Spends no tokens.")
+    models.add_argument("--provider", help="only this provider's models (default: all)")
+    models.add_argument("--refresh", action="store_true",
+                        help="ask the providers for their lists now")
+    models.set_defaults(handler=cmd_models)
 
     doctor = commands.add_parser(
         "doctor", parents=[common], help="resolve + health, a verdict and the next command",

@@ -24,6 +24,8 @@ from ._convert import (
     change_from_proto,
     health_from_proto,
     health_request,
+    models_from_proto,
+    models_request,
     resolve_request,
     resolved_from_proto,
     runner_from_proto,
@@ -31,7 +33,7 @@ from ._convert import (
     watch_request,
 )
 from ._errors import from_rpc_error
-from ._models import Change, Health, Resolved, RunnerResolved
+from ._models import Change, Health, ModelInfo, Resolved, RunnerResolved
 from .v1 import llmconfig_pb2_grpc as pb_grpc
 
 
@@ -58,6 +60,7 @@ class _Base:
         self.tls = security.ca is not None
         self._metadata = security.metadata
         self._channel = self._open(self.target, security.channel_credentials())
+        self.last_model_warnings: tuple[str, ...] = ()
         self._stub = pb_grpc.LLMConfigServiceStub(self._channel)
 
     def _open(self, target: str, credentials: grpc.ChannelCredentials | None) -> Any:
@@ -125,6 +128,23 @@ class Client(_Base):
         """Whether the provider (default: as resolved for the mode) is usable. Spends no tokens."""
         request = health_request(provider, model, base_url, mode, refresh)
         return health_from_proto(self._call(self._stub.CheckProviderHealth, request, timeout))
+
+    def list_models(
+        self,
+        provider: str | None = None,
+        *,
+        mode: str | None = None,
+        refresh: bool = False,
+        timeout: float | None = None,
+    ) -> tuple[ModelInfo, ...]:
+        """The models the catalog and the providers know (default: every provider's), with
+        status, limits, retirement and availability at the mode's base URL. `refresh` asks the
+        providers for their lists now (zero tokens). Warnings (a provider that could not be
+        listed) are in `last_model_warnings`."""
+        response = self._call(self._stub.ListModels, models_request(provider, mode, refresh),
+                              timeout)
+        models, self.last_model_warnings = models_from_proto(response)
+        return models
 
     def watch(
         self,
@@ -245,6 +265,20 @@ class AsyncClient(_Base):
         request = health_request(provider, model, base_url, mode, refresh)
         return health_from_proto(
             await self._call(self._stub.CheckProviderHealth, request, timeout))
+
+    async def list_models(
+        self,
+        provider: str | None = None,
+        *,
+        mode: str | None = None,
+        refresh: bool = False,
+        timeout: float | None = None,
+    ) -> tuple[ModelInfo, ...]:
+        """As `Client.list_models`, awaited."""
+        response = await self._call(self._stub.ListModels,
+                                    models_request(provider, mode, refresh), timeout)
+        models, self.last_model_warnings = models_from_proto(response)
+        return models
 
     async def watch(
         self,

@@ -13,6 +13,8 @@ from ._models import (
     Health,
     HealthStatus,
     LLMConfig,
+    ModelInfo,
+    ModelStatus,
     Origin,
     Redis,
     Resolved,
@@ -126,3 +128,27 @@ def health_from_proto(response: pb.CheckProviderHealthResponse) -> Health:
         checked_at=response.checked_at.ToDatetime(tzinfo=UTC),
         cached=response.cached,
     )
+
+
+def models_request(provider: str | None, mode: str | None, refresh: bool,
+                   ) -> pb.ListModelsRequest:
+    return pb.ListModelsRequest(provider=provider or "", mode=mode or "", refresh=refresh)
+
+
+def models_from_proto(response: pb.ListModelsResponse) -> tuple[tuple[ModelInfo, ...],
+                                                               tuple[str, ...]]:
+    models = []
+    for m in response.models:
+        status_name = pb.ModelStatus.Name(m.status).removeprefix("MODEL_STATUS_").lower() \
+            if m.status in pb.ModelStatus.values() else "unknown"
+        status = ModelStatus(status_name) if status_name in ModelStatus._value2member_map_ \
+            else ModelStatus.UNKNOWN
+        known_from = pb.KnownFrom.Name(m.known_from).removeprefix("KNOWN_FROM_").lower() \
+            if m.known_from in pb.KnownFrom.values() else ""
+        models.append(ModelInfo(
+            id=m.id, provider=m.provider, aliases=tuple(m.aliases), status=status,
+            max_output_tokens=m.max_output_tokens if m.HasField("max_output_tokens") else None,
+            context_window=m.context_window if m.HasField("context_window") else None,
+            retires_on=m.retires_on, replacement=m.replacement, available=m.available,
+            known_from=known_from, tier=m.tier, family=m.family))
+    return tuple(models), tuple(response.warnings)

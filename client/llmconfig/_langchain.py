@@ -11,6 +11,8 @@ if TYPE_CHECKING:
 
 # Ollama ignores the key on its OpenAI-compatible endpoint, but the OpenAI client insists on one.
 OLLAMA_PLACEHOLDER_KEY = "ollama"
+# The same for an OpenAI-compatible server declared without a key (LM Studio, a local vLLM).
+NO_KEY_PLACEHOLDER = "not-needed"
 
 _CLASSES = {
     "anthropic": ("langchain_anthropic", "ChatAnthropic"),
@@ -29,11 +31,14 @@ def chat_model_class(config: LLMConfig, openai_compatible: bool = False) -> tupl
         if not config.openai_base_url:
             raise ValueError(f"{config.provider} has no OpenAI-compatible endpoint")
         return _CLASSES["openai"]
-    try:
-        return _CLASSES[config.provider]
-    except KeyError:
-        raise ValueError(f"no LangChain chat model is known for provider {config.provider!r}; "
-                         "upgrade llmconfig") from None
+    if (known := _CLASSES.get(config.provider)) is not None:
+        return known
+    if config.openai_base_url:
+        # A provider the server's catalog declares as data (vLLM, LM Studio, OpenRouter, …):
+        # it speaks OpenAI's API at its base URL, so ChatOpenAI talks to it.
+        return _CLASSES["openai"]
+    raise ValueError(f"no LangChain chat model is known for provider {config.provider!r}, and "
+                     "the server gave no OpenAI-compatible base URL for it; upgrade llmconfig")
 
 
 def chat_model_kwargs(config: LLMConfig, openai_compatible: bool = False) -> dict[str, Any]:
@@ -67,6 +72,8 @@ def chat_model(config: LLMConfig, openai_compatible: bool = False) -> Any:
 def _key(config: LLMConfig, openai_compatible: bool) -> str:
     if config.provider == "ollama" and openai_compatible:
         return config.api_key or OLLAMA_PLACEHOLDER_KEY
+    if config.provider not in _CLASSES and not config.api_key_present:
+        return NO_KEY_PLACEHOLDER  # the server resolved it without a key: it needs none
     if not config.api_key:
         raise MissingSecret(
             f"the {config.provider} chat model needs the API key; resolve with "

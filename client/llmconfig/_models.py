@@ -35,6 +35,35 @@ class HealthStatus(enum.Enum):
     RATE_LIMITED = "rate_limited"
     UNAVAILABLE = "unavailable"
     BAD_RESPONSE = "bad_response"
+    QUOTA_EXCEEDED = "quota_exceeded"
+
+
+class ModelStatus(enum.Enum):
+    """A model's lifecycle, in the providers' words."""
+
+    ACTIVE = "active"
+    LEGACY = "legacy"
+    DEPRECATED = "deprecated"  # still served, with a retirement date
+    RETIRED = "retired"  # refused; see `replacement`
+    UNKNOWN = "unknown"  # a status this client does not know yet
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """One model as ListModels answers it."""
+
+    id: str
+    provider: str
+    aliases: tuple[str, ...]
+    status: ModelStatus
+    max_output_tokens: int | None
+    context_window: int | None
+    retires_on: str  # YYYY-MM-DD, or "" when none is announced
+    replacement: str
+    available: bool  # listed by the provider (Ollama: pulled) at the mode's base URL
+    known_from: str  # "catalog", "provider" or "both"
+    tier: str
+    family: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,7 @@ SCOPE_FOR_RPC: Final = {
     "ResolveRunnerConfig": "resolve",
     "WatchLLMConfig": "resolve",
     "CheckProviderHealth": "health",
+    "ListModels": "resolve",
 }
 SECRETS_SCOPE: Final = "secrets"
 TLS_FILE_LIMIT: Final = 1024 * 1024

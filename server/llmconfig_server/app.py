@@ -28,6 +28,7 @@ from .listeners import (
     prepare_unix_socket,
     restrict_unix_socket,
 )
+from .model_lists import Refresher
 from .reloader import Reloader
 from .service import LLMConfigService
 from .servicer import SERVICE_NAME
@@ -111,6 +112,7 @@ class RunningServer:
     addresses: tuple[str, ...]  # as clients write the target, port 0 resolved
     metrics: Metrics | None  # only with --metrics-listen: no cost without it
     reloader: Reloader
+    refresher: Refresher
     metrics_address: str | None = None  # host:port of /metrics, when served
     _metrics_server: Any = None
 
@@ -132,6 +134,7 @@ class RunningServer:
             await asyncio.sleep(drain)
         self.state.close()  # new calls are refused UNAVAILABLE, watch streams end
         await self.reloader.stop()
+        await self.refresher.stop()
         # Long enough for calls in transit to be answered UNAVAILABLE and for their callers
         # to back off before the transport goes away.
         refusing = min(REFUSE_SECONDS, grace)
@@ -195,7 +198,10 @@ async def start(inputs: Inputs, snapshot: Snapshot | None = None, *,
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     reloader = Reloader(state, options.reload_interval)
     reloader.start(signals=signals)
-    return RunningServer(server, state, health, addresses, metrics, reloader,
+    refresher = Refresher(state, options.models_refresh_interval)
+    service.refresher = refresher
+    refresher.start()
+    return RunningServer(server, state, health, addresses, metrics, reloader, refresher,
                          metrics_address, metrics_server)
 
 

@@ -22,17 +22,7 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any, Final
 
-from .catalog import (
-    MODE_DEFAULTS,
-    PROVIDERS,
-    ProviderSpec,
-    canonical_model,
-    case_hint,
-    key_hint,
-    provider_of_base_url,
-    provider_of_key,
-    provider_of_model,
-)
+from .catalog import MODE_DEFAULTS, Catalog, ModelFacts, ProviderSpec, shipped
 from .domain import (
     FIELDS,
     ConfigError,
@@ -45,11 +35,6 @@ from .domain import (
     Violation,
 )
 
-_OWNER_OF: Final[dict[str, Callable[[str], str | None]]] = {
-    "model": provider_of_model,
-    "base_url": provider_of_base_url,
-    "api_key": provider_of_key,
-}
 _DEFAULT_LAYER: Final = 1_000  # ranks below every real layer
 
 
@@ -58,18 +43,24 @@ def _provider_phrase(origin: Origin) -> str:
     return origin.detail if origin.detail.startswith("implied by") else f"from {origin.detail}"
 
 
-def _described(name: str, value: Value) -> str:
+def _described(name: str, value: Value, catalog: Catalog) -> str:
     """How a message shows a value: never a secret, at most its hint."""
-    shown = key_hint(str(value.value)) if name == "api_key" else repr(value.value)
+    shown = catalog.key_hint(str(value.value)) if name == "api_key" else repr(value.value)
     return f"{shown} from {value.detail}"
 
 
 class _Resolver:
     def __init__(self, mode: Value, layers: Sequence[Layer], require_key: bool,
-                 revision_key: bytes) -> None:
+                 revision_key: bytes, catalog: Catalog) -> None:
         self.mode: str = mode.value
         self.require_key = require_key
         self.revision_key = revision_key
+        self.catalog = catalog
+        self.owner_of: dict[str, Callable[[str], str | None]] = {
+            "model": catalog.provider_of_model,
+            "base_url": catalog.provider_of_base_url,
+            "api_key": catalog.provider_of_key,
+        }
         self.layers = [layer for layer in layers if not layer.is_empty()]
         self.warnings: list[str] = [w for layer in self.layers for w in layer.warnings]
         # Inputs of these layers that could not be parsed (or a file that could not be read):
@@ -87,9 +78,11 @@ class _Resolver:
         for rank, layer in enumerate(self.layers):
             named = layer.generic.get("provider")
             model = layer.generic.get("model")
-            implied = provider_of_model(model.value) if model else None
+            implied = self.catalog.provider_of_model(model.value) if model else None
             if named:
-                if model and implied and implied != named.value:
+                # An OpenAI-compatible server serves whatever it calls its models
+                # (Qwen/Qwen3-Coder-…, gpt-oss-20b): a model's shape claims nothing there.
+                if model and implied and implied != named.value and not self._open(named.value):
                     self._mismatch("model", model, implied, named.value,
                                    f"provider from {named.detail}")
                 return named.value, Origin("provider", named.source, named.detail), rank
@@ -110,7 +103,7 @@ class _Resolver:
             if scoped := layer.scoped.get("anthropic", {}).get("api_key"):
                 return scoped
             generic = layer.generic.get("api_key")
-            if generic and provider_of_key(str(generic.value)) == "anthropic":
+            if generic and self.catalog.provider_of_key(str(generic.value)) == "anthropic":
                 return generic
         return None
 
@@ -119,7 +112,9 @@ class _Resolver:
     def pick(self, name: str, provider: str, provider_rank: int, provider_origin: Origin,
              ) -> Value | None:
         """The highest value for `name` that fits `provider`."""
-        owner_of = _OWNER_OF.get(name)
+        owner_of = self.owner_of.get(name)
+        if name != "api_key" and self._open(provider):
+            owner_of = None  # only a key's owner matters to an OpenAI-compatible server
         for rank, layer in enumerate(self.layers):
             for candidate in layer.candidates(name, provider):
                 owner = owner_of(str(candidate.value)) if owner_of else None
@@ -130,7 +125,8 @@ class _Resolver:
                                    f"provider {_provider_phrase(provider_origin)}")
                 else:
                     self.warnings.append(
-                        f"ignored {name} {_described(name, candidate)}: it belongs to {owner}, and "
+                        f"ignored {name} {_described(name, candidate, self.catalog)}: it "
+                        f"belongs to {owner}, and "
                         f"the provider is {provider} ({_provider_phrase(provider_origin)})"
                     )
         return None
@@ -148,8 +144,8 @@ class _Resolver:
             fix = "set overrides.provider too, or drop the value"
         self.violations.append(Violation(
             field_name, Reason.PROVIDER_MISMATCH,
-            f"{field_name} {_described(field_name, value)} belongs to {owner}, but the provider is "
-            f"{provider} ({why}); {fix}",
+            f"{field_name} {_described(field_name, value, self.catalog)} belongs to {owner}, but "
+            f"the provider is {provider} ({why}); {fix}",
             value.source, value.subject,
         ))
 
@@ -166,13 +162,32 @@ class _Resolver:
             "max_tokens": spec.default_max_tokens,
             "temperature": spec.default_temperature,
         }[name]
+        if name == "model" and value:
+            value, detail = self._current_default(spec, str(value), detail)
         return value, Origin(name, Source.DEFAULT, detail)
+
+    def _current_default(self, spec: ProviderSpec, model: str, detail: str) -> tuple[str, str]:
+        """A default the provider has deprecated or retired gives way to its replacement, and
+        the origin says so: `cloud mode default (claude-sonnet-4.5 retired 2026-11-30 →
+        claude-sonnet-5-5)`."""
+        facts = self.catalog.model(spec.name, self.catalog.canonical_model(spec.name, model))
+        if facts is None:
+            return model, detail
+        status = self.catalog.status_of(facts)
+        if status not in ("deprecated", "retired"):
+            return model, detail
+        successor = self.catalog.successor(facts)
+        if successor.model is None:
+            return model, detail  # nothing named to move to: served as it is, with a warning
+        when = f" {facts.retires_on.isoformat()}" if facts.retires_on else ""
+        said = f"retired{when}" if status == "retired" else f"is deprecated, retiring{when}"
+        return successor.model, f"{detail} ({model} {said} → {successor.model})"
 
     # -- the whole thing ------------------------------------------------------------------------
 
     def resolve(self) -> Resolution:
         provider, provider_origin, rank = self.provider()
-        spec = PROVIDERS[provider]
+        spec = self.catalog.providers[provider]
         self.origins.append(provider_origin)
         chosen: dict[str, Any] = {}
         used: dict[str, Value | None] = {}
@@ -190,18 +205,25 @@ class _Resolver:
                 chosen[name], origin = self.default(name, spec)
                 self.origins.append(origin)
 
-        requested_model = str(chosen["model"])
-        model = canonical_model(provider, requested_model)
+        requested_model = str(chosen["model"] or "")
+        model = self.catalog.canonical_model(provider, requested_model) if requested_model \
+            else ""
+        if not model:
+            self.violations.append(self._missing_model(spec, provider_origin))
         base_url = self._native_root(spec, chosen["base_url"], used["base_url"])
         self._check_ranges(spec, chosen, used)
-        self._check_model_rules(spec, model, chosen, used)
-        if (lowered := case_hint(provider, requested_model)) is not None:
+        facts = self.catalog.model(provider, model)
+        if facts is not None:
+            self._check_lifecycle(spec, facts, used["model"])
+            self._check_model_rules(spec, facts, chosen, used)
+        elif (lowered := self.catalog.case_hint(provider, requested_model)) is not None:
             where = f" (from {used['model'].detail})" if used["model"] else ""
             self.warnings.append(
                 f"model {requested_model!r}{where} is passed on as given: names are exact, and "
                 f"the {spec.display_name} name it resembles is {lowered!r} (→ "
-                f"{canonical_model(provider, lowered)}); write it in lower case to use that")
-        else:
+                f"{self.catalog.canonical_model(provider, lowered)}); write it in lower case to "
+                "use that")
+        elif model:
             self._note_unknown_model(spec, model, used["model"])
         if spec.needs_key and self.require_key and not chosen["api_key"]:
             self.violations.append(self._missing_key(spec, provider_origin))
@@ -225,13 +247,17 @@ class _Resolver:
             base_url=base_url,
             openai_base_url=openai_base_url,
             api_key=chosen["api_key"],
-            api_key_hint=key_hint(chosen["api_key"]),
+            api_key_hint=self.catalog.key_hint(chosen["api_key"]),
             max_tokens=chosen["max_tokens"],
             temperature=chosen["temperature"],
             origins=tuple(self.origins),
             warnings=tuple(dict.fromkeys(self.warnings)),
             revision=revision_of(config, self.revision_key),
         )
+
+    def _open(self, provider: str) -> bool:
+        spec = self.catalog.providers.get(provider)
+        return spec is not None and spec.openai_compatible
 
     def _native_root(self, spec: ProviderSpec, url: str, used: Value | None) -> str:
         suffix = spec.strip_suffix
@@ -249,11 +275,12 @@ class _Resolver:
     def _check_ranges(self, spec: ProviderSpec, chosen: dict[str, Any],
                       used: dict[str, Value | None]) -> None:
         max_tokens = chosen["max_tokens"]
-        if max_tokens is not None and not 1 <= max_tokens <= spec.max_tokens_limit:
+        limit = spec.max_tokens_limit
+        if max_tokens is not None and (max_tokens < 1 or (limit and max_tokens > limit)):
             self._out_of_range(
                 "max_tokens", used["max_tokens"],
                 f"max_tokens {max_tokens} is out of range for {spec.name} "
-                f"(1–{spec.max_tokens_limit})",
+                f"(1–{limit})" if limit else f"max_tokens {max_tokens} must be at least 1",
             )
         temperature = chosen["temperature"]
         low, high = spec.temperature_range
@@ -263,41 +290,86 @@ class _Resolver:
                 f"temperature {temperature} is out of range for {spec.name} ({low}–{high})",
             )
 
-    def _check_model_rules(self, spec: ProviderSpec, model: str, chosen: dict[str, Any],
+    def _check_lifecycle(self, spec: ProviderSpec, facts: ModelFacts, used: Value | None,
+                         ) -> None:
+        """A retired model is refused, naming what replaced it; a deprecated one is served
+        with a warning naming the date and the replacement."""
+        status = self.catalog.status_of(facts)
+        if status not in ("deprecated", "retired"):
+            return
+        successor = self.catalog.successor(facts)
+        instead = self._instead(spec, facts, successor.model, successor.path)
+        when = facts.retires_on.isoformat() if facts.retires_on else ""
+        if status == "deprecated":
+            retiring = f"; {spec.display_name} retires it on {when}" if when else ""
+            where = f" (from {used.detail})" if used else ""
+            self.warnings.append(f"model {facts.id}{where} is deprecated{retiring}{instead}")
+            return
+        if used is None:  # a default: _current_default already moved past it, or named none
+            self.warnings.append(f"model {facts.id} is retired{instead}")
+            return
+        on = f" on {when}" if when else ""
+        self.violations.append(Violation(
+            "model", Reason.MODEL_RETIRED,
+            f"{used.subject}: model {facts.id} was retired by {spec.display_name}{on} and no "
+            f"longer answers{instead or '; choose another model'}",
+            used.source, used.subject,
+        ))
+
+    def _instead(self, spec: ProviderSpec, facts: ModelFacts, successor: str | None,
+                 path: tuple[str, ...]) -> str:
+        if successor is None:
+            return ""
+        if len(path) > 1:  # its own replacement is retired too
+            return f"; its replacement {path[0]} is retired too — use {successor}"
+        return f"; use {successor} instead"
+
+    def _check_model_rules(self, spec: ProviderSpec, facts: ModelFacts, chosen: dict[str, Any],
                            used: dict[str, Value | None]) -> None:
         """What the provider documents for this model: a lower output limit, or a temperature
         the model does not accept."""
-        rule = spec.rule_for(model)
-        if rule is None:
-            return
+        flagged = {v.field for v in self.violations}  # one error per field: the range's first
+        limit = facts.max_output_tokens
         max_tokens = chosen["max_tokens"]
-        if rule.max_tokens_limit and max_tokens is not None and max_tokens > rule.max_tokens_limit:
+        if limit and max_tokens is not None and max_tokens > limit and "max_tokens" not in flagged:
             if used["max_tokens"] is None:  # the provider's default is above this model's limit
-                chosen["max_tokens"] = rule.max_tokens_limit
-                self.warnings.append(f"max_tokens lowered to {rule.max_tokens_limit}: "
-                                     f"{rule.why} writes at most that many")
+                chosen["max_tokens"] = limit
+                self.warnings.append(f"max_tokens lowered to {limit}: {facts.id} writes at "
+                                     "most that many")
             else:
                 self._out_of_range(
                     "max_tokens", used["max_tokens"],
-                    f"max_tokens {max_tokens} is above what {rule.why} ({model}) writes "
-                    f"(1–{rule.max_tokens_limit})")
+                    f"max_tokens {max_tokens} is above what {facts.id} writes (1–{limit})")
         temperature = chosen["temperature"]
-        if rule.fixed_temperature is not None and temperature is not None \
-                and temperature != rule.fixed_temperature:
+        if temperature is None or facts.temperature == "range" or "temperature" in flagged:
+            return
+        if facts.temperature == "default-only":
+            fixed = spec.model_temperature_default
+            if fixed is not None and temperature == fixed:
+                return
+            default = f" ({fixed:g})" if fixed is not None else ""
             self._out_of_range(
                 "temperature", used["temperature"],
-                f"temperature {temperature} is not accepted by {model}: {rule.why} take only "
-                f"the default ({rule.fixed_temperature:g}); leave temperature unset")
+                f"temperature {temperature} is not accepted by {facts.id}: it takes only the "
+                f"default{default}; leave temperature unset")
+        elif facts.temperature == "reasoning-off":
+            where = used["temperature"]
+            self.warnings.append(
+                f"temperature {temperature}"
+                + (f" (from {where.detail})" if where else "")
+                + f" is accepted by {facts.id} only with reasoning off (reasoning effort "
+                "none); with reasoning on the API refuses it — leave temperature unset unless "
+                "the runner turns reasoning off")
 
     def _note_unknown_model(self, spec: ProviderSpec, model: str, used: Value | None) -> None:
         """An id the catalog does not know is served as given, but said, with the closest
         known ids (a typo such as `claude-sonet-4.5` would otherwise fail at the first call)."""
-        known = spec.known_ids()
-        if not spec.closed_model_list or model in known:
+        if not spec.closed_model_list:
             return
         import difflib
 
-        close = difflib.get_close_matches(model, sorted(known), n=3, cutoff=0.5)
+        known = sorted(self.catalog.known_ids(spec.name))
+        close = difflib.get_close_matches(model, known, n=3, cutoff=0.5)
         where = f" (from {used.detail})" if used else ""
         hint = f"; closest known: {', '.join(close)}" if close else ""
         self.warnings.append(f"model {model!r}{where} is not one {spec.display_name}'s catalog "
@@ -315,6 +387,18 @@ class _Resolver:
             return Origin("api_key", Source.DEFAULT, "not set")
         return Origin("api_key", Source.DEFAULT, f"{spec.name} needs no key")
 
+    def _missing_model(self, spec: ProviderSpec, provider_origin: Origin) -> Violation:
+        fix = "set STIGMER_LLM_MODEL or start the server with --llm-model"
+        if provider_origin.source is Source.REQUEST:
+            fix += ", or pass overrides.model"
+        return Violation(
+            "model", Reason.REQUIRED_VALUE_MISSING,
+            f"model is required for provider {spec.name} (provider "
+            f"{_provider_phrase(provider_origin)}): {spec.display_name} has no default model "
+            f"in the catalog; {fix}",
+            Source.DEFAULT, "STIGMER_LLM_MODEL",
+        )
+
     def _missing_key(self, spec: ProviderSpec, provider_origin: Origin) -> Violation:
         variables = " or ".join(v for v in ("STIGMER_LLM_API_KEY", spec.key_env) if v)
         flag = spec.key_flag or "--llm-api-key"
@@ -330,12 +414,12 @@ class _Resolver:
 
 
 def resolve(mode: Value, layers: Sequence[Layer], *, require_key: bool = True,
-            revision_key: bytes) -> Resolution:
+            revision_key: bytes, catalog: Catalog | None = None) -> Resolution:
     """Resolve `layers` (highest first) for `mode`; raise ConfigError with every violation.
 
     `require_key=False` resolves a provider that needs a key even without one (a health check
     reports that as NOT_CONFIGURED rather than failing)."""
-    return _Resolver(mode, layers, require_key, revision_key).resolve()
+    return _Resolver(mode, layers, require_key, revision_key, catalog or shipped()).resolve()
 
 
 @lru_cache(maxsize=4096)

@@ -1,40 +1,63 @@
-"""What we know about each provider: names, defaults, limits, and how to recognise its values.
+"""What we know about each provider and its models, and the lookups the cascade makes with it.
 
-A new provider is one `ProviderSpec` in `PROVIDERS` (plus one probe module for health).
-Nothing here reads the environment or knows about gRPC.
+The knowledge is data: `catalog.yaml` shipped in the package, an operator's file over it
+(catalog_file.py reads both), and what the providers list themselves (model_lists.py). They are
+merged into one immutable `Catalog` per server state, for the day it was built (a `retires_on`
+that has passed makes a model retired). Nothing here reads the environment or knows gRPC.
+
+The shipped file is read on first use, not on import, and without pydantic (the test suite
+checks it against the schema): `import llmconfig_server.app` stays as cheap as before, and the
+first `build` pays for YAML alone (see the README's Models section for what that costs).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from .catalog_file import Entries
+
+MODES: Final = ("cloud", "local")
+TIERS: Final = ("balanced", "fast", "powerful")
+# A mode's defaults are its provider's defaults: the contract's local-mode numbers are Ollama's,
+# its cloud-mode numbers are Anthropic's, so one table cannot drift from the other.
+MODE_PROVIDER: Final = MappingProxyType({"local": "ollama", "cloud": "anthropic"})
+STATUSES: Final = ("active", "legacy", "deprecated", "retired")
+OPENAI_COMPATIBLE: Final = "openai-compatible"
+_REPLACEMENT_HOPS: Final = 8  # a chain of replacements longer than this is a loop
 
 
 @dataclass(frozen=True, slots=True)
-class ModelRule:
-    """What a provider documents for some of its models (ids starting with `prefix`)."""
+class ModeDefaults:
+    mode: str
+    provider: str
 
-    prefix: str
-    max_tokens_limit: int | None = None  # the model's output limit, below the provider's
-    # The only temperature the model accepts (OpenAI's reasoning models take the default 1).
-    fixed_temperature: float | None = None
-    why: str = ""
+
+MODE_DEFAULTS: Final = MappingProxyType(
+    {mode: ModeDefaults(mode, provider) for mode, provider in MODE_PROVIDER.items()})
 
 
 @dataclass(frozen=True, slots=True)
 class ProviderSpec:
     name: str
     display_name: str
-    default_model: str
+    kind: str  # anthropic | ollama | openai | openai-compatible: which probe and client recipe
+    default_model: str | None
     default_base_url: str
     default_max_tokens: int | None
     default_temperature: float | None
-    max_tokens_limit: int
+    max_tokens_limit: int | None
     temperature_range: tuple[float, float]
     needs_key: bool
+    # The temperature a `default-only` model takes.
+    model_temperature_default: float | None = None
     # Where this provider's own (provider-scoped) values are read from.
     key_env: str | None = None
     key_flag: str | None = None
@@ -50,297 +73,307 @@ class ProviderSpec:
     key_prefixes: tuple[str, ...] = ()
     hosts: tuple[str, ...] = ()
     ports: tuple[int, ...] = ()
-    aliases: MappingProxyType[str, str] = field(default_factory=lambda: MappingProxyType({}))
-    tiers: MappingProxyType[str, str] = field(default_factory=lambda: MappingProxyType({}))
-    # Longest prefix first is not needed: rules are matched in order, most specific first.
-    model_rules: tuple[ModelRule, ...] = ()
-    # Canonical ids the catalog knows beyond its aliases and tiers; an id outside them (for a
-    # provider with a closed list) is served with a warning naming the closest known ones.
-    known_models: tuple[str, ...] = ()
+    # Friendly name → canonical id, and tier → canonical id (names match exactly).
+    aliases: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    tiers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # An id outside the known ones (for a provider with a closed list) is served with a warning
+    # naming the closest known ones.
     closed_model_list: bool = False
+    source: str = ""
+    checked: date | None = None
 
-    def rule_for(self, model: str) -> ModelRule | None:
-        return next((r for r in self.model_rules if model.startswith(r.prefix)), None)
-
-    def known_ids(self) -> frozenset[str]:
-        return frozenset((*self.aliases.values(), *self.tiers.values(), *self.known_models))
-
-
-def _frozen(mapping: dict[str, str]) -> MappingProxyType[str, str]:
-    return MappingProxyType(mapping)
-
-
-ANTHROPIC: Final = ProviderSpec(
-    name="anthropic",
-    display_name="Anthropic",
-    default_model="claude-sonnet-4.5",
-    default_base_url="https://api.anthropic.com",
-    default_max_tokens=20000,
-    default_temperature=None,
-    max_tokens_limit=64000,
-    temperature_range=(0.0, 1.0),
-    needs_key=True,
-    key_env="ANTHROPIC_API_KEY",
-    key_flag="--anthropic-key",
-    base_url_envs=("ANTHROPIC_BASE_URL",),
-    strip_suffix="/v1",
-    openai_suffix=None,
-    model_families=("claude",),
-    key_prefixes=("sk-ant-",),
-    hosts=("api.anthropic.com",),
-    aliases=_frozen(
-        {
-            "claude-sonnet-4.5": "claude-sonnet-4-5-20250929",
-            "claude-sonnet-4-5": "claude-sonnet-4-5-20250929",
-            "claude-haiku-4.5": "claude-haiku-4-5-20251001",
-            "claude-haiku-4-5": "claude-haiku-4-5-20251001",
-            # Seed 000 lists claude-haiku-4; the only Haiku 4.x is 4.5.
-            "claude-haiku-4": "claude-haiku-4-5-20251001",
-            "claude-opus-4.5": "claude-opus-4-5-20251101",
-            "claude-opus-4-5": "claude-opus-4-5-20251101",
-            "claude-opus-4.1": "claude-opus-4-1-20250805",
-            "claude-opus-4-1": "claude-opus-4-1-20250805",
-            "claude-opus-4": "claude-opus-4-20250514",
-            "claude-opus-4-0": "claude-opus-4-20250514",
-            "claude-sonnet-4": "claude-sonnet-4-20250514",
-            "claude-sonnet-4-0": "claude-sonnet-4-20250514",
-            "claude-3.7-sonnet": "claude-3-7-sonnet-20250219",
-            "claude-3-7-sonnet": "claude-3-7-sonnet-20250219",
-            "claude-3-7-sonnet-latest": "claude-3-7-sonnet-20250219",
-            "claude-3.5-haiku": "claude-3-5-haiku-20241022",
-            "claude-3-5-haiku": "claude-3-5-haiku-20241022",
-            "claude-3-5-haiku-latest": "claude-3-5-haiku-20241022",
-        }
-    ),
-    tiers=_frozen(
-        {
-            "fast": "claude-haiku-4-5-20251001",
-            "balanced": "claude-sonnet-4-5-20250929",
-            "powerful": "claude-opus-4-5-20251101",
-        }
-    ),
-    # Anthropic's model overview: Opus 4 and 4.1 write at most 32K tokens, Claude 3.5 Haiku
-    # 8K; the other current models 64K (the provider limit above).
-    model_rules=(
-        ModelRule("claude-opus-4-1", max_tokens_limit=32000, why="Claude Opus 4.1"),
-        ModelRule("claude-opus-4-2025", max_tokens_limit=32000, why="Claude Opus 4"),
-        ModelRule("claude-3-5-haiku", max_tokens_limit=8192, why="Claude 3.5 Haiku"),
-    ),
-    closed_model_list=True,
-)
-
-OLLAMA: Final = ProviderSpec(
-    name="ollama",
-    display_name="Ollama",
-    default_model="qwen2.5-coder:7b",
-    default_base_url="http://localhost:11434",
-    default_max_tokens=8192,
-    default_temperature=0.0,
-    max_tokens_limit=131072,
-    temperature_range=(0.0, 2.0),
-    needs_key=False,
-    base_url_envs=("OLLAMA_BASE_URL",),
-    host_env="OLLAMA_HOST",
-    strip_suffix="/v1",
-    openai_suffix="/v1",
-    model_families=(
-        "qwen",
-        "llama",
-        "deepseek",
-        "codellama",
-        "mistral",
-        "mixtral",
-        "phi",
-        "gemma",
-        "codegemma",
-        "starcoder",
-        "granite",
-        "smollm",
-        "tinyllama",
-        "vicuna",
-        "nomic-embed",
-        "command-r",
-        "devstral",
-        "magistral",
-        "olmo",
-        # graphton's other Ollama prefixes (Stigmer's runner places these names on Ollama).
-        "yi",
-        "solar",
-        "orca",
-    ),
-    ports=(11434,),
-    aliases=_frozen(
-        {
-            "qwen2.5-coder": "qwen2.5-coder:7b",
-            "qwen2.5": "qwen2.5:7b",
-            "qwen3": "qwen3:8b",
-            "qwen3-coder": "qwen3-coder:30b",
-            "llama3.2": "llama3.2:3b",
-            "llama3.1": "llama3.1:8b",
-            "llama3": "llama3:8b",
-            "deepseek-r1": "deepseek-r1:7b",
-            "deepseek-coder-v2": "deepseek-coder-v2:16b",
-            # graphton's OLLAMA_MODEL_MAP (Stigmer's runner): these two keep its meaning.
-            "deepseek-coder": "deepseek-coder-v2:16b",
-            "codellama": "codellama:13b",
-            "mistral": "mistral:7b",
-            "gemma2": "gemma2:9b",
-            "gemma3": "gemma3:4b",
-            "phi3": "phi3:3.8b",
-            "phi4": "phi4:14b",
-        }
-    ),
-    tiers=_frozen(
-        {
-            "fast": "qwen2.5-coder:1.5b",
-            "balanced": "qwen2.5-coder:7b",
-            "powerful": "qwen2.5-coder:32b",
-        }
-    ),
-)
-
-OPENAI: Final = ProviderSpec(
-    name="openai",
-    display_name="OpenAI",
-    default_model="gpt-4o",
-    default_base_url="https://api.openai.com/v1",
-    default_max_tokens=None,
-    default_temperature=None,
-    max_tokens_limit=128000,
-    temperature_range=(0.0, 2.0),
-    needs_key=True,
-    key_env="OPENAI_API_KEY",
-    base_url_envs=("OPENAI_BASE_URL",),
-    openai_suffix="",
-    model_families=("gpt", "o1", "o3", "o4", "chatgpt", "ft:"),
-    key_prefixes=("sk-proj-", "sk-svcacct-", "sk-admin-", "sk-"),
-    hosts=("api.openai.com",),
-    tiers=_frozen({"fast": "gpt-4o-mini", "balanced": "gpt-4o", "powerful": "gpt-4.1"}),
-    # OpenAI's reasoning models reject any temperature but the default (1); GPT-4o and 4o-mini
-    # write at most 16,384 tokens, GPT-4.1 32,768.
-    model_rules=(
-        ModelRule("o1", fixed_temperature=1.0, why="OpenAI reasoning models (o1, o3, o4)"),
-        ModelRule("o3", fixed_temperature=1.0, why="OpenAI reasoning models (o1, o3, o4)"),
-        ModelRule("o4", fixed_temperature=1.0, why="OpenAI reasoning models (o1, o3, o4)"),
-        ModelRule("gpt-4o", max_tokens_limit=16384, why="GPT-4o"),
-        ModelRule("gpt-4.1", max_tokens_limit=32768, why="GPT-4.1"),
-    ),
-    known_models=("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "o1",
-                  "o3", "o3-mini", "o4-mini", "gpt-5", "gpt-5-mini", "gpt-5-nano"),
-    closed_model_list=True,
-)
-
-PROVIDERS: Final[MappingProxyType[str, ProviderSpec]] = MappingProxyType(
-    {spec.name: spec for spec in (ANTHROPIC, OLLAMA, OPENAI)}
-)
-PROVIDER_NAMES: Final = tuple(sorted(PROVIDERS))
-MODES: Final = ("cloud", "local")
-TIERS: Final = ("balanced", "fast", "powerful")
+    @property
+    def openai_compatible(self) -> bool:
+        """Declared as data: any server that speaks OpenAI's API at its base URL."""
+        return self.kind == OPENAI_COMPATIBLE
 
 
 @dataclass(frozen=True, slots=True)
-class ModeDefaults:
-    mode: str
+class ModelFacts:
+    """What the catalog (and the provider's own list) says about one model."""
+
+    id: str
     provider: str
+    aliases: tuple[str, ...] = ()
+    family: str = ""
+    tier: str | None = None
+    max_output_tokens: int | None = None
+    context_window: int | None = None
+    temperature: str = "range"  # range | default-only | reasoning-off
+    status: str = "active"  # as the data says; see Catalog.status_of for the effective one
+    retires_on: date | None = None
+    replacement: str | None = None
+    source: str = ""
+    checked: date | None = None
+    in_catalog: bool = True  # shipped or operator data
+    listed: bool = False  # the provider's own model list has it
 
 
-# A mode's defaults are its provider's defaults: the contract's local-mode numbers are Ollama's,
-# its cloud-mode numbers are Anthropic's, so one table cannot drift from the other.
-MODE_DEFAULTS: Final = MappingProxyType(
-    {"local": ModeDefaults("local", "ollama"), "cloud": ModeDefaults("cloud", "anthropic")}
-)
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """One model as a provider's list gives it; limits and dates only when the API says."""
 
-# Longest prefix first, so "sk-ant-" wins over "sk-".
-_KEY_PREFIXES: Final = sorted(
-    ((prefix, spec.name) for spec in PROVIDERS.values() for prefix in spec.key_prefixes),
-    key=lambda pair: -len(pair[0]),
-)
+    id: str
+    max_output_tokens: int | None = None
+    context_window: int | None = None
+    retires_on: date | None = None
 
+
+@dataclass(frozen=True, slots=True)
+class Successor:
+    """Where a deprecated or retired model leads: the model to use instead (after following
+    replacements that were themselves retired) and the path there."""
+
+    model: str | None
+    path: tuple[str, ...]
+
+
+class Catalog:
+    """Providers and models for one server state, as of `today`."""
+
+    def __init__(self, providers: Mapping[str, ProviderSpec],
+                 models: Iterable[ModelFacts], today: date, digest: str = "") -> None:
+        self.today = today
+        self.models: Mapping[tuple[str, str], ModelFacts] = MappingProxyType(
+            {(m.provider, m.id): m for m in models})
+        self.providers: Mapping[str, ProviderSpec] = MappingProxyType(
+            {name: _with_names(spec, self.models) for name, spec in providers.items()})
+        self.names: tuple[str, ...] = tuple(sorted(self.providers))
+        # Longest prefix first, so "sk-ant-" wins over "sk-".
+        self._key_prefixes = sorted(
+            ((prefix, spec.name) for spec in self.providers.values()
+             for prefix in spec.key_prefixes),
+            key=lambda pair: -len(pair[0]))
+        # Longest family first: `gpt-oss` (open weights, Ollama) before `gpt` (OpenAI).
+        self._families = sorted(
+            ((family, spec.name) for spec in self.providers.values()
+             for family in spec.model_families),
+            key=lambda pair: -len(pair[0]))
+        self.fingerprint = hashlib.sha256(
+            f"{digest}\x1f{today.isoformat()}\x1f{sorted(self.models.items())!r}".encode()
+        ).hexdigest()[:16]
+        # Pure functions of a string, called on every resolution: memoised per catalog.
+        self.provider_of_model = lru_cache(maxsize=4096)(self._provider_of_model)
+        self.provider_of_key = lru_cache(maxsize=4096)(self._provider_of_key)
+        self.provider_of_base_url = lru_cache(maxsize=4096)(self._provider_of_base_url)
+        self.canonical_model = lru_cache(maxsize=4096)(self._canonical_model)
+        self.case_hint = lru_cache(maxsize=4096)(self._case_hint)
+
+    def __repr__(self) -> str:  # state fingerprints repr their sources: equal data, equal repr
+        return f"Catalog({self.fingerprint})"
+
+    # -- names ----------------------------------------------------------------------------------
+
+    def known_providers_text(self) -> str:
+        return ", ".join(self.names)
+
+    def split_provider_prefix(self, model: str) -> tuple[str | None, str]:
+        """`ollama:qwen2.5-coder:7b` → ("ollama", "qwen2.5-coder:7b"); only a known provider
+        splits."""
+        prefix, sep, rest = model.partition(":")
+        if sep and prefix.lower() in self.providers and rest:
+            return prefix.lower(), rest
+        return None, model
+
+    def _provider_of_model(self, model: str) -> str | None:
+        """The provider a model name belongs to; None when the name does not say (tiers,
+        unknowns, and whatever an OpenAI-compatible server calls its models)."""
+        prefixed, bare = self.split_provider_prefix(model)
+        if prefixed:
+            return prefixed
+        lowered = bare.lower()
+        if lowered.startswith("ft:"):
+            return "openai"  # OpenAI fine-tunes: ft:gpt-4o-mini:org::id
+        if "/" in bare and bare != lowered:
+            return None  # Hugging Face naming (Qwen/Qwen3-8B): what vLLM and its kind serve
+        if ":" in lowered:
+            return "ollama"  # name:tag is Ollama's naming (gpt-oss:20b is an Ollama model too)
+        for family, owner in self._families:
+            if lowered.startswith(family):
+                return owner
+        for spec in self.providers.values():
+            if lowered in spec.aliases and not spec.openai_compatible:
+                return spec.name
+        return None
+
+    def _provider_of_key(self, key: str) -> str | None:
+        for prefix, provider in self._key_prefixes:
+            if key.startswith(prefix):
+                return provider
+        return None
+
+    def _provider_of_base_url(self, url: str) -> str | None:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        for spec in self.providers.values():
+            if host in spec.hosts or (port is not None and port in spec.ports):
+                return spec.name
+        return None
+
+    def _canonical_model(self, provider: str, model: str) -> str:
+        """The provider's canonical id for a model, tier or friendly name; unknown ids pass
+        through. Names match exactly, as in graphton's map: `QWEN2.5-coder` is not
+        `qwen2.5-coder` (provider model ids are case-sensitive; a value is never rewritten on a
+        guess)."""
+        spec = self.providers[provider]
+        _, bare = self.split_provider_prefix(model)
+        if bare in spec.tiers:
+            return spec.tiers[bare]
+        return spec.aliases.get(bare, bare)
+
+    def _case_hint(self, provider: str, model: str) -> str | None:
+        """The friendly name or tier that `model` is in another case (`QWEN2.5-coder` →
+        `qwen2.5-coder`), for a warning; None when there is none."""
+        spec = self.providers[provider]
+        _, bare = self.split_provider_prefix(model)
+        lowered = bare.lower()
+        if lowered != bare and (lowered in spec.tiers or lowered in spec.aliases):
+            return lowered
+        return None
+
+    def key_hint(self, key: str) -> str:
+        """`sk-ant-…f2c9`: the key's public prefix and never more than its last 4 characters."""
+        if not key:
+            return ""
+        prefix = next((p for p, _ in self._key_prefixes if key.startswith(p)), "")
+        # A short key would be mostly revealed by its last 4 characters.
+        tail = key[-4:] if len(key) - len(prefix) >= 12 else ""
+        return f"{prefix}…{tail}"
+
+    # -- models ---------------------------------------------------------------------------------
+
+    def model(self, provider: str, model_id: str) -> ModelFacts | None:
+        """The facts about a canonical id, or None for an id nobody here knows."""
+        return self.models.get((provider, model_id))
+
+    def known_ids(self, provider: str) -> frozenset[str]:
+        return frozenset(model_id for (owner, model_id) in self.models if owner == provider)
+
+    def status_of(self, facts: ModelFacts) -> str:
+        """The effective lifecycle status: a retirement date that has come means retired."""
+        if facts.retires_on is not None and facts.retires_on <= self.today:
+            return "retired"
+        return facts.status
+
+    def successor(self, facts: ModelFacts) -> Successor:
+        """The model to use instead of `facts` (a replacement that is itself retired is
+        followed to its own replacement)."""
+        path: list[str] = []
+        current: ModelFacts | None = facts
+        while current is not None and current.replacement and len(path) < _REPLACEMENT_HOPS:
+            target = self.canonical_model(current.provider, current.replacement)
+            if target in path or target == facts.id:
+                break
+            path.append(target)
+            current = self.model(current.provider, target)
+            if current is None or self.status_of(current) != "retired":
+                return Successor(target, tuple(path))
+        return Successor(path[-1] if path else None, tuple(path))
+
+    def with_listed(self, listed: Mapping[str, Iterable[Listed]]) -> Catalog:
+        """This catalog with what the providers list: a listed id is known; a limit or a
+        shutdown date the API gives wins over the data's."""
+        models = dict(self.models)
+        for provider, entries in listed.items():
+            if provider not in self.providers:
+                continue
+            for entry in entries:
+                key = (provider, self.canonical_model(provider, entry.id))
+                known = models.get(key)
+                if known is None:
+                    models[key] = ModelFacts(
+                        entry.id, provider, max_output_tokens=entry.max_output_tokens,
+                        context_window=entry.context_window, retires_on=entry.retires_on,
+                        status="deprecated" if entry.retires_on else "active",
+                        source="listed by the provider", in_catalog=False, listed=True)
+                    continue
+                models[key] = replace(
+                    known, listed=True,
+                    max_output_tokens=entry.max_output_tokens or known.max_output_tokens,
+                    context_window=entry.context_window or known.context_window,
+                    retires_on=entry.retires_on or known.retires_on,
+                    status="deprecated" if entry.retires_on and known.status in (
+                        "active", "legacy") else known.status)
+        digest = hashlib.sha256(repr(sorted(models.items())).encode()).hexdigest()
+        return Catalog(self.providers, models.values(), self.today, digest)
+
+
+def _with_names(spec: ProviderSpec, models: Mapping[tuple[str, str], ModelFacts],
+                ) -> ProviderSpec:
+    """The provider's friendly names and tiers, from its models."""
+    aliases: dict[str, str] = {}
+    tiers: dict[str, str] = {}
+    for (owner, model_id), facts in models.items():
+        if owner != spec.name:
+            continue
+        for alias in facts.aliases:
+            aliases[alias] = model_id
+        if facts.tier:
+            tiers[facts.tier] = model_id
+    return replace(spec, aliases=MappingProxyType(aliases), tiers=MappingProxyType(tiers))
+
+
+def today() -> date:
+    return datetime.now(UTC).date()
+
+
+@lru_cache(maxsize=1)
+def shipped_entries() -> Entries:
+    """The package's catalog.yaml, read and checked once per process."""
+    from importlib.resources import files
+
+    from .catalog_file import parse_text
+
+    text = files(__package__).joinpath("catalog.yaml").read_text(encoding="utf-8")
+    return parse_text(text, "catalog.yaml (shipped with llmconfig)", trusted=True)
+
+
+@lru_cache(maxsize=4)
+def _shipped_on(day: date) -> Catalog:
+    from .catalog_file import assemble
+
+    return assemble(shipped_entries(), None, day)
+
+
+def shipped() -> Catalog:
+    """The shipped catalog as of today, with no operator file and nothing listed."""
+    return _shipped_on(today())
+
+
+# The lookups as module functions, on the shipped catalog, for callers that have no state at
+# hand (the client-facing key hints of runner settings, tests, the bench).
 
 def known_providers_text() -> str:
-    return ", ".join(PROVIDER_NAMES)
+    return shipped().known_providers_text()
 
 
 def split_provider_prefix(model: str) -> tuple[str | None, str]:
-    """`ollama:qwen2.5-coder:7b` → ("ollama", "qwen2.5-coder:7b"); only a known provider splits."""
-    prefix, sep, rest = model.partition(":")
-    if sep and prefix.lower() in PROVIDERS and rest:
-        return prefix.lower(), rest
-    return None, model
+    return shipped().split_provider_prefix(model)
 
 
-# The lookups below are pure functions of a string, called on every resolution: memoised.
-@lru_cache(maxsize=4096)
 def provider_of_model(model: str) -> str | None:
-    """The provider a model name belongs to; None when the name does not say (tiers, unknowns)."""
-    prefixed, bare = split_provider_prefix(model)
-    if prefixed:
-        return prefixed
-    lowered = bare.lower()
-    if lowered.startswith("ft:"):
-        return "openai"  # OpenAI fine-tunes: ft:gpt-4o-mini:org::id
-    if ":" in lowered:
-        return "ollama"  # name:tag is Ollama's naming (gpt-oss:20b is an Ollama model too)
-    for spec in PROVIDERS.values():
-        if any(lowered.startswith(family) for family in spec.model_families):
-            return spec.name
-    for spec in PROVIDERS.values():
-        if lowered in spec.aliases:
-            return spec.name
-    return None
+    return shipped().provider_of_model(model)
 
 
-@lru_cache(maxsize=4096)
 def provider_of_key(key: str) -> str | None:
-    for prefix, provider in _KEY_PREFIXES:
-        if key.startswith(prefix):
-            return provider
-    return None
+    return shipped().provider_of_key(key)
 
 
-@lru_cache(maxsize=4096)
 def provider_of_base_url(url: str) -> str | None:
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    for spec in PROVIDERS.values():
-        if host in spec.hosts or (port is not None and port in spec.ports):
-            return spec.name
-    return None
+    return shipped().provider_of_base_url(url)
 
 
-@lru_cache(maxsize=4096)
 def canonical_model(provider: str, model: str) -> str:
-    """The provider's canonical id for a model, tier or friendly name; unknown ids pass through.
-    Names match exactly, as in graphton's map: `QWEN2.5-coder` is not `qwen2.5-coder` (provider
-    model ids are case-sensitive; a value is never rewritten on a guess)."""
-    spec = PROVIDERS[provider]
-    _, bare = split_provider_prefix(model)
-    if bare in spec.tiers:
-        return spec.tiers[bare]
-    return spec.aliases.get(bare, bare)
+    return shipped().canonical_model(provider, model)
 
 
-@lru_cache(maxsize=4096)
 def case_hint(provider: str, model: str) -> str | None:
-    """The friendly name or tier that `model` is in another case (`QWEN2.5-coder` →
-    `qwen2.5-coder`), for a warning; None when there is none."""
-    spec = PROVIDERS[provider]
-    _, bare = split_provider_prefix(model)
-    lowered = bare.lower()
-    if lowered != bare and (lowered in spec.tiers or lowered in spec.aliases):
-        return lowered
-    return None
+    return shipped().case_hint(provider, model)
 
 
 def key_hint(key: str) -> str:
-    """`sk-ant-…f2c9`: the key's public prefix and never more than its last 4 characters."""
-    if not key:
-        return ""
-    prefix = next((p for p, _ in _KEY_PREFIXES if key.startswith(p)), "")
-    # A short key would be mostly revealed by its last 4 characters.
-    tail = key[-4:] if len(key) - len(prefix) >= 12 else ""
-    return f"{prefix}…{tail}"
+    return shipped().key_hint(key)

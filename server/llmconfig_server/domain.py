@@ -102,6 +102,7 @@ class Reason(enum.StrEnum):
     REQUIRED_VALUE_MISSING = "REQUIRED_VALUE_MISSING"
     INVALID_VALUE = "INVALID_VALUE"
     INVALID_SESSION_ID = "INVALID_SESSION_ID"
+    MODEL_RETIRED = "MODEL_RETIRED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +179,7 @@ class HealthStatus(enum.Enum):
     RATE_LIMITED = 7
     UNAVAILABLE = 8
     BAD_RESPONSE = 9
+    QUOTA_EXCEEDED = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +194,7 @@ class ProbeTarget:
     key_origin: str  # "ANTHROPIC_API_KEY", "request overrides.api_key", … (never the key)
     timeout: float
     in_container: bool = False
+    display_name: str = ""  # "vLLM": how messages name the provider (default: its name)
 
 
 @dataclass(frozen=True, slots=True)

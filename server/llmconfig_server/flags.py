@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import __version__
 from .access import AccessOptions, TlsFiles
-from .catalog import PROVIDERS
+from .catalog import shipped
 from .health import HealthOptions
 from .listeners import Listener, ListenSpecError, parse_listener
 from .sources import FLAG_FOR_FIELD, ServerFlags
@@ -25,6 +25,7 @@ TOKENS_FILE_ENV = "STIGMER_LLMCONFIG_TOKENS_FILE"
 TLS_CERT_ENV = "STIGMER_LLMCONFIG_TLS_CERT"
 TLS_KEY_ENV = "STIGMER_LLMCONFIG_TLS_KEY"
 TLS_CLIENT_CA_ENV = "STIGMER_LLMCONFIG_TLS_CLIENT_CA"
+CATALOG_ENV = "STIGMER_LLMCONFIG_CATALOG"
 DEFAULT_PROBE_TIMEOUT = 2.0
 MAX_PROBE_TIMEOUT = 60.0
 # Seconds as people write them: 5, 0.5, .25 — not 1_0, nan, inf or other scripts' digits.
@@ -49,6 +50,8 @@ class Options:
     reload_interval: float = 10.0
     container_host: str = "host.docker.internal"
     max_watch_streams: int = DEFAULT_MAX_WATCH_STREAMS
+    catalog: str | None = None  # the operator's catalog file (--catalog, STIGMER_LLMCONFIG_CATALOG)
+    models_refresh_interval: float = 3600.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,6 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="let CheckProviderHealth probe base URLs this server is not "
                              "configured for (off: the service cannot be used to reach "
                              "arbitrary hosts)")
+    models = parser.add_argument_group("models")
+    models.add_argument("--catalog", metavar="FILE",
+                        help="YAML that adds providers (kind: openai-compatible) and models, or "
+                             "overrides the shipped catalog's; reloaded like the other files "
+                             "(env STIGMER_LLMCONFIG_CATALOG)")
+    models.add_argument("--models-refresh-interval", default="3600", metavar="SECONDS",
+                        help="ask the providers which models they list this often, spending no "
+                             "tokens (default 3600; 0: only when a caller asks with refresh)")
     llm = parser.add_argument_group("LLM configuration (beats environment and config file)")
     llm.add_argument("--config", metavar="PATH",
                      help="llmconfig's own YAML config file (else STIGMER_LLMCONFIG_CONFIG, "
@@ -136,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     }
     for name, flag in FLAG_FOR_FIELD.items():
         llm.add_argument(flag, dest=f"llm_{name}", metavar=name.upper(), help=helps[name])
-    for spec in PROVIDERS.values():
+    # Flags are fixed by the shipped catalog: an operator's catalog adds variables, not flags.
+    for spec in shipped().providers.values():
         if spec.key_flag:
             llm.add_argument(spec.key_flag, dest=f"key_{spec.name}", metavar="KEY",
                              help=f"API key used only when the provider is {spec.name}")
@@ -149,7 +161,7 @@ def parse(argv: Sequence[str] | None, environ: Mapping[str, str] | None = None) 
     values = {name: getattr(args, f"llm_{name}") for name in FLAG_FOR_FIELD}
     scoped = {
         spec.name: getattr(args, f"key_{spec.name}")
-        for spec in PROVIDERS.values()
+        for spec in shipped().providers.values()
         if spec.key_flag and getattr(args, f"key_{spec.name}") is not None
     }
     flags = ServerFlags(
@@ -176,7 +188,10 @@ def parse(argv: Sequence[str] | None, environ: Mapping[str, str] | None = None) 
                    _metrics_listen(args.metrics_listen), args.log_format,
                    _seconds(args.reload_interval, "--reload-interval", maximum=86400.0),
                    _container_host(args.container_host),
-                   _count(args.max_watch_streams, "--max-watch-streams", 1, 1_000_000))
+                   _count(args.max_watch_streams, "--max-watch-streams", 1, 1_000_000),
+                   _file_option(args.catalog, CATALOG_ENV, environ),
+                   _seconds(args.models_refresh_interval, "--models-refresh-interval",
+                            maximum=7 * 86400.0))
 
 
 def _count(raw: str, flag: str, low: int, high: int) -> int:

@@ -36,8 +36,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
 from .bounded import BoundedCache
-from .catalog import MODES, PROVIDERS
+from .catalog import MODES
 from .domain import ConfigError, HealthStatus, ProbeTarget, Resolution, Source, Verdict
+from .model_lists import resolve_provider
 from .redact import redact_text, redact_url
 from .resolver import Resolver
 
@@ -229,6 +230,7 @@ class ProviderHealth:
             model=resolution.model, api_key=resolution.api_key if keyed else "",
             key_hint=resolution.api_key_hint, key_origin=resolution.origin_of("api_key").detail,
             timeout=self.options.probe_timeout, in_container=self.options.in_container,
+            display_name=self._name(resolution),
         )
 
     def _refusal(self, resolution: Resolution, target: ProbeTarget) -> Verdict | None:
@@ -240,7 +242,11 @@ class ProviderHealth:
             if origin.source is Source.REQUEST:
                 raise ProbeRequestInvalid("model", reason, text)
             return Verdict(HealthStatus.MODEL_NOT_FOUND, f"{text} — fix {origin.detail}")
-        spec = PROVIDERS[resolution.provider]
+        spec = self.resolver.catalog.providers[resolution.provider]
+        if spec.openai_compatible and spec.needs_key and not resolution.api_key:
+            return Verdict(HealthStatus.NOT_CONFIGURED, (
+                f"No {spec.display_name} API key is configured — set {spec.key_env} (or "
+                f"STIGMER_LLM_API_KEY, or {spec.key_env}_FILE)"))
         if spec.needs_key and resolution.api_key and not target.api_key:
             where = " or ".join(spec.base_url_envs) or "the server's configuration"
             return Verdict(HealthStatus.NOT_CONFIGURED, (
@@ -269,7 +275,8 @@ class ProviderHealth:
             # its timeout, however many others are ahead of it.
             async with asyncio.timeout(target.timeout), self._slots:
                 started = time.perf_counter()
-                verdict = await self.probes[target.provider](self.http, target)
+                kind = self.resolver.catalog.providers[target.provider].kind
+                verdict = await self.probes[kind](self.http, target)
         except TimeoutError:
             verdict = self._timed_out(target, started is not None)
         except Exception as exc:  # whatever a probe meets, the caller gets a verdict
@@ -286,7 +293,7 @@ class ProviderHealth:
         return report
 
     def _timed_out(self, target: ProbeTarget, ran: bool) -> Verdict:
-        name = PROVIDERS[target.provider].display_name
+        name = self._name(target)
         if ran:
             return Verdict(HealthStatus.TIMEOUT, f"{name} at {target.base_url} did not answer "
                            f"within {target.timeout:g} s")
@@ -295,7 +302,7 @@ class ProviderHealth:
             f"server busy for {target.timeout:g} s — retry shortly"))
 
     def _crashed(self, target: ProbeTarget, exc: Exception) -> Verdict:
-        name = PROVIDERS[target.provider].display_name
+        name = self._name(target)
         now = time.monotonic()
         level = logging.DEBUG
         if now - self._crash_logged_at >= _CRASH_LOG_INTERVAL:  # visible, but never a flood
@@ -321,10 +328,13 @@ class ProviderHealth:
                     previous.name if previous else "first check", report.status.name,
                     _loggable(report.message))
 
+    def _name(self, target: ProbeTarget | Resolution) -> str:
+        return self.resolver.catalog.providers[target.provider].display_name
+
     def _caller_timeout(self, target: ProbeTarget, budget: float) -> HealthReport:
         verdict = Verdict(
             HealthStatus.TIMEOUT,
-            f"{PROVIDERS[target.provider].display_name} at {target.base_url} did not "
+            f"{self._name(target)} at {target.base_url} did not "
             f"answer within {budget:.2f} s (the caller's deadline); the probe goes on and its "
             "result will be cached",
         )
@@ -385,7 +395,7 @@ def _configured_base_urls(resolver: Resolver) -> set[str]:
     """Every base URL the server's own configuration names, and each provider's default."""
     sources = resolver.sources
     layers = (sources.flags, sources.env, sources.file_common, *sources.file_modes.values())
-    urls = {spec.default_base_url for spec in PROVIDERS.values()}
+    urls = {spec.default_base_url for spec in resolver.catalog.providers.values()}
     for layer in layers:
         values = [layer.generic.get("base_url"),
                   *(own.get("base_url") for own in layer.scoped.values())]
@@ -403,7 +413,7 @@ def _key_targets(resolver: Resolver) -> dict[str, frozenset[str]]:
     sources = resolver.sources
     layers = (sources.flags, sources.env, sources.file_common, *sources.file_modes.values())
     targets = {}
-    for name, spec in PROVIDERS.items():
+    for name, spec in resolver.catalog.providers.items():
         urls = {spec.default_base_url}
         for layer in layers:
             if (scoped := layer.scoped.get(name, {}).get("base_url")) is not None:
@@ -411,7 +421,7 @@ def _key_targets(resolver: Resolver) -> dict[str, frozenset[str]]:
         for mode in MODES:
             # A mode that cannot resolve the provider at all adds nothing.
             with contextlib.suppress(ConfigError):
-                urls.add(resolver.resolve(mode, {"provider": name}, require_key=False).base_url)
+                urls.add(resolve_provider(resolver, mode, name).base_url)
         # Resolution strips the native root's suffix (Ollama's and Anthropic's /v1) as here.
         suffix = spec.strip_suffix
         targets[name] = frozenset(

@@ -14,10 +14,11 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+from collections.abc import Sequence
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from .catalog import MODES, PROVIDERS, known_providers_text
+from .catalog import MODES
 from .domain import Reason, Source, Value, Violation
 from .redact import redact_url
 
@@ -107,8 +108,10 @@ def check_text(name: str, raw: str, source: Source, subject: str, *, limit: int 
                     "exactly, remove it", source, subject)
 
 
-def parse_value(name: str, raw: Any, source: Source, detail: str, subject: str) -> Value:
-    """Parse `raw` for field `name`; raise ParseError with a precise message."""
+def parse_value(name: str, raw: Any, source: Source, detail: str, subject: str,
+                providers: Sequence[str] | None = None) -> Value:
+    """Parse `raw` for field `name`; raise ParseError with a precise message. A provider must
+    be one of `providers` (default: the shipped catalog's)."""
     if isinstance(raw, str):
         if raw.strip() == "":
             raise _fail(
@@ -118,7 +121,7 @@ def parse_value(name: str, raw: Any, source: Source, detail: str, subject: str) 
         check_text(name, raw, source, subject)
     parsed: Any
     if name == "provider":
-        parsed = _parse_provider(raw, source, subject)
+        parsed = _parse_provider(raw, source, subject, providers)
     elif name == "model":
         parsed = str(raw)
     elif name == "api_key":
@@ -150,12 +153,17 @@ def _exact_hint(raw: str, names: Any) -> str:
     return " (names are lower case)" if raw.lower() in names else ""
 
 
-def _parse_provider(raw: Any, source: Source, subject: str) -> str:
-    if not isinstance(raw, str) or raw not in PROVIDERS:
+def _parse_provider(raw: Any, source: Source, subject: str,
+                    providers: Sequence[str] | None) -> str:
+    if providers is None:
+        from .catalog import shipped
+
+        providers = shipped().names
+    if not isinstance(raw, str) or raw not in providers:
         raise _fail(
             "provider", Reason.UNKNOWN_PROVIDER,
             f"{subject}: provider {shown(raw)} is not known; use one of: "
-            f"{known_providers_text()}{_exact_hint(str(raw), PROVIDERS)}",
+            f"{', '.join(sorted(providers))}{_exact_hint(str(raw), providers)}",
             source, subject,
         )
     return raw

@@ -26,6 +26,7 @@ class Resolver:
     def __init__(self, sources: ServerSources,
                  revision_key: bytes = PROCESS_REVISION_KEY) -> None:
         self.sources = sources
+        self.catalog = sources.catalog
         self.revision_key = revision_key
         # Keyed by (mode, whether the request named it): the mode's origin differs.
         self._base: dict[tuple[str, bool], _Outcome] = {
@@ -54,14 +55,14 @@ class Resolver:
         mode_value = _requested(mode) if mode else self.sources.mode
         layers = self.sources.layers_for(mode_value.value)
         if overrides:
-            layers = (request_layer(overrides), *layers)
+            layers = (request_layer(overrides, self.catalog), *layers)
         return cascade.resolve(mode_value, layers, require_key=require_key,
-                               revision_key=self.revision_key)
+                               revision_key=self.revision_key, catalog=self.catalog)
 
     def _attempt(self, mode: Value) -> _Outcome:
         try:
             return cascade.resolve(mode, self.sources.layers_for(mode.value),
-                                   revision_key=self.revision_key)
+                                   revision_key=self.revision_key, catalog=self.catalog)
         except ConfigError as exc:
             return exc
 

@@ -210,3 +210,39 @@ def _children(node: Node) -> list[Node]:
     if isinstance(node, MappingNode):
         return [item for pair in node.value for item in pair]
     return []
+
+
+def load_located(text: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
+    """As `load`, with the line (1-based) where each value starts, keyed by its path in the
+    document (`("models", 3, "id")`), so a schema error can say `file:line`."""
+    try:
+        _count_values(text)
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None, {}
+            _check_graph(node)
+            lines: dict[tuple[Any, ...], int] = {}
+            _record_lines(node, (), lines)
+            return loader.construct_document(node), lines
+        finally:
+            loader.dispose()
+    except YAMLProblem:
+        raise
+    except Exception:
+        return load(text), {}  # the same failure, reported as `load` reports it
+
+
+def _record_lines(node: Node, path: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> None:
+    stack = [(node, path)]
+    while stack:
+        current, where = stack.pop()
+        if current.start_mark is not None:
+            lines.setdefault(where, current.start_mark.line + 1)
+        if isinstance(current, SequenceNode):
+            stack.extend((child, (*where, index)) for index, child in enumerate(current.value))
+        elif isinstance(current, MappingNode):
+            for key, value in current.value:
+                if isinstance(key, ScalarNode):
+                    stack.append((value, (*where, key.value)))

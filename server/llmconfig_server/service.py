@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Final, NoReturn, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeAlias
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -33,13 +33,22 @@ from .access import (
 )
 from .answers import Answer, Event
 from .domain import ConfigError, Origin, Source, Violation
-from .errors import abort_with, config_error_status
+from .errors import abort_with, bad_request_status, config_error_status
 from .redact import has_credentials
-from .servicer import SERVICE_NAME, overrides_of, response_of, runner_response_of
+from .servicer import (
+    SERVICE_NAME,
+    models_response_of,
+    overrides_of,
+    response_of,
+    runner_response_of,
+)
 from .sources import request_mode
 from .state import ServerState, Snapshot
 from .streams import WatchBudget, is_anonymous
 from .unix_peers import UnixPeers
+
+if TYPE_CHECKING:
+    from .model_lists import Refresher
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +69,8 @@ class LLMConfigService:
                                     if item.path is not None)
         # A hook for metrics: called with the token name each time a key is handed out.
         self.on_secret: Callable[[str], None] = lambda token: None
+        # Lists the providers' models on request (set by app.start).
+        self.refresher: Refresher | None = None
 
     # -- ResolveLLMConfig: bytes in, bytes out, answered from the snapshot's cache --------
 
@@ -171,6 +182,30 @@ class LLMConfigService:
         response.warnings.extend(snapshot.warnings)
         return response
 
+    # -- ListModels -----------------------------------------------------------------------
+
+    async def list_models(self, raw: bytes, context: _Context) -> bytes:
+        if self.state.closed:
+            await _refuse_new_call(context)
+        request = await _parse(pb.ListModelsRequest, raw, context)
+        catalog = self.state.current.resolver.catalog
+        if request.provider and request.provider not in catalog.providers:
+            known = catalog.known_providers_text()
+            await abort_with(context, bad_request_status(
+                "provider", "UNKNOWN_PROVIDER",
+                f"provider {request.provider[:64]!r} is not known; use one of: {known}"))
+        try:
+            mode = request_mode(request.mode) if request.mode else ""
+        except ConfigError as exc:
+            await abort_with(context, config_error_status(exc))
+        providers = [request.provider] if request.provider else list(catalog.names)
+        if request.refresh and self.refresher is not None:
+            remaining = context.time_remaining()
+            # Answer before the caller's deadline: listing gets most of it, never all of it.
+            budget = None if remaining is None else max(remaining * 0.75 - 0.1, 0.0)
+            await self.refresher.refresh(providers, budget, "ListModels refresh")
+        return models_response_of(self.state.current, providers, mode).SerializeToString()
+
     # -- WatchLLMConfig -----------------------------------------------------------------
 
     async def watch(self, raw: bytes, context: _Context) -> AsyncIterator[bytes]:
@@ -280,6 +315,7 @@ class LLMConfigService:
             "CheckProviderHealth": grpc.unary_unary_rpc_method_handler(self.check_health),
             "WatchLLMConfig": grpc.unary_stream_rpc_method_handler(self.watch),
             "ResolveRunnerConfig": grpc.unary_unary_rpc_method_handler(self.resolve_runner),
+            "ListModels": grpc.unary_unary_rpc_method_handler(self.list_models),
         }
         declared = {method.name for method in _DESCRIPTOR.methods}
         if missing := sorted(declared - set(implemented)):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import grpc
 
@@ -29,6 +29,9 @@ from .health import (
 from .redact import redact_text, redact_url
 from .resolver import Resolver
 from .runner import RunnerResolution
+
+if TYPE_CHECKING:
+    from .state import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +162,49 @@ def health_response_of(report: HealthReport) -> pb.CheckProviderHealthResponse:
     )
     response.latency.FromTimedelta(timedelta(seconds=report.latency))
     response.checked_at.FromDatetime(report.checked_at)
+    return response
+
+
+_STATUS_OF: Final = {
+    "active": pb.MODEL_STATUS_ACTIVE, "legacy": pb.MODEL_STATUS_LEGACY,
+    "deprecated": pb.MODEL_STATUS_DEPRECATED, "retired": pb.MODEL_STATUS_RETIRED,
+}
+_KNOWN_FROM: Final = {
+    "catalog": pb.KNOWN_FROM_CATALOG, "provider": pb.KNOWN_FROM_PROVIDER,
+    "both": pb.KNOWN_FROM_BOTH,
+}
+
+
+def models_response_of(snapshot: Snapshot, providers: list[str], mode: str,
+                       ) -> pb.ListModelsResponse:
+    """ListModels' answer: each provider's models, with availability at the base URL `mode`
+    resolves for it."""
+    from .model_lists import resolve_provider, rows
+
+    catalog = snapshot.resolver.catalog
+    response = pb.ListModelsResponse()
+    for provider in providers:
+        try:
+            base_url = resolve_provider(snapshot.resolver, mode, provider).base_url
+        except ConfigError:
+            base_url = catalog.providers[provider].default_base_url
+        listed = rows(catalog, snapshot.lists.get(provider, base_url), provider,
+                      redact_url(base_url), snapshot.lists.error(provider, base_url))
+        response.warnings.extend(redact_text(w) for w in listed.warnings)
+        for row in listed.rows:
+            facts = row.facts
+            info = pb.ModelInfo(
+                id=facts.id, provider=provider, aliases=list(facts.aliases),
+                status=_STATUS_OF.get(row.status, pb.MODEL_STATUS_UNSPECIFIED),
+                retires_on=facts.retires_on.isoformat() if facts.retires_on else "",
+                replacement=row.replacement, available=row.available,
+                known_from=_KNOWN_FROM[row.known_from], tier=facts.tier or "",
+                family=facts.family)
+            if facts.max_output_tokens:
+                info.max_output_tokens = min(facts.max_output_tokens, 2**31 - 1)
+            if facts.context_window:
+                info.context_window = min(facts.context_window, 2**31 - 1)
+            response.models.append(info)
     return response
 
 

@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
 from . import config_file, files, runner_fields, stigmer_file
-from .catalog import MODES, PROVIDERS
+from .catalog import MODES, Catalog, shipped
 from .config_file import ConfigFileError, Document, LoadedFile
 from .domain import FIELDS, ConfigError, Layer, Reason, Source, Value, Violation
 from .files import FileProblem
@@ -58,14 +58,16 @@ LLM_FIELDS: Final = frozenset(FIELDS)
 _Parse = Callable[[Any, str, str], Value]
 
 
-def environment_variables() -> tuple[str, ...]:
-    """Every variable the cascade reads (the README's table is checked against this)."""
+def environment_variables(catalog: Catalog | None = None) -> tuple[str, ...]:
+    """Every variable the cascade reads (the README's table is checked against the shipped
+    catalog's; an operator's catalog may add providers with variables of their own)."""
+    providers = (catalog or shipped()).providers.values()
     names = [MODE_ENV, config_file.CONFIG_ENV, config_file.DEPRECATED_CONFIG_ENV,
              *ENV_FOR_FIELD.values(), *DEPRECATED_ENV_FOR_FIELD.values()]
-    for spec in PROVIDERS.values():
+    for spec in providers:
         names += [*filter(None, (spec.key_env, spec.host_env)), *spec.base_url_envs]
     names += [f"{name}_FILE" for name in (ENV_FOR_FIELD["api_key"],
-                                          *(s.key_env for s in PROVIDERS.values() if s.key_env))]
+                                          *(s.key_env for s in providers if s.key_env))]
     return tuple(sorted({*names, *runner_fields.environment_variables()}))
 
 
@@ -94,6 +96,8 @@ class ServerSources:
     stigmer_file: str | None = None  # Stigmer's file, as shown, when it was read
     mode_problems: tuple[Violation, ...] = ()  # the server's mode cannot be known
     watched: tuple[Path, ...] = ()  # the config files to watch, present or not
+    # The providers and models these sources are read and resolved with.
+    catalog: Catalog = field(default_factory=shipped)
 
     def layers_for(self, mode: str) -> tuple[Layer, ...]:
         """Highest first: flags, environment, then the config-file layer — llmconfig's own
@@ -128,13 +132,15 @@ class ServerSources:
 class _Collector:
     """Parses values while collecting every violation, so one error lists them all."""
 
-    def __init__(self) -> None:
+    def __init__(self, catalog: Catalog | None = None) -> None:
         self.violations: list[Violation] = []
+        self.catalog = catalog or shipped()
 
     def parse(self, name: str, raw: Any, source: Source, subject: str, detail: str = "",
               ) -> Value | None:
         try:  # (not through attempt(): a request's overrides are parsed on every call)
-            return parse_value(name, raw, source, detail or subject, subject)
+            return parse_value(name, raw, source, detail or subject, subject,
+                               self.catalog.names)
         except ParseError as exc:
             self.violations.append(exc.violation)
             return None
@@ -152,17 +158,19 @@ class _Collector:
 
 
 def load_server_sources(
-    flags: ServerFlags, environ: Mapping[str, str], cwd: Path, home: Path
+    flags: ServerFlags, environ: Mapping[str, str], cwd: Path, home: Path,
+    catalog: Catalog | None = None,
 ) -> ServerSources:
     """Read flags, environment and config files; raise ConfigError listing every bad input."""
-    sources = read_server_sources(flags, environ, cwd, home)
+    sources = read_server_sources(flags, environ, cwd, home, catalog)
     if problems := sources.problems():
         raise ConfigError(problems)
     return sources
 
 
 def read_server_sources(
-    flags: ServerFlags, environ: Mapping[str, str], cwd: Path, home: Path
+    flags: ServerFlags, environ: Mapping[str, str], cwd: Path, home: Path,
+    catalog: Catalog | None = None,
 ) -> ServerSources:
     """The sources made of every input, each layer carrying the problems of the inputs that
     did not parse (so a resolution lists them with the cascade's own, e.g. a range error beside
@@ -170,11 +178,12 @@ def read_server_sources(
     found = _find_files(flags, environ, cwd, home)
     mode_problems: list[Violation] = []
     mode = _server_mode(flags, environ, found, mode_problems)
-    file_common, file_modes = _own_file_layers(found)
+    catalog = catalog or shipped()
+    file_common, file_modes = _own_file_layers(found, catalog)
     return ServerSources(
         mode=mode,
-        flags=_flag_layer(flags),
-        env=_env_layer(environ),
+        flags=_flag_layer(flags, catalog),
+        env=_env_layer(environ, catalog),
         file_common=file_common,
         file_modes=file_modes,
         stigmer_modes=_stigmer_layers(found),
@@ -183,12 +192,13 @@ def read_server_sources(
             found.stigmer_shown if found.stigmer_broken else None),
         mode_problems=tuple(dict.fromkeys(mode_problems)),
         watched=tuple(dict.fromkeys(found.watched)),
+        catalog=catalog,
     )
 
 
-def request_layer(overrides: Mapping[str, Any]) -> Layer:
+def request_layer(overrides: Mapping[str, Any], catalog: Catalog | None = None) -> Layer:
     """The request's overrides (only the fields the caller set) as the top layer."""
-    collect = _Collector()
+    collect = _Collector(catalog)
     generic: dict[str, Value] = {}
     for name in FIELDS:
         if name in overrides:
@@ -207,15 +217,16 @@ def request_mode(raw: str) -> str:
         raise ConfigError([exc.violation]) from None
 
 
-def _flag_layer(flags: ServerFlags) -> Layer:
-    collect = _Collector()
+def _flag_layer(flags: ServerFlags, catalog: Catalog) -> Layer:
+    collect = _Collector(catalog)
     generic: dict[str, Value] = {}
     for name, raw in flags.values.items():
         if value := collect.parse(name, raw, Source.FLAG, FLAG_FOR_FIELD[name]):
             generic[name] = value
     scoped: dict[str, dict[str, Value]] = {}
     for provider, raw in flags.scoped_keys.items():
-        flag = PROVIDERS[provider].key_flag or provider
+        spec = catalog.providers.get(provider)
+        flag = (spec.key_flag if spec else None) or provider
         if value := collect.parse("api_key", raw, Source.FLAG, flag):
             scoped.setdefault(provider, {})["api_key"] = value
     return Layer(Source.FLAG, "flags", MappingProxyType(generic), _freeze(scoped),
@@ -224,8 +235,8 @@ def _flag_layer(flags: ServerFlags) -> Layer:
 
 # -- the environment ------------------------------------------------------------------------
 
-def _env_layer(environ: Mapping[str, str]) -> Layer:
-    collect = _Collector()
+def _env_layer(environ: Mapping[str, str], catalog: Catalog) -> Layer:
+    collect = _Collector(catalog)
     warnings: list[str] = []
     generic: dict[str, Value] = {}
     for name in FIELDS:
@@ -241,7 +252,7 @@ def _env_layer(environ: Mapping[str, str]) -> Layer:
         if value is not None:
             generic[name] = value
     scoped: dict[str, dict[str, Value]] = {}
-    for spec in PROVIDERS.values():
+    for spec in catalog.providers.values():
         own: dict[str, Value] = {}
         if spec.key_env and (key := _llm_variable("api_key", spec.key_env, environ, collect)):
             own["api_key"] = key
@@ -266,7 +277,7 @@ def _env_layer(environ: Mapping[str, str]) -> Layer:
 def _llm_variable(name: str, variable: str, environ: Mapping[str, str], collect: _Collector,
                   ) -> Value | None:
     def parse(raw: Any, subject: str, detail: str) -> Value:
-        return parse_value(name, raw, Source.ENV, detail, subject)
+        return parse_value(name, raw, Source.ENV, detail, subject, collect.catalog.names)
 
     return read_variable(name, variable, environ, collect, parse, secret=name in SECRET_FIELDS)
 
@@ -451,7 +462,7 @@ def _same(one: Path, other: Path) -> bool:
         return False
 
 
-def _own_file_layers(found: _Found) -> tuple[Layer, Mapping[str, Layer]]:
+def _own_file_layers(found: _Found, catalog: Catalog) -> tuple[Layer, Mapping[str, Layer]]:
     if found.own is None:
         common = Layer(Source.FILE, "config file", warnings=tuple(found.notes),
                        broken=tuple(found.own_broken))
@@ -459,19 +470,20 @@ def _own_file_layers(found: _Found) -> tuple[Layer, Mapping[str, Layer]]:
         return common, MappingProxyType(dict.fromkeys(MODES, empty))
     loaded = found.own
     content = loaded.content
-    common = _section_layer(loaded.display, "", content.llm, content.runner, found.notes)
+    common = _section_layer(loaded.display, "", content.llm, content.runner, catalog,
+                            found.notes)
     modes = {}
     for mode in MODES:
         section = getattr(content, mode)
         modes[mode] = _section_layer(loaded.display, f"{mode}.", section and section.llm,
-                                     section and section.runner)
+                                     section and section.runner, catalog)
     return common, MappingProxyType(modes)
 
 
 def _section_layer(shown: str, prefix: str, llm: LLMSection | None, runner: Any,
-                   notes: list[str] | None = None) -> Layer:
+                   catalog: Catalog, notes: list[str] | None = None) -> Layer:
     """One section of llmconfig's own file: `<prefix>llm.*` and `<prefix>runner.*`."""
-    collect = _Collector()
+    collect = _Collector(catalog)
     generic: dict[str, Value] = {}
     for name in FIELDS:
         raw = getattr(llm, name, None) if llm else None

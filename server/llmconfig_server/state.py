@@ -36,8 +36,10 @@ from typing import TYPE_CHECKING, Any
 from . import access as access_policy
 from . import runner_fields
 from .answers import AnswerCache, EventCache
+from .catalog import Catalog, shipped
 from .domain import ConfigError
 from .health import HealthReport, HttpPool, ProviderHealth
+from .model_lists import ModelLists
 from .redact import redact_text
 from .resolver import PROCESS_REVISION_KEY, Resolver
 from .servicer import LLMConfigServicer
@@ -94,6 +96,8 @@ class Snapshot:
     access: access_policy.Access
     fingerprint: str  # equal fingerprints: nothing a caller could observe differs
     files: tuple[Path, ...]  # the files this snapshot was built from, to watch
+    # What the providers list, for the life of the process (every snapshot shares it).
+    lists: ModelLists = field(default_factory=ModelLists)
     # Problems with newer inputs while this (last good) state is served; added to answers.
     warnings: tuple[str, ...] = ()
     # WatchLLMConfig's events on this snapshot, shared by the streams that asked the same.
@@ -110,12 +114,14 @@ class Snapshot:
 
 def build(inputs: Inputs, http: HttpPool | None = None,
           observer: Callable[[HealthReport, bool], None] | None = None,
-          revision_key: bytes | None = None) -> Snapshot:
+          revision_key: bytes | None = None, lists: ModelLists | None = None) -> Snapshot:
     """The complete server state for `inputs`, or BuildError listing every problem: an
-    invalid configuration of the server's own mode, an unusable TLS file, or a listener the
-    exposure policy forbids. `revision_key`: the one the first build chose (see
-    derive_revision_key); a reload keeps it, so editing tokens does not change revisions."""
+    unusable catalog file, an invalid configuration of the server's own mode, an unusable TLS
+    file, or a listener the exposure policy forbids. `revision_key`: the one the first build
+    chose (see derive_revision_key); a reload keeps it, so editing tokens does not change
+    revisions. `lists`: what the providers listed, kept from state to state."""
     options = inputs.options
+    lists = lists or ModelLists()
     problems: list[str] = []
     access: access_policy.Access | None = None
     tokens = None
@@ -125,7 +131,13 @@ def build(inputs: Inputs, http: HttpPool | None = None,
     except access_policy.AccessProblem as exc:
         problems.append(str(exc))
         tokens = exc.tokens
-    sources = read_server_sources(options.flags, inputs.environ, inputs.cwd, inputs.home)
+    try:
+        catalog = load_catalog(inputs, lists)
+    except BuildError as exc:  # reported; the rest is still read (the tokens apply anyway)
+        problems += exc.problems
+        catalog = shipped()
+    sources = read_server_sources(options.flags, inputs.environ, inputs.cwd, inputs.home,
+                                  catalog)
     resolver = Resolver(sources, revision_key or derive_revision_key(tokens))
     base = resolver.base()
     # An input of the server's own mode that cannot be used (a bad variable, a config file
@@ -146,7 +158,23 @@ def build(inputs: Inputs, http: HttpPool | None = None,
         access=access,
         fingerprint=_fingerprint(resolver, access),
         files=_files(inputs, resolver),
+        lists=lists,
     )
+
+
+def load_catalog(inputs: Inputs, lists: ModelLists) -> Catalog:
+    """The shipped catalog, the operator's file over it, and what the providers list, as of
+    today; BuildError naming each problem of the operator's file (`file:line: …`)."""
+    from . import catalog_file
+    from .catalog import shipped_entries, today
+
+    path = catalog_file.locate(inputs.options.catalog, inputs.environ, inputs.cwd)
+    try:
+        operator = catalog_file.load(path, inputs.home) if path is not None else None
+        catalog = catalog_file.assemble(shipped_entries(), operator, today())
+    except catalog_file.CatalogProblem as exc:
+        raise BuildError(exc.problems) from None
+    return catalog.with_listed(lists.listed())
 
 
 def derive_revision_key(tokens: TokenTable | None) -> bytes:
@@ -174,9 +202,14 @@ def _fingerprint(resolver: Resolver, access: access_policy.Access) -> str:
 
 def _files(inputs: Inputs, resolver: Resolver) -> tuple[Path, ...]:
     """What to watch: both config files (llmconfig's own and Stigmer's, present or not, so one
-    created later is seen), every `*_FILE` secret, the tokens and TLS files."""
+    created later is seen), the operator's catalog, every `*_FILE` secret (its provider's own
+    variables too, for a provider the catalog declares), the tokens and TLS files."""
     named = list(resolver.sources.watched)
-    secret_variables = [v for v in (*environment_variables(),
+    from .catalog_file import locate
+
+    if (catalog := locate(inputs.options.catalog, inputs.environ, inputs.cwd)) is not None:
+        named.append(catalog)
+    secret_variables = [v for v in (*environment_variables(resolver.catalog),
                                     *runner_fields.environment_variables())
                         if v.endswith("_FILE")]
     named += [Path(inputs.environ[v]) for v in secret_variables if inputs.environ.get(v)]
@@ -238,7 +271,7 @@ class ServerState:
     def _reload(self, reason: str) -> str:
         try:
             fresh = build(self.inputs, self.good.health.pool, self.good.health.observer,
-                          self.good.resolver.revision_key)
+                          self.good.resolver.revision_key, self.good.lists)
         except BuildError as exc:
             message = redact_text("; ".join(exc.problems))  # it goes into logs and answers
             new_problem = self.problem is None or self.problem.message != message

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from . import parsing, runner_fields
-from .catalog import PROVIDERS, provider_of_base_url, provider_of_key, provider_of_model
+from .catalog import provider_of_base_url, provider_of_key, provider_of_model, shipped
 from .config_file import Document, key_shown
 from .domain import Reason, Source, Value, Violation
 from .parsing import ParseError, parse_mode, parse_value
@@ -211,7 +211,7 @@ def _llm(document: Document, raw: dict[str, tuple[Any, tuple[str, ...]]],
                 continue
             del found[name]
             shown = "its key" if name == "api_key" else repr(value.value)
-            spec = PROVIDERS[provider.value]
+            spec = shipped().providers[provider.value]
             default = {"model": spec.default_model, "base_url": spec.default_base_url}.get(name)
             instead = f"; using {spec.name}'s default {default}" if default else ""
             settings.warnings.append(

@@ -33,6 +33,22 @@ class HealthStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     HEALTH_STATUS_RATE_LIMITED: _ClassVar[HealthStatus]
     HEALTH_STATUS_UNAVAILABLE: _ClassVar[HealthStatus]
     HEALTH_STATUS_BAD_RESPONSE: _ClassVar[HealthStatus]
+    HEALTH_STATUS_QUOTA_EXCEEDED: _ClassVar[HealthStatus]
+
+class ModelStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MODEL_STATUS_UNSPECIFIED: _ClassVar[ModelStatus]
+    MODEL_STATUS_ACTIVE: _ClassVar[ModelStatus]
+    MODEL_STATUS_LEGACY: _ClassVar[ModelStatus]
+    MODEL_STATUS_DEPRECATED: _ClassVar[ModelStatus]
+    MODEL_STATUS_RETIRED: _ClassVar[ModelStatus]
+
+class KnownFrom(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    KNOWN_FROM_UNSPECIFIED: _ClassVar[KnownFrom]
+    KNOWN_FROM_CATALOG: _ClassVar[KnownFrom]
+    KNOWN_FROM_PROVIDER: _ClassVar[KnownFrom]
+    KNOWN_FROM_BOTH: _ClassVar[KnownFrom]
 SOURCE_UNSPECIFIED: Source
 SOURCE_REQUEST: Source
 SOURCE_FLAG: Source
@@ -49,6 +65,16 @@ HEALTH_STATUS_NOT_CONFIGURED: HealthStatus
 HEALTH_STATUS_RATE_LIMITED: HealthStatus
 HEALTH_STATUS_UNAVAILABLE: HealthStatus
 HEALTH_STATUS_BAD_RESPONSE: HealthStatus
+HEALTH_STATUS_QUOTA_EXCEEDED: HealthStatus
+MODEL_STATUS_UNSPECIFIED: ModelStatus
+MODEL_STATUS_ACTIVE: ModelStatus
+MODEL_STATUS_LEGACY: ModelStatus
+MODEL_STATUS_DEPRECATED: ModelStatus
+MODEL_STATUS_RETIRED: ModelStatus
+KNOWN_FROM_UNSPECIFIED: KnownFrom
+KNOWN_FROM_CATALOG: KnownFrom
+KNOWN_FROM_PROVIDER: KnownFrom
+KNOWN_FROM_BOTH: KnownFrom
 
 class LLMSettings(_message.Message):
     __slots__ = ("provider", "model", "base_url", "api_key", "max_tokens", "temperature")
@@ -303,3 +329,49 @@ class ResolveRunnerConfigResponse(_message.Message):
     warnings: _containers.RepeatedScalarFieldContainer[str]
     revision: str
     def __init__(self, config: _Optional[_Union[RunnerConfig, _Mapping]] = ..., llm: _Optional[_Union[ResolveLLMConfigResponse, _Mapping]] = ..., origins: _Optional[_Iterable[_Union[FieldOrigin, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ..., revision: _Optional[str] = ...) -> None: ...
+
+class ListModelsRequest(_message.Message):
+    __slots__ = ("provider", "mode", "refresh")
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    REFRESH_FIELD_NUMBER: _ClassVar[int]
+    provider: str
+    mode: str
+    refresh: bool
+    def __init__(self, provider: _Optional[str] = ..., mode: _Optional[str] = ..., refresh: _Optional[bool] = ...) -> None: ...
+
+class ModelInfo(_message.Message):
+    __slots__ = ("id", "provider", "aliases", "status", "max_output_tokens", "context_window", "retires_on", "replacement", "available", "known_from", "tier", "family")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    MAX_OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    RETIRES_ON_FIELD_NUMBER: _ClassVar[int]
+    REPLACEMENT_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    KNOWN_FROM_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    FAMILY_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    provider: str
+    aliases: _containers.RepeatedScalarFieldContainer[str]
+    status: ModelStatus
+    max_output_tokens: int
+    context_window: int
+    retires_on: str
+    replacement: str
+    available: bool
+    known_from: KnownFrom
+    tier: str
+    family: str
+    def __init__(self, id: _Optional[str] = ..., provider: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., status: _Optional[_Union[ModelStatus, str]] = ..., max_output_tokens: _Optional[int] = ..., context_window: _Optional[int] = ..., retires_on: _Optional[str] = ..., replacement: _Optional[str] = ..., available: _Optional[bool] = ..., known_from: _Optional[_Union[KnownFrom, str]] = ..., tier: _Optional[str] = ..., family: _Optional[str] = ...) -> None: ...
+
+class ListModelsResponse(_message.Message):
+    __slots__ = ("models", "warnings")
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedCompositeFieldContainer[ModelInfo]
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -55,6 +55,11 @@ class LLMConfigServiceStub:
                 request_serializer=llmconfig_dot_v1_dot_llmconfig__pb2.ResolveRunnerConfigRequest.SerializeToString,
                 response_deserializer=llmconfig_dot_v1_dot_llmconfig__pb2.ResolveRunnerConfigResponse.FromString,
                 _registered_method=True)
+        self.ListModels = channel.unary_unary(
+                '/llmconfig.v1.LLMConfigService/ListModels',
+                request_serializer=llmconfig_dot_v1_dot_llmconfig__pb2.ListModelsRequest.SerializeToString,
+                response_deserializer=llmconfig_dot_v1_dot_llmconfig__pb2.ListModelsResponse.FromString,
+                _registered_method=True)
 
 
 class LLMConfigServiceServicer:
@@ -107,6 +112,18 @@ class LLMConfigServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListModels(self, request, context):
+        """ListModels answers what the catalog and the providers themselves know about models: each
+        with its lifecycle status, limits, retirement date and replacement, and whether the
+        provider lists it (Ollama: pulled) at the base URL the mode resolves. The providers' lists
+        cost no tokens; `refresh` asks them again now.
+
+        Errors: INVALID_ARGUMENT for a provider or mode that is not known.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LLMConfigServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -129,6 +146,11 @@ def add_LLMConfigServiceServicer_to_server(servicer, server):
                     servicer.ResolveRunnerConfig,
                     request_deserializer=llmconfig_dot_v1_dot_llmconfig__pb2.ResolveRunnerConfigRequest.FromString,
                     response_serializer=llmconfig_dot_v1_dot_llmconfig__pb2.ResolveRunnerConfigResponse.SerializeToString,
+            ),
+            'ListModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModels,
+                    request_deserializer=llmconfig_dot_v1_dot_llmconfig__pb2.ListModelsRequest.FromString,
+                    response_serializer=llmconfig_dot_v1_dot_llmconfig__pb2.ListModelsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -240,6 +262,33 @@ class LLMConfigService:
             '/llmconfig.v1.LLMConfigService/ResolveRunnerConfig',
             llmconfig_dot_v1_dot_llmconfig__pb2.ResolveRunnerConfigRequest.SerializeToString,
             llmconfig_dot_v1_dot_llmconfig__pb2.ResolveRunnerConfigResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmconfig.v1.LLMConfigService/ListModels',
+            llmconfig_dot_v1_dot_llmconfig__pb2.ListModelsRequest.SerializeToString,
+            llmconfig_dot_v1_dot_llmconfig__pb2.ListModelsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -43,6 +43,13 @@ type LLMConfigServiceClient interface {
 	// Errors: INVALID_ARGUMENT for a bad request field (a session id with a path separator);
 	// FAILED_PRECONDITION listing every missing or bad server value at once.
 	ResolveRunnerConfig(ctx context.Context, in *ResolveRunnerConfigRequest, opts ...grpc.CallOption) (*ResolveRunnerConfigResponse, error)
+	// ListModels answers what the catalog and the providers themselves know about models: each
+	// with its lifecycle status, limits, retirement date and replacement, and whether the
+	// provider lists it (Ollama: pulled) at the base URL the mode resolves. The providers' lists
+	// cost no tokens; `refresh` asks them again now.
+	//
+	// Errors: INVALID_ARGUMENT for a provider or mode that is not known.
+	ListModels(ctx context.Context, in *ListModelsRequest, opts ...grpc.CallOption) (*ListModelsResponse, error)
 }
 
 type lLMConfigServiceClient struct {
@@ -112,6 +119,15 @@ func (c *lLMConfigServiceClient) ResolveRunnerConfig(ctx context.Context, in *Re
 	return out, nil
 }
 
+func (c *lLMConfigServiceClient) ListModels(ctx context.Context, in *ListModelsRequest, opts ...grpc.CallOption) (*ListModelsResponse, error) {
+	out := new(ListModelsResponse)
+	err := c.cc.Invoke(ctx, "/llmconfig.v1.LLMConfigService/ListModels", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LLMConfigServiceServer is the server API for LLMConfigService service.
 // All implementations must embed UnimplementedLLMConfigServiceServer
 // for forward compatibility
@@ -142,6 +158,13 @@ type LLMConfigServiceServer interface {
 	// Errors: INVALID_ARGUMENT for a bad request field (a session id with a path separator);
 	// FAILED_PRECONDITION listing every missing or bad server value at once.
 	ResolveRunnerConfig(context.Context, *ResolveRunnerConfigRequest) (*ResolveRunnerConfigResponse, error)
+	// ListModels answers what the catalog and the providers themselves know about models: each
+	// with its lifecycle status, limits, retirement date and replacement, and whether the
+	// provider lists it (Ollama: pulled) at the base URL the mode resolves. The providers' lists
+	// cost no tokens; `refresh` asks them again now.
+	//
+	// Errors: INVALID_ARGUMENT for a provider or mode that is not known.
+	ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error)
 	mustEmbedUnimplementedLLMConfigServiceServer()
 }
 
@@ -160,6 +183,9 @@ func (UnimplementedLLMConfigServiceServer) WatchLLMConfig(*WatchLLMConfigRequest
 }
 func (UnimplementedLLMConfigServiceServer) ResolveRunnerConfig(context.Context, *ResolveRunnerConfigRequest) (*ResolveRunnerConfigResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ResolveRunnerConfig not implemented")
+}
+func (UnimplementedLLMConfigServiceServer) ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListModels not implemented")
 }
 func (UnimplementedLLMConfigServiceServer) mustEmbedUnimplementedLLMConfigServiceServer() {}
 
@@ -249,6 +275,24 @@ func _LLMConfigService_ResolveRunnerConfig_Handler(srv interface{}, ctx context.
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LLMConfigService_ListModels_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListModelsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LLMConfigServiceServer).ListModels(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/llmconfig.v1.LLMConfigService/ListModels",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LLMConfigServiceServer).ListModels(ctx, req.(*ListModelsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _LLMConfigService_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "llmconfig.v1.LLMConfigService",
 	HandlerType: (*LLMConfigServiceServer)(nil),
@@ -264,6 +308,10 @@ var _LLMConfigService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ResolveRunnerConfig",
 			Handler:    _LLMConfigService_ResolveRunnerConfig_Handler,
+		},
+		{
+			MethodName: "ListModels",
+			Handler:    _LLMConfigService_ListModels_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1,4 +1,5 @@
-"""Provider probes: one small module per provider, each `async def probe(http, target)`."""
+"""Provider probes: one small module per kind of provider, each `async def probe(http, target)`,
+keyed by the catalog's `kind` (a provider declared as data is `openai-compatible`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from types import MappingProxyType
 import httpx
 
 from ..domain import ProbeTarget, Verdict
-from . import anthropic, ollama, openai
+from . import anthropic, ollama, openai, openai_compatible
 
 Probe = Callable[[httpx.AsyncClient, ProbeTarget], Awaitable[Verdict]]
 
@@ -16,6 +17,7 @@ PROBES: MappingProxyType[str, Probe] = MappingProxyType({
     "anthropic": anthropic.probe,
     "ollama": ollama.probe,
     "openai": openai.probe,
+    "openai-compatible": openai_compatible.probe,
 })
 
 __all__ = ["PROBES", "Probe", "ProbeTarget", "Verdict"]

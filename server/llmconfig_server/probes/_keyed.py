@@ -46,6 +46,11 @@ class HostedAPI:
     headers: Callable[[ProbeTarget], dict[str, str]]
     is_model: Callable[[Any], bool]
     model_hint: str  # what to do about an unknown model
+    billing_page: str = ""  # where the account's credit and payment method are
+    # What the provider says (in an error's code, type or message) when it refuses a request
+    # for where it comes from rather than for its key.
+    region_words: tuple[str, ...] = ()
+    regions_page: str = ""
 
     @property
     def what(self) -> str:
@@ -96,13 +101,15 @@ class HostedAPI:
         status = status_for_http_error(code) or HealthStatus.BAD_RESPONSE
         key = f"The {self.display_name} key ({target.key_hint}, from {target.key_origin})"
         name = self.display_name
+        if quota := self._quota(code, said, key, detail):
+            return quota  # not a rate limit: waiting does not help, paying does
+        if code == 403:
+            return Verdict(HealthStatus.UNAUTHENTICATED, self._forbidden(said, key, detail))
         if status is HealthStatus.UNAUTHENTICATED:
             message = (f"{key} was rejected{detail} — create or copy a valid key at "
                        f"{self.keys_page} and update {target.key_origin}")
         elif status is HealthStatus.MODEL_NOT_FOUND:
             message = f"{name} has no model {target.model}{detail} — {self.model_hint}"
-        elif status is HealthStatus.RATE_LIMITED and "insufficient_quota" in said:
-            message = f"{key} has no quota left{detail} — check the account's billing"
         elif status is HealthStatus.RATE_LIMITED:
             message = f"{name} is rate limiting this key{retry_after(response)}{detail}"
         elif status is HealthStatus.UNAVAILABLE:
@@ -111,3 +118,25 @@ class HostedAPI:
         else:
             message = f"{name} answered {code}{detail} to {response.request.url}"
         return Verdict(status, message)
+
+    def _quota(self, code: int, said: str, key: str, detail: str) -> Verdict | None:
+        """A valid key on an account that cannot pay: Anthropic's 402 `billing_error`,
+        OpenAI's 429 `insufficient_quota`."""
+        if code != 402 and not (code == 429 and "insufficient_quota" in said):
+            return None
+        where = f" at {self.billing_page}" if self.billing_page else ""
+        return Verdict(HealthStatus.QUOTA_EXCEEDED, (
+            f"{key} is valid, but the {self.display_name} account cannot pay for requests"
+            f"{detail} — add credit or a payment method{where}; retrying will not help"))
+
+    def _forbidden(self, said: str, key: str, detail: str) -> str:
+        """403: the key works but may not do this — or the provider refuses where the request
+        comes from, which no key fixes."""
+        lowered = said.lower()
+        if any(word in lowered for word in self.region_words):
+            page = f" (see {self.regions_page})" if self.regions_page else ""
+            return (f"{self.display_name} refuses requests from the country, region or "
+                    f"territory this server runs in{detail} — the key is not the problem; run "
+                    f"the server where {self.display_name} is available{page}")
+        return (f"{key} is valid but lacks permission for this{detail} — a restricted key needs "
+                f"read access to models; give it that at {self.keys_page}, or use another key")

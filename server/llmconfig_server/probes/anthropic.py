@@ -22,7 +22,8 @@ API = HostedAPI(
     model_url=lambda t: f"{t.base_url}/v1/models/{model_segment(t.model)}",
     headers=lambda t: {"x-api-key": t.api_key, "anthropic-version": API_VERSION},
     is_model=_is_model,
-    model_hint="use an id such as claude-sonnet-4-5-20250929, or a friendly name such as "
-    "claude-sonnet-4.5",
+    model_hint="use an id such as claude-sonnet-5-5, or a tier such as balanced "
+    "(llmconfig models --provider anthropic lists them)",
+    billing_page="https://console.anthropic.com/settings/billing",
 )
 probe = API.probe

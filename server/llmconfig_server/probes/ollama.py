@@ -14,6 +14,7 @@ from ._common import (
     json_or_fail,
     status_for_http_error,
 )
+from .ollama_cloud import cloud_tags, signin_problem
 
 WHAT = "Ollama"
 
@@ -46,6 +47,9 @@ async def probe(http: httpx.AsyncClient, target: ProbeTarget) -> Verdict:
     server_version = str(version.get("version", "")) if isinstance(version, dict) else ""
     wanted = normalize(target.model)
     available = wanted in {normalize(name) for name in pulled}
+    if available and wanted in {normalize(name) for name in cloud_tags(tags)} and \
+            (problem := await signin_problem(http, target)) is not None:
+        return Verdict(problem.status, problem.message, True, tuple(pulled), server_version)
     if available:
         running = f"Ollama {server_version}".strip()
         return Verdict(

@@ -21,5 +21,8 @@ API = HostedAPI(
     headers=lambda t: {"Authorization": f"Bearer {t.api_key}"},
     is_model=_is_model,
     model_hint="check the name, and that this key's organization has access to it",
+    billing_page="https://platform.openai.com/settings/organization/billing",
+    region_words=("unsupported_country_region_territory", "country, region, or territory"),
+    regions_page="https://platform.openai.com/docs/supported-countries",
 )
 probe = API.probe
