@@ -62,6 +62,32 @@ def test_the_file_stigmer_server_writes_on_first_run_starts_the_server(server_pr
     assert resolved.warnings == ()
 
 
+def test_a_model_the_cli_wrote_that_has_since_retired_gives_way_and_starts(server_process,
+                                                                              workspace):
+    # Stigmer's CLI saves its own default (claude-sonnet-4.5, retired 2026-11-30) for a user
+    # who only chose the provider: the file it wrote must not stop the server.
+    workspace.write(STIGMER, cli_file(provider="anthropic", model="claude-sonnet-4.5",
+                                      api_key=ANTHROPIC_KEY,
+                                      base_url="https://api.anthropic.com"))
+    handle = server_process()
+    with llmconfig.Client(handle.target) as client:
+        resolved = client.resolve()
+    assert resolved.config.model == "claude-sonnet-5-5"
+    assert resolved.origin("model").detail == ("~/.stigmer/config.yaml: backend.local.llm.model"
+                                               " (claude-sonnet-4.5 retired 2026-11-30 → "
+                                               "claude-sonnet-5-5)")
+    assert any("claude-sonnet-4.5" in w and "retired" in w and "claude-sonnet-5-5" in w
+               for w in resolved.warnings)
+
+
+def test_a_retired_model_a_person_wrote_in_llmconfigs_file_is_refused(serve):
+    client = serve(env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY},
+                   files={"~/.stigmer/llmconfig.yaml": "llm:\n  model: claude-sonnet-4.5\n"})
+    with pytest.raises(llmconfig.PreconditionFailed) as caught:
+        client.resolve()
+    assert "retired" in str(caught.value) and "claude-sonnet-5-5" in str(caught.value)
+
+
 def test_origins_name_stigmers_file_and_its_key_path(serve):
     resolved = serve(files={STIGMER: cli_file(model="llama3.2:3b")}).resolve()
     assert resolved.config.model == "llama3.2:3b"

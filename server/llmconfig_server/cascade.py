@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any, Final
 
@@ -183,6 +184,24 @@ class _Resolver:
         said = f"retired{when}" if status == "retired" else f"is deprecated, retiring{when}"
         return successor.model, f"{detail} ({model} {said} → {successor.model})"
 
+    def _past_retirement(self, spec: ProviderSpec, picked: Value) -> Value:
+        """A model written on the user's behalf (Value.gives_way) that the provider has retired
+        is replaced by its successor, said in the origin and a warning."""
+        model = str(picked.value)
+        facts = self.catalog.model(spec.name, self.catalog.canonical_model(spec.name, model))
+        if facts is None or self.catalog.status_of(facts) != "retired":
+            return picked
+        successor = self.catalog.successor(facts)
+        if successor.model is None:
+            return picked  # nothing to move to: refused as retired, naming the fix
+        when = f" {facts.retires_on.isoformat()}" if facts.retires_on else ""
+        note = (f"model {model} (from {picked.detail}) was retired by {spec.display_name}{when}; "
+                f"using its replacement {successor.model} — write that (or another model) "
+                "there to keep this choice and silence this warning")
+        return replace(picked, value=successor.model,
+                       detail=f"{picked.detail} ({model} retired{when} → {successor.model})",
+                       notes=(*picked.notes, note), gives_way=False)
+
     # -- the whole thing ------------------------------------------------------------------------
 
     def resolve(self) -> Resolution:
@@ -194,6 +213,8 @@ class _Resolver:
         for name in ("model", "base_url", "api_key", "max_tokens", "temperature"):
             picked = self.pick(name, provider, rank, provider_origin)
             used[name] = picked
+            if picked is not None and picked.gives_way and name == "model":
+                picked = self._past_retirement(spec, picked)
             if picked is not None:
                 chosen[name] = picked.value
                 self.origins.append(Origin(name, picked.source, picked.detail))

@@ -37,6 +37,10 @@ class Value:
     subject: str = ""
     # Notes to emit as warnings if (and only if) this value is the one used.
     notes: tuple[str, ...] = ()
+    # Written by a tool on the user's behalf (Stigmer's CLI saves its own default model), not
+    # chosen by a person: a model the provider has since retired gives way to its replacement,
+    # as a default does, instead of stopping the server.
+    gives_way: bool = False
 
 
 @dataclass(frozen=True, slots=True)

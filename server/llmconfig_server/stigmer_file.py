@@ -19,7 +19,7 @@ Pure: no environment access, no gRPC.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from . import parsing, runner_fields
@@ -196,6 +196,8 @@ def _llm(document: Document, raw: dict[str, tuple[Any, tuple[str, ...]]],
         try:
             found[name] = parse_value(name, text, Source.FILE, _detail(document, path),
                                       _subject(document, path))
+            if name == "model":  # the CLI writes its own default there, which may retire
+                found[name] = replace(found[name], gives_way=True)
         except ParseError as exc:
             settings.problems.append(exc.violation)
     provider = found.get("provider")
