@@ -40,6 +40,11 @@ var runnerEnv = []envLine{
 	setting("TEMPORAL_SERVICE_ADDRESS", func(r *runner) any { return r.GetConfig().GetTemporal().GetAddress() }),
 	setting("TEMPORAL_MAX_CONCURRENCY", func(r *runner) any { return r.GetConfig().GetTemporal().GetMaxConcurrency() }),
 	setting("STIGMER_BACKEND_ENDPOINT", func(r *runner) any { return r.GetConfig().GetBackend().GetEndpoint() }),
+	setting("STIGMER_EXECUTION_MODE", func(r *runner) any { return r.GetConfig().GetExecution().GetMode() }),
+	setting("STIGMER_SANDBOX_IMAGE", func(r *runner) any { return r.GetConfig().GetExecution().GetSandboxImage() }),
+	setting("STIGMER_SANDBOX_AUTO_PULL", func(r *runner) any { return r.GetConfig().GetExecution().GetSandboxAutoPull() }),
+	setting("STIGMER_SANDBOX_CLEANUP", func(r *runner) any { return r.GetConfig().GetExecution().GetSandboxCleanup() }),
+	setting("STIGMER_SANDBOX_TTL", func(r *runner) any { return r.GetConfig().GetExecution().GetSandboxTtlSeconds() }),
 	setting("DAYTONA_DEV_TOOLS_SNAPSHOT_ID", func(r *runner) any { return r.GetConfig().GetSandbox().GetSnapshotId() }),
 	secret("DAYTONA_API_KEY", func(r *runner) (string, bool) {
 		return r.GetConfig().GetSandbox().GetDaytonaApiKey(), r.GetConfig().GetSandbox().GetDaytonaApiKeyPresent()

@@ -84,7 +84,7 @@ func TestSecretsReachTheEnvOnlyWhenAskedAndNeverTheCommandLine(t *testing.T) {
 	if strings.Contains(args, anthropicKey) || strings.Contains(args, "dummy-local-key") {
 		t.Errorf("a secret is in the docker command line: %s", args)
 	}
-	if !strings.Contains(args, "-e STIGMER_LLM_API_KEY -e") || !strings.Contains(args, "-e STIGMER_LLM_MODEL=claude-sonnet-4-5-20250929") {
+	if !strings.Contains(args, "-e STIGMER_LLM_API_KEY -e") || !strings.Contains(args, "-e STIGMER_LLM_MODEL=claude-sonnet-5-5") {
 		t.Errorf("docker args %s: want -e NAME for a secret, -e NAME=value for a setting", args)
 	}
 }
@@ -112,6 +112,8 @@ func TestEveryRunnerEnvLineIsWritten(t *testing.T) {
 			Sandbox: &llmconfigv1.SandboxSettings{Type: "daytona", SnapshotId: "snap", DaytonaApiKey: "daytona-key",
 				DaytonaApiKeyPresent: true},
 			Redis: &llmconfigv1.RedisSettings{Enabled: true, Host: "redis", Port: 6379, Password: "pw", PasswordPresent: true},
+			Execution: &llmconfigv1.ExecutionSettings{Mode: "sandbox", SandboxImage: "ghcr.io/stigmer/agent-sandbox-basic:latest",
+				SandboxAutoPull: false, SandboxCleanup: true, SandboxTtlSeconds: 600},
 		},
 		Llm: &llmconfigv1.ResolveLLMConfigResponse{Config: &llmconfigv1.LLMConfig{
 			Provider: "openai", Model: "gpt-4o", BaseUrl: "https://api.openai.com/v1", ApiKey: "sk-proj-x", ApiKeyPresent: true,
@@ -131,6 +133,8 @@ func TestEveryRunnerEnvLineIsWritten(t *testing.T) {
 		"REDIS_PASSWORD": "pw", "TEMPORAL_AGENT_EXECUTION_RUNNER_TASK_QUEUE": "q", "TEMPORAL_NAMESPACE": "stigmer",
 		"TEMPORAL_SERVICE_ADDRESS": "temporal:7233", "TEMPORAL_MAX_CONCURRENCY": "20", "STIGMER_BACKEND_ENDPOINT": "api:443",
 		"DAYTONA_DEV_TOOLS_SNAPSHOT_ID": "snap", "DAYTONA_API_KEY": "daytona-key", "LOG_LEVEL": "DEBUG",
+		"STIGMER_EXECUTION_MODE": "sandbox", "STIGMER_SANDBOX_IMAGE": "ghcr.io/stigmer/agent-sandbox-basic:latest",
+		"STIGMER_SANDBOX_AUTO_PULL": "false", "STIGMER_SANDBOX_CLEANUP": "true", "STIGMER_SANDBOX_TTL": "600",
 	}
 	for name, value := range want {
 		if got[name] != value {

@@ -69,8 +69,10 @@ func TestWatchCarriesAnInvalidConfigAsAnErrorEventAndGoesOn(t *testing.T) {
 	config := filepath.Join(t.TempDir(), "llmconfig.yaml")
 	testserver.WriteFile(t, config, "llm:\n  temperature: 0.5\n")
 	server := testserver.Start(t, []string{"--config", config})
-	// The server's own provider (ollama) allows 0–2; this caller's (anthropic) 0–1.
-	overrides := &llmconfigv1.LLMSettings{Provider: proto.String("anthropic"), ApiKey: proto.String(anthropicKey)}
+	// The server's own provider (ollama) allows 0–2; this caller's (anthropic, with a model
+	// that takes a temperature: the 5.x family takes only its default) 0–1.
+	overrides := &llmconfigv1.LLMSettings{Provider: proto.String("anthropic"), Model: proto.String("claude-haiku-4-5"),
+		ApiKey: proto.String(anthropicKey)}
 	events, _, _ := watching(t, server.Target, &llmconfigv1.WatchLLMConfigRequest{Overrides: overrides})
 	next(t, events)
 	testserver.WriteFile(t, config, "llm:\n  temperature: 1.5\n")
