@@ -10,7 +10,7 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,7 @@ from .reloader import Reloader
 from .service import LLMConfigService
 from .servicer import SERVICE_NAME
 from .state import Inputs, ServerState, Snapshot, build
+from .wrapping import Layer, WrappingServer
 
 if TYPE_CHECKING:
     from .metrics import Metrics
@@ -55,49 +56,15 @@ CHANNEL_OPTIONS = (
 )
 
 
-# Access and metrics wrap each handler once, when its service is registered: a per-call
-# interceptor would add a layer of coroutines to every call (~10% of the throughput here).
-Link = Callable[[grpc.RpcMethodHandler, str], grpc.RpcMethodHandler]
+class Health(HealthServicer):  # type: ignore[misc]
+    """grpc.health.v1.Health, List included: the aio servicer inherits the generated sync stub
+    for List, which logs a traceback for every call."""
 
-
-class _Registering:
-    """The server as services see it while registering: every handler they add passes
-    through `links` (innermost first) before reaching gRPC."""
-
-    def __init__(self, server: grpc.aio.Server, links: list[Link]) -> None:
-        self.server = server
-        self.links = tuple(links)
-
-    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
-        for link in self.links:
-            handler = link(handler, method)
-        return handler
-
-    def add_generic_rpc_handlers(self, generic: Sequence[grpc.GenericRpcHandler]) -> None:
-        self.server.add_generic_rpc_handlers(tuple(_WrappedGeneric(g, self) for g in generic))
-
-    def add_registered_method_handlers(self, service: str,
-                                       handlers: dict[str, grpc.RpcMethodHandler]) -> None:
-        self.server.add_registered_method_handlers(service, {
-            name: self.wrap(handler, f"/{service}/{name}") for name, handler in handlers.items()})
-
-
-class _WrappedGeneric(grpc.GenericRpcHandler):  # type: ignore[misc]
-    def __init__(self, inner: grpc.GenericRpcHandler, registering: _Registering) -> None:
-        self.inner = inner
-        self.registering = registering
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
-
-    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
-        handler = self.inner.service(details)
-        if handler is None:
-            return None
-        cached = self._wrapped.get(details.method)
-        if cached is None or cached[0] is not handler:
-            cached = (handler, self.registering.wrap(handler, details.method))
-            if len(self._wrapped) < 256:  # the methods of a few services
-                self._wrapped[details.method] = cached
-        return cached[1]
+    async def List(self, request: health_pb2.HealthListRequest,
+                   context: grpc.aio.ServicerContext[Any, Any]) -> health_pb2.HealthListResponse:
+        return health_pb2.HealthListResponse(statuses={
+            name: health_pb2.HealthCheckResponse(status=status)
+            for name, status in self._server_status.items()})
 
 
 @dataclass(slots=True, eq=False)
@@ -147,29 +114,30 @@ async def start(inputs: Inputs, snapshot: Snapshot | None = None, *,
     options = inputs.options
     snapshot = snapshot or build(inputs)
     state = ServerState(inputs, snapshot)
-    # Innermost first. Tokens can only appear with --tokens-file, fixed for the process.
-    links: list[Link] = []
-    if options.access.tokens_file:
-        links.append(AccessGuard(lambda: state.current.access.tokens))
+    # Outermost first: metrics see every outcome, refusals and denials included.
+    layers: list[Layer] = []
     service = LLMConfigService(state)
     metrics = None
     if options.metrics_listen:
         from .metrics import Metrics  # prometheus-client loads only for a server that serves it
 
         metrics = Metrics()
-        # Outermost: metrics see every outcome, refusals and denials included.
-        links.append(metrics.guard())
+        layers.append(metrics.layer)
         # Every probe of this and later snapshots reaches the metrics.
         snapshot.health.observer = metrics.observe_probe
         service.on_secret = metrics.count_secret
         _count_reloads(state, metrics)
+    # Tokens can only appear with --tokens-file, fixed for the process.
+    if options.access.tokens_file:
+        layers.append(AccessGuard(lambda: state.current.access.tokens))
     server = grpc.aio.server(options=CHANNEL_OPTIONS)
-    registering: Any = _Registering(server, links) if links else server
-    service.add_to(registering)
-    health = HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health, registering)
-    reflection.enable(registering, (SERVICE_NAME, health_pb2.DESCRIPTOR
-                                    .services_by_name["Health"].full_name))
+    if layers:  # still a grpc.aio.Server, so every library registers its aio servicer
+        server = WrappingServer(server, layers)
+    service.add_to(server)
+    health = Health()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    reflection.enable(server, (SERVICE_NAME, health_pb2.DESCRIPTOR
+                               .services_by_name["Health"].full_name))
     credentials = None
     if (tls := options.access.tls) is not None:
         # One per listener: each port's TLS context follows the material on its own.
