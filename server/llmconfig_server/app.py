@@ -103,8 +103,7 @@ class RunningServer:
         await self.server.stop(grace - refusing)
         await self.state.current.health.pool.aclose()
         if self._metrics_server is not None:
-            self._metrics_server.shutdown()
-            self._metrics_server.server_close()
+            self._metrics_server.close()
 
 
 async def start(inputs: Inputs, snapshot: Snapshot | None = None, *,
@@ -214,16 +213,17 @@ def _add_port(server: grpc.aio.Server, listener: Listener,
 
 
 def _serve_metrics(metrics: Metrics, listen: str) -> tuple[Any, str | None]:
-    from prometheus_client import start_http_server
+    from .metrics_http import MetricsHTTP
 
     host, _, port = listen.rpartition(":")
+    host = host.strip("[]")
+    http = MetricsHTTP(metrics.registry)
     try:
-        http, _thread = start_http_server(int(port), host.strip("[]") or "0.0.0.0",
-                                          registry=metrics.registry)
+        bound = http.start(host, int(port))
     except (OSError, ValueError) as exc:
         raise ListenError(f"cannot serve metrics on {listen}: {exc}") from None
-    shown = f"[{host.strip('[]')}]" if ":" in host.strip("[]") else host
-    return http, f"{shown}:{http.server_port}"
+    shown = f"[{host}]" if ":" in host else host
+    return http, f"{shown}:{bound}"
 
 
 async def serve(inputs: Inputs, snapshot: Snapshot) -> None:
