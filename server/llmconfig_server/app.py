@@ -33,6 +33,7 @@ from .state import Inputs, ServerState, Snapshot, build
 from .wrapping import Layer, WrappingServer
 
 if TYPE_CHECKING:
+    from .flags import Options
     from .metrics import Metrics
 
 log = logging.getLogger("llmconfig_server")
@@ -129,7 +130,7 @@ async def start(inputs: Inputs, snapshot: Snapshot | None = None, *,
     # Tokens can only appear with --tokens-file, fixed for the process.
     if options.access.tokens_file:
         layers.append(AccessGuard(lambda: state.current.access.tokens))
-    server = grpc.aio.server(options=CHANNEL_OPTIONS)
+    server = grpc.aio.server(options=(*CHANNEL_OPTIONS, *_abuse_limits(options)))
     if layers:  # still a grpc.aio.Server, so every library registers its aio servicer
         server = WrappingServer(server, layers)
     service.add_to(server)
@@ -158,6 +159,17 @@ async def start(inputs: Inputs, snapshot: Snapshot | None = None, *,
     reloader.start(signals=signals)
     return RunningServer(server, state, health, addresses, metrics, reloader,
                          metrics_address, metrics_server)
+
+
+def _abuse_limits(options: Options) -> tuple[tuple[str, int], ...]:
+    """gRPC core's per-connection bound (include/grpc/impl/channel_arg_names.h): at most N
+    streams in progress, advertised in SETTINGS, so a client queues the rest instead of the
+    server resetting them (4,000 resolves at once on one AsyncClient: ~1,000 CANCELLED), and
+    a stream a client resets still counts until the server has freed it
+    (grpc.http.overload_protection, on by default), which is what bounds an HTTP/2 rapid
+    reset: ~55,000 streams opened and reset in 8 s cost bystanders no call and the server a
+    few MB, where they cost 3–31 of 100 calls and +60 MB without it (bench/rapid_reset.py)."""
+    return (("grpc.max_concurrent_streams", options.max_concurrent_streams),)
 
 
 def runner_report(snapshot: Snapshot) -> list[str]:

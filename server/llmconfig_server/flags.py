@@ -47,6 +47,7 @@ class Options:
     log_format: str = "text"
     reload_interval: float = 10.0
     container_host: str = "host.docker.internal"
+    max_concurrent_streams: int = 100
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--metrics-public", action="store_true",
                         help="let --metrics-listen serve beyond loopback, without a token or "
                              "TLS (token names, provider URLs and the config revision)")
+    server.add_argument("--max-concurrent-streams", default="100", metavar="N",
+                        help="calls one client connection may have in progress at once "
+                             "(HTTP/2 MAX_CONCURRENT_STREAMS; a client queues the rest; "
+                             "default 100)")
     server.add_argument("--log-format", default="text", choices=["text", "json"],
                         help="json: one object a line, for cluster log pipelines (default text)")
     server.add_argument("--log-level", default="info",
@@ -166,7 +171,15 @@ def parse(argv: Sequence[str] | None, environ: Mapping[str, str] | None = None) 
                    _metrics_listen(args.metrics_listen, args.metrics_public or args.insecure),
                    args.log_format,
                    _seconds(args.reload_interval, "--reload-interval", maximum=86400.0),
-                   _container_host(args.container_host))
+                   _container_host(args.container_host),
+                   _count(args.max_concurrent_streams, "--max-concurrent-streams", 1, 10_000))
+
+
+def _count(raw: str, flag: str, least: int, most: int) -> int:
+    value = int(raw) if raw.strip().isascii() and raw.strip().isdigit() else -1
+    if not least <= value <= most:
+        raise FlagError(f"{flag}: {raw!r} is not a whole number from {least} to {most}")
+    return value
 
 
 def _container_host(raw: str) -> str:
