@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 PROTOS := $(wildcard proto/llmconfig/v1/*.proto)
 GENERATED := client/llmconfig/v1
 
-.PHONY: install proto proto-check proto-lint lint test run bench clean image image-test image-bench deploy-check
+.PHONY: install proto proto-check proto-lint lint test run bench bench-transport clean image image-test image-bench deploy-check
 
 install: $(STAMP)
 
@@ -59,6 +59,11 @@ run: install
 ## prints a table and writes bench/results.json. BENCH_ROUNDS / BENCH_SECONDS trade time for noise.
 bench: install
 	$(BIN)/python -m bench
+
+## HTTP/2 rapid reset, a 4,000-call burst, 1,000 idle metrics connections and watch loops
+## across a SIGTERM restart, against real server processes on loopback (about a minute).
+bench-transport: install
+	$(BIN)/python -m bench.transport
 
 ## The llmconfig-server image (IMAGE, default llmconfig-server:dev). Installs Docker from Debian
 ## and makes a Debian Python base where needed: deploy/image.sh says how.
