@@ -18,7 +18,7 @@ import llmconfig
 from llmconfig.v1 import llmconfig_pb2 as pb
 
 import h2_abuse
-from conftest import base_env
+from conftest import ServerThread, base_env, inputs_for
 
 
 def test_a_burst_of_4000_resolves_on_one_client_is_never_cancelled(serve, servers):
@@ -163,3 +163,67 @@ def test_the_cli_watch_exits_3_when_the_service_cannot_be_reached(workspace):
                           timeout=60, env=base_env(workspace), cwd=workspace.cwd)
     assert done.returncode == 3, done.stderr
     assert "cannot be reached" in done.stderr
+
+
+def test_a_stopping_server_ends_streams_unavailable_asking_to_come_back_later(workspace):
+    server = ServerThread(inputs_for(workspace))
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            call = channel.unary_stream("/llmconfig.v1.LLMConfigService/WatchLLMConfig")(
+                b"", timeout=30)
+            next(call)
+            stopping = asyncio.run_coroutine_threadsafe(server.running.stop(grace=2),
+                                                        server.loop)
+            with pytest.raises(grpc.RpcError) as ended:
+                next(call)
+            stopping.result(timeout=30)
+        assert ended.value.code() is grpc.StatusCode.UNAVAILABLE
+        assert ("grpc-retry-pushback-ms", "1000") in ended.value.trailing_metadata()
+    finally:
+        server.loop.call_soon_threadsafe(server.loop.stop)
+        server.thread.join(timeout=10)
+
+
+class Busy:
+    """A gRPC server whose ResolveLLMConfig is at its limit once: RESOURCE_EXHAUSTED with a
+    pushback, then an answer."""
+
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        self.target = asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
+
+    async def _start(self) -> str:
+        self.server = grpc.aio.server()
+        handler = grpc.method_handlers_generic_handler("llmconfig.v1.LLMConfigService", {
+            "ResolveLLMConfig": grpc.unary_unary_rpc_method_handler(
+                self._resolve, request_deserializer=pb.ResolveLLMConfigRequest.FromString,
+                response_serializer=pb.ResolveLLMConfigResponse.SerializeToString)})
+        self.server.add_generic_rpc_handlers((handler,))
+        port = self.server.add_insecure_port("127.0.0.1:0")
+        await self.server.start()
+        return f"127.0.0.1:{port}"
+
+    async def _resolve(self, request, context):  # type: ignore[no-untyped-def]
+        self.calls.append(time.monotonic())
+        if len(self.calls) == 1:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "at the limit",
+                                (("grpc-retry-pushback-ms", "700"),))
+        return pb.ResolveLLMConfigResponse(
+            config=pb.LLMConfig(provider="ollama", model="qwen2.5-coder:7b"), revision="r1")
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.stop(0), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def test_the_client_retries_an_overloaded_server_after_its_pushback():
+    busy = Busy()
+    try:
+        with llmconfig.Client(busy.target, timeout=30) as client:
+            assert client.resolve().revision == "r1"
+        assert len(busy.calls) == 2
+        assert busy.calls[1] - busy.calls[0] >= 0.6  # the server's 700 ms, not the 0.2 s backoff
+    finally:
+        busy.stop()

@@ -162,13 +162,15 @@ async def start(inputs: Inputs, snapshot: Snapshot | None = None, *,
 
 
 def _abuse_limits(options: Options) -> tuple[tuple[str, int], ...]:
-    """gRPC core's per-connection bound (include/grpc/impl/channel_arg_names.h): at most N
-    streams in progress, advertised in SETTINGS, so a client queues the rest instead of the
-    server resetting them (4,000 resolves at once on one AsyncClient: ~1,000 CANCELLED), and
-    a stream a client resets still counts until the server has freed it
-    (grpc.http.overload_protection, on by default), which is what bounds an HTTP/2 rapid
-    reset: ~55,000 streams opened and reset in 8 s cost bystanders no call and the server a
-    few MB, where they cost 3–31 of 100 calls and +60 MB without it (bench/rapid_reset.py)."""
+    """gRPC core's per-connection bound (grpc.max_concurrent_streams, channel_arg_names.h):
+    at most N streams in progress, advertised in SETTINGS, so a client queues the rest instead
+    of the server resetting them (4,000 resolves at once on one AsyncClient: ~1,000 CANCELLED
+    without it). With it, chttp2's overload protection (grpc.http.overload_protection, on by
+    default) counts a stream until the server has freed it and refuses the ones past N
+    (REFUSED_STREAM, which clients see as a retryable UNAVAILABLE): that is what holds an
+    HTTP/2 rapid reset to a few MB with no call lost by bystanders (bench/transport.py).
+    grpcio 1.85 has no argument that closes such a connection: every abuse branch of chttp2's
+    parsing.cc (init_header_frame_parser) answers RST_STREAM and keeps it open."""
     return (("grpc.max_concurrent_streams", options.max_concurrent_streams),)
 
 
