@@ -89,20 +89,21 @@ def kind_of(handler: grpc.RpcMethodHandler) -> str:
 def wrap_handler(handler: grpc.RpcMethodHandler, path: str,
                  layers: Sequence[Layer]) -> grpc.RpcMethodHandler:
     """`handler` with `layers` around it (outermost first), or `handler` itself when no layer
-    wants its method. Raises TypeError for a handler that is not async."""
+    wants its method."""
     method = Method.of(path, handler)
     starts = tuple(start for layer in layers if (start := layer(method)) is not None)
     if not starts:
         return handler
     inner = getattr(handler, method.kind)
+    streams_in, streams_out = method.kind.startswith("stream_"), method.kind.endswith("_stream")
     generator = inspect.isasyncgenfunction(inner)
-    if not (generator or inspect.iscoroutinefunction(inner)):
-        inner, generator = _in_threads(inner, method.kind.endswith("_stream")), True
-        if not method.kind.endswith("_stream"):
-            inner, generator = _first(inner), False
-    streams_in = method.kind.startswith("stream_")
+    if not (generator or inspect.iscoroutinefunction(inner)):  # a sync handler
+        inner = _in_threads(inner, streams_out)
+        generator = streams_out
+        if not streams_out:
+            inner = _first(inner)
     behaviour: Any
-    if not method.kind.endswith("_stream"):
+    if not streams_out:
         async def unary_response(request: Any, context: _Context) -> Any:
             observers, refusal = _begin(starts, context, streams_in)
             if refusal is not None:
