@@ -6,7 +6,8 @@ not verdicts (the tests pin the behaviour, never these figures).
   makes 100 resolves meanwhile: streams sent, whether the server closed the connection, the
   bystander's outcomes and p50/p99, the server's RSS before and after.
 - burst: 4,000 resolves at once on one AsyncClient: outcomes.
-- metrics: threads of the server while 1,000 idle connections are open to /metrics.
+- metrics: threads of the server while 1,000 idle connections are open to /metrics; resolve
+  p50 idle and while 8 threads scrape /metrics as fast as they can.
 - restart: N AsyncClient.watch() loops across a SIGTERM restart with a changed config: loops
   that died, loops that saw the new revision.
 """
@@ -18,10 +19,12 @@ import collections
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -132,9 +135,48 @@ def metrics_threads() -> None:
         for connection in idle:
             connection.close()
         print(f"metrics: threads {before} -> {during} with 1000 idle /metrics connections")
+        _scrape_flood(port, metrics)
     finally:
         proc.kill()
         proc.wait()
+
+
+def _scrape_flood(port: int, metrics: int) -> None:
+    stop = threading.Event()
+    scrapes = [0]
+
+    def scrape() -> None:
+        while not stop.is_set():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics",
+                                            timeout=5) as answer:
+                    answer.read()
+                scrapes[0] += 1
+            except OSError:
+                pass
+
+    def p50(client: llmconfig.Client) -> float:
+        latencies = []
+        for _ in range(500):
+            began = time.perf_counter()
+            client.resolve()
+            latencies.append(time.perf_counter() - began)
+        return statistics.median(latencies) * 1000
+
+    with llmconfig.Client(f"127.0.0.1:{port}") as client:
+        client.resolve()
+        idle = p50(client)
+        threads = [threading.Thread(target=scrape) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        began = time.monotonic()
+        flooded = p50(client)
+        elapsed = time.monotonic() - began
+        stop.set()
+        for thread in threads:
+            thread.join()
+    print(f"metrics: resolve p50 idle {idle:.2f} ms, {flooded:.2f} ms while 8 threads scrape "
+          f"({scrapes[0] / elapsed:.0f} scrapes/s)")
 
 
 def restart(watchers: int) -> None:
