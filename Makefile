@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 PROTOS := $(wildcard proto/llmconfig/v1/*.proto)
 GENERATED := client/llmconfig/v1 go/llmconfig/v1
 
-.PHONY: install proto proto-check proto-lint third-party-protos lint test go-tools go-test run bench bench-attack clean image image-test image-bench deploy-check
+.PHONY: install proto proto-check proto-lint third-party-protos lint test go-tools go-test run bench bench-attack bench-transport clean image image-test image-bench deploy-check
 
 install: $(STAMP)
 
@@ -94,6 +94,11 @@ bench: install
 ## JSON and writes bench/attack.json. A measurement, not a test.
 bench-attack: install
 	$(BIN)/python -m bench.attack
+
+## HTTP/2 rapid reset, a 4,000-call burst, 1,000 idle metrics connections and watch loops
+## across a SIGTERM restart, against real server processes on loopback (about a minute).
+bench-transport: install
+	$(BIN)/python -m bench.transport
 
 ## The llmconfig-server image (IMAGE, default llmconfig-server:dev). Installs Docker from Debian
 ## and makes a Debian Python base where needed: deploy/image.sh says how.

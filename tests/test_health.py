@@ -13,6 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import llmconfig
 from llmconfig import HealthStatus
+from llmconfig._channel import CHANNEL_OPTIONS
 from llmconfig.v1 import llmconfig_pb2 as pb
 from llmconfig.v1 import llmconfig_pb2_grpc as pb_grpc
 
@@ -235,7 +236,9 @@ Answers = list[pb.CheckProviderHealthResponse]
 
 def concurrent_checks(target: str, count: int, **fields: object) -> Answers:
     async def run() -> Answers:
-        async with grpc.aio.insecure_channel(target) as channel:
+        # The client's own retry policy: past --max-concurrent-streams (100) calls on one
+        # connection the server may refuse a stream (UNAVAILABLE), which clients retry.
+        async with grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS) as channel:
             stub = pb_grpc.LLMConfigServiceStub(channel)
             request = pb.CheckProviderHealthRequest(**fields)
             return list(await asyncio.gather(*(stub.CheckProviderHealth(request, timeout=20)

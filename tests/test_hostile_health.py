@@ -336,9 +336,19 @@ def concurrent(target: str, models: list[str], timeout: float) -> Counter[str]:
         return pb.HealthStatus.Name(answer.status)
 
     async def run() -> Counter[str]:
-        async with grpc.aio.insecure_channel(target) as channel:
-            stub = pb_grpc.LLMConfigServiceStub(channel)
-            return Counter(await asyncio.gather(*(one(stub, m) for m in models)))
+        # A connection carries at most --max-concurrent-streams (100) calls at once; the rest
+        # would wait in the client, past their deadline. Enough connections for all at once:
+        channels = [grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool",
+                                                                1)])
+                    for _ in range(len(models) // 90 + 1)]
+        try:
+            await asyncio.gather(*(channel.channel_ready() for channel in channels))
+            stubs = [pb_grpc.LLMConfigServiceStub(channel) for channel in channels]
+            return Counter(await asyncio.gather(*(one(stubs[n % len(stubs)], m)
+                                                  for n, m in enumerate(models))))
+        finally:
+            for channel in channels:
+                await channel.close()
     return asyncio.run(run())
 
 

@@ -5,6 +5,7 @@ and TLS files reloaded; WatchLLMConfig's events; streams across restarts and shu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import queue
@@ -348,11 +349,18 @@ def test_sigterm_ends_open_watch_streams_with_unavailable(server_process):
     request = pb.WatchLLMConfigRequest().SerializeToString()
 
     async def watch_then_stop() -> tuple[list[str], float]:
-        async with grpc.aio.insecure_channel(handle.target) as channel:
-            call = channel.unary_stream("/llmconfig.v1.LLMConfigService/WatchLLMConfig",
-                                        request_serializer=lambda b: b,
-                                        response_deserializer=lambda b: b)
-            streams = [call(request) for _ in range(500)]
+        # 500 streams over 6 connections: one carries at most --max-concurrent-streams (100).
+        channels = [grpc.aio.insecure_channel(handle.target,
+                                              options=[("grpc.use_local_subchannel_pool", 1)])
+                    for _ in range(6)]
+        async with contextlib.AsyncExitStack() as stack:
+            for channel in channels:
+                await stack.enter_async_context(channel)
+            calls = [channel.unary_stream("/llmconfig.v1.LLMConfigService/WatchLLMConfig",
+                                          request_serializer=lambda b: b,
+                                          response_deserializer=lambda b: b)
+                     for channel in channels]
+            streams = [calls[n % len(calls)](request) for n in range(500)]
             for stream in streams:
                 await stream.read()  # the first event: every stream is open
             began = time.monotonic()

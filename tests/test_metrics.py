@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import re
+import socket
+import subprocess
 import time
 import urllib.request
+from pathlib import Path
 
+import grpc
 import pytest
 
 import llmconfig
 from llmconfig_server.tokens import digest_of
+
+from conftest import GRPCURL
 
 TOKEN = "llmc_metrics-test-token"
 
@@ -72,6 +78,61 @@ def test_a_bad_metrics_address_is_refused(server_process):
     assert "--metrics-listen: 'nowhere' is not HOST:PORT" in handle.log
 
 
+def test_a_metrics_port_alone_means_loopback(server_process):
+    handle = server_process(["--metrics-listen", ":0"])
+    assert re.search(r"metrics: http://127\.0\.0\.1:\d+/metrics", handle.log)
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0:0", "[::]:0", "metrics.example:9090"])
+def test_a_metrics_listener_beyond_loopback_is_refused_naming_the_fix(server_process, address):
+    handle = server_process(["--metrics-listen", address], wait_ready=False)
+    assert handle.finish() == 2
+    assert "is reachable from other machines" in handle.log
+    assert "--metrics-public" in handle.log and "127.0.0.1:PORT" in handle.log
+
+
+@pytest.mark.parametrize("flag", ["--metrics-public", "--insecure"])
+def test_a_metrics_listener_beyond_loopback_serves_when_the_operator_says_so(server_process,
+                                                                             flag):
+    handle = server_process(["--metrics-listen", "0.0.0.0:0", flag])
+    port = handle.wait_for(r"metrics: http://0\.0\.0\.0:(\d+)/metrics").group(1)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        assert b"grpc_server_started_total" in answer.read()
+
+
+def _threads(pid: int) -> int:
+    return len(list(Path(f"/proc/{pid}/task").iterdir()))
+
+
+def test_idle_metrics_connections_do_not_become_threads(server_process):
+    handle = server_process(["--metrics-listen", "127.0.0.1:0"])
+    address = handle.wait_for(r"metrics: http://(\S+?)/metrics").group(1)
+    host, _, port = address.rpartition(":")
+    before = _threads(handle.proc.pid)
+    idle = [socket.create_connection((host, int(port)), timeout=10) for _ in range(1000)]
+    try:
+        time.sleep(0.5)  # time for a thread-per-connection server to have started them all
+        during = _threads(handle.proc.pid)
+        # A scraper still gets through (a new connection displaces the idlest one).
+        with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as answer:
+            assert b"grpc_server_started_total" in answer.read()
+    finally:
+        for connection in idle:
+            connection.close()
+    assert during - before <= 2, (before, during)
+
+
+def test_metrics_answer_only_get_of_metrics(server_process):
+    handle = server_process(["--metrics-listen", "127.0.0.1:0"])
+    address = handle.wait_for(r"metrics: http://(\S+?)/metrics").group(1)
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(f"http://{address}/other", timeout=10)
+    assert missing.value.code == 404
+    with pytest.raises(urllib.error.HTTPError) as posted:
+        urllib.request.urlopen(f"http://{address}/metrics", data=b"x", timeout=10)
+    assert posted.value.code in (400, 405)
+
+
 def test_the_startup_block_says_where_metrics_are(server_process):
     handle = server_process(["--metrics-listen", "127.0.0.1:0"])
     assert re.search(r"metrics: http://127\.0\.0\.1:\d+/metrics", handle.log)
@@ -112,3 +173,50 @@ def test_metrics_show_provider_health_probes_reloads_and_revision(serve, servers
     assert value(text, "llmconfig_config_reloads_total", result="applied") == 1
     revision = client.resolve().revision
     assert value(text, "llmconfig_config_info", revision=revision) == 1
+
+
+def test_metrics_count_messages_received_and_sent_by_unary_calls(serve, servers):
+    client = serve(args=["--metrics-listen", "127.0.0.1:0"])
+    client.resolve()
+    client.resolve()
+    text = scrape(servers[0], "grpc_server_msg_received_total{")
+    assert value(text, "grpc_server_msg_received_total", **RESOLVE) == 2
+    assert value(text, "grpc_server_msg_sent_total", **RESOLVE) == 2
+
+
+@pytest.mark.parametrize(("method", "labels"), [
+    ("/llmconfig.v1.LLMConfigService/WatchLLMConfig",
+     {"grpc_service": "llmconfig.v1.LLMConfigService", "grpc_method": "WatchLLMConfig"}),
+    ("/grpc.health.v1.Health/Watch", {"grpc_service": "grpc.health.v1.Health",
+                                      "grpc_method": "Watch"}),
+])
+def test_a_stream_the_client_cancels_is_counted_canceled(serve, servers, method, labels):
+    serve(args=["--metrics-listen", "127.0.0.1:0"])
+    with grpc.insecure_channel(servers[0].target) as channel:
+        for _ in range(5):
+            call = channel.unary_stream(method)(b"", timeout=10)
+            next(call)  # the first message is out: the handler is waiting for the next
+            call.cancel()
+    text = scrape(servers[0], f'grpc_code="Canceled",grpc_method="{labels["grpc_method"]}"')
+    counted = {code: value(text, "grpc_server_handled_total", grpc_code=code, **labels)
+               for code in ("Canceled", "Unknown", "OK")}
+    deadline = time.monotonic() + 5
+    while counted["Canceled"] < 5 and time.monotonic() < deadline:
+        text = scrape(servers[0])
+        counted = {code: value(text, "grpc_server_handled_total", grpc_code=code, **labels)
+                   for code in counted}
+        time.sleep(0.05)
+    assert counted == {"Canceled": 5, "Unknown": 0, "OK": 0}
+    assert value(text, "grpc_server_msg_sent_total", **labels) == 5
+
+
+def test_reflection_is_counted_with_metrics_on(serve, servers):
+    serve(args=["--metrics-listen", "127.0.0.1:0"])
+    done = subprocess.run([GRPCURL, "-plaintext", servers[0].target, "list"],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    text = scrape(servers[0], 'grpc_code="OK",grpc_method="ServerReflectionInfo"')
+    assert value(text, "grpc_server_handled_total", grpc_code="OK",
+                 grpc_method="ServerReflectionInfo") >= 1
+    assert value(text, "grpc_server_msg_received_total",
+                 grpc_method="ServerReflectionInfo") >= 1

@@ -16,7 +16,9 @@ from llmconfig.v1 import llmconfig_pb2 as pb
 METHOD = "/llmconfig.v1.LLMConfigService/ResolveLLMConfig"
 
 
-async def load_through_sigterm(handle, callers: int = 100) -> tuple[dict, dict, float]:
+# Under the server's --max-concurrent-streams (100): a caller that keeps exactly the limit
+# going can have a stream refused (UNAVAILABLE) while the server frees the previous one.
+async def load_through_sigterm(handle, callers: int = 90) -> tuple[dict, dict, float]:
     """Callers loop on raw calls (no client retries, so every outcome is seen); SIGTERM goes
     out after a second. Returns outcomes of calls started before and after it, and how long
     the server took to exit."""

@@ -31,13 +31,38 @@ _FILE_LIMIT: Final = 1024 * 1024
 DEFAULT_TIMEOUT: Final = 5.0  # seconds; a health probe's own budget is 2 s by default
 SERVICE: Final = "llmconfig.v1.LLMConfigService"
 
+# UNAVAILABLE: the server is down or restarting; RESOURCE_EXHAUSTED: it is at a limit, and says
+# when to come back (`grpc-retry-pushback-ms`, which gRPC's retries honour).
 RETRY_POLICY: Final = {
     "maxAttempts": 5,
     "initialBackoff": "0.2s",
     "maxBackoff": "2s",
     "backoffMultiplier": 2,
-    "retryableStatusCodes": ["UNAVAILABLE"],
+    "retryableStatusCodes": ["UNAVAILABLE", "RESOURCE_EXHAUSTED"],
 }
+# The statuses that answer the request itself: a watch raises them. Any other end of a watch
+# stream (UNAVAILABLE, CANCELLED by a server or a proxy that went away, RESOURCE_EXHAUSTED,
+# INTERNAL from a broken connection, …) is not the caller's doing: the watch resumes.
+ANSWERS: Final = frozenset({
+    grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNAUTHENTICATED,
+    grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.OUT_OF_RANGE,
+    grpc.StatusCode.ALREADY_EXISTS,
+})
+PUSHBACK_KEY: Final = "grpc-retry-pushback-ms"
+MAX_PUSHBACK: Final = 30.0
+
+
+def pushback(error: grpc.RpcError) -> float:
+    """Seconds the server asked the caller to wait before trying again (0: none said)."""
+    try:
+        metadata = error.trailing_metadata() or ()
+    except Exception:  # a call that never reached a server has no trailers
+        return 0.0
+    for key, value in metadata:
+        if key == PUSHBACK_KEY and isinstance(value, str) and value.isdigit():
+            return min(int(value) / 1000, MAX_PUSHBACK)
+    return 0.0
 
 CHANNEL_OPTIONS: Final = (
     ("grpc.enable_retries", 1),

@@ -351,10 +351,11 @@ def cmd_runner(client: Client, args: argparse.Namespace, style: Style) -> int:
 
 
 def cmd_watch(client: Client, args: argparse.Namespace, style: Style) -> int:
-    """One line per change until interrupted; reconnects across server restarts."""
+    """One line per change until interrupted; resumes across server restarts, exits 3 once
+    the service stays unreachable for --timeout seconds."""
     try:
         for change in client.watch(args.mode, include_secrets=False, network=args.network,
-                                   **_overrides(args)):
+                                   unreachable_after=args.timeout, **_overrides(args)):
             stamp = datetime.now().astimezone().isoformat(timespec="seconds")
             if args.json:
                 data: dict[str, Any] = {"time": stamp}
@@ -379,6 +380,9 @@ def cmd_watch(client: Client, args: argparse.Namespace, style: Style) -> int:
                                           f"{change.error.message}", "red"), flush=True)
     except KeyboardInterrupt:
         return EXIT_OK
+    except ServiceUnavailable as exc:
+        print(_unreachable(client.target, exc, style), file=sys.stderr)
+        return EXIT_UNREACHABLE
     except LLMConfigError as exc:
         print(_error_lines(exc, style), file=sys.stderr)
         return EXIT_INVALID
@@ -456,7 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
     watch = commands.add_parser(
         "watch", parents=[common], help="print the configuration, then one line per change",
         description="Follow the configuration: one line (or JSON object) per change, until "
-                    "interrupted. Reconnects when the service restarts.")
+                    "interrupted. Resumes after a restart or a lost connection; exits 3 once "
+                    "the service cannot be reached for --timeout seconds, 2 for an invalid "
+                    "request or a refused token.")
     _add_overrides(watch)
     watch.set_defaults(handler=cmd_watch)
 

@@ -13,10 +13,12 @@ from typing import Any
 import grpc
 
 from ._channel import (
+    ANSWERS,
     CHANNEL_OPTIONS,
     DEFAULT_TIMEOUT,
     check_cleartext,
     network_or_default,
+    pushback,
     security_from,
     target_or_default,
 )
@@ -32,7 +34,7 @@ from ._convert import (
     runner_request,
     watch_request,
 )
-from ._errors import from_rpc_error
+from ._errors import ServiceUnavailable, from_rpc_error
 from ._models import Change, Health, ModelInfo, Resolved, RunnerResolved
 from .v1 import llmconfig_pb2_grpc as pb_grpc
 
@@ -159,19 +161,29 @@ class Client(_Base):
         include_secrets: bool = False,
         known_revision: str = "",
         network: str | None = None,
+        unreachable_after: float | None = None,
     ) -> Iterator[Change]:
         """The current resolution (unless it is `known_revision`), then one `Change` each time
-        it changes. Reconnects across server restarts, with backoff and the last revision seen,
-        so nothing is missed and nothing repeated; raises the typed error of anything other
-        than the server being unavailable. Stop by leaving the loop."""
+        it changes. Resumes after any end of the stream it did not cause (a restart, a broken
+        connection, a server at its limit), with backoff, the server's pushback and the last
+        revision seen, so nothing is missed and nothing repeated; raises the typed error of an
+        answer about the request itself (invalid, unauthenticated, denied, …). With
+        `unreachable_after`, raises ServiceUnavailable once the service cannot be reached for
+        that many seconds. Stop by leaving the loop."""
         overrides = {"provider": provider, "model": model, "base_url": base_url,
                      "api_key": api_key, "max_tokens": max_tokens, "temperature": temperature}
         backoff = _Backoff()
         while True:
+            if unreachable_after is not None:
+                try:
+                    grpc.channel_ready_future(self._channel).result(timeout=unreachable_after)
+                except grpc.FutureTimeoutError:
+                    raise _unreachable(self.target, unreachable_after) from None
             request = watch_request(mode, overrides, include_secrets, known_revision,
                                     network_or_default(network))
             call = self._stub.WatchLLMConfig(request, metadata=self._metadata,
-                                             wait_for_ready=True)
+                                             wait_for_ready=unreachable_after is None)
+            delay = backoff.next()
             try:
                 for event in call:
                     backoff.reset()
@@ -179,11 +191,12 @@ class Client(_Base):
                     known_revision = change.resolved.revision if change.resolved else ""
                     yield change
             except grpc.RpcError as exc:
-                if exc.code() is not grpc.StatusCode.UNAVAILABLE:
+                if exc.code() in ANSWERS:
                     raise from_rpc_error(exc) from None
+                delay = max(delay, pushback(exc))
             finally:
                 call.cancel()
-            time.sleep(backoff.next())
+            time.sleep(delay)
 
     def _call(self, method: Any, request: Any, timeout: float | None) -> Any:
         try:
@@ -293,16 +306,23 @@ class AsyncClient(_Base):
         include_secrets: bool = False,
         known_revision: str = "",
         network: str | None = None,
+        unreachable_after: float | None = None,
     ) -> AsyncIterator[Change]:
         """As `Client.watch`, as an async iterator (`async for change in client.watch():`)."""
         overrides = {"provider": provider, "model": model, "base_url": base_url,
                      "api_key": api_key, "max_tokens": max_tokens, "temperature": temperature}
         backoff = _Backoff()
         while True:
+            if unreachable_after is not None:
+                try:
+                    await asyncio.wait_for(self._channel.channel_ready(), unreachable_after)
+                except TimeoutError:
+                    raise _unreachable(self.target, unreachable_after) from None
             request = watch_request(mode, overrides, include_secrets, known_revision,
                                     network_or_default(network))
             call = self._stub.WatchLLMConfig(request, metadata=self._metadata,
-                                             wait_for_ready=True)
+                                             wait_for_ready=unreachable_after is None)
+            delay = backoff.next()
             try:
                 async for event in call:
                     backoff.reset()
@@ -310,11 +330,12 @@ class AsyncClient(_Base):
                     known_revision = change.resolved.revision if change.resolved else ""
                     yield change
             except grpc.RpcError as exc:
-                if exc.code() is not grpc.StatusCode.UNAVAILABLE:
+                if exc.code() in ANSWERS:
                     raise from_rpc_error(exc) from None
+                delay = max(delay, pushback(exc))
             finally:
                 call.cancel()
-            await asyncio.sleep(backoff.next())
+            await asyncio.sleep(delay)
 
     async def _call(self, method: Any, request: Any, timeout: float | None) -> Any:
         try:
@@ -332,6 +353,12 @@ class AsyncClient(_Base):
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         await self.close()
+
+
+def _unreachable(target: str, seconds: float) -> ServiceUnavailable:
+    return ServiceUnavailable(grpc.StatusCode.UNAVAILABLE,
+                              f"the llmconfig service at {target} could not be reached for "
+                              f"{seconds:g} s")
 
 
 class _Backoff:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
-import inspect
 import ipaddress
 import logging
 import os
@@ -34,9 +33,10 @@ from grpc_status import rpc_status
 
 from . import files
 from . import tokens as tokens_file
-from .errors import ERROR_DOMAIN, abort_with
+from .errors import ERROR_DOMAIN
 from .listeners import Listener
 from .tokens import SCOPES, TokenTable
+from .wrapping import Method, Start
 
 log = logging.getLogger("llmconfig_server.audit")
 
@@ -172,18 +172,30 @@ def _missing_scope(caller: Caller, scope: str, what: str) -> grpc.Status:
 class AccessGuard:
     """Authenticates every call to the LLMConfigService and checks the RPC's scope; other
     services (health, reflection) pass untouched. Without a token table every caller is
-    `trusted` (the exposure policy allows that only on loopback and Unix sockets). It wraps
-    each handler once, when the service is registered (app.py), and checks per call."""
+    `trusted` (the exposure policy allows that only on loopback and Unix sockets). A layer of
+    wrapping.py: asked once per method when the service is registered, it checks per call."""
 
     def __init__(self, tokens: Callable[[], TokenTable | None]) -> None:
         self.tokens = tokens  # read per call: a reload may bring new tokens
 
-    def __call__(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
-        service, _, rpc = method.lstrip("/").partition("/")
-        if service != SERVICE:
-            return handler
-        return _guarded(handler, lambda context: self._authorize(
-            rpc, context.invocation_metadata()))
+    def __call__(self, method: Method) -> Start | None:
+        """A wrapping.Layer: the check at the start of each call of the service's methods."""
+        if method.service != SERVICE:
+            return None
+        rpc = method.name
+
+        def admit(context: grpc.aio.ServicerContext[Any, Any]) -> grpc.Status | None:
+            """None when the caller may go on (now the current caller), else why not. The
+            service's handlers read bytes, so a refused caller's request is never parsed."""
+            try:
+                caller = self._authorize(rpc, context.invocation_metadata())
+            except Denied as exc:
+                return exc.status
+            if caller is not TRUSTED:
+                _caller.set(caller)  # each RPC runs in a task of its own: no reset needed
+            return None
+
+        return admit
 
     def _authorize(self, rpc: str, metadata: Sequence[tuple[str, Any]] | None) -> Caller:
         tokens = self.tokens()
@@ -226,57 +238,6 @@ def _bearer(metadata: Sequence[tuple[str, Any]] | None) -> str | None:
             if scheme.lower() == "bearer" and token.strip():
                 return token.strip()
     return None
-
-
-def _guarded(handler: grpc.RpcMethodHandler,
-             authorize: Callable[[Any], Caller]) -> grpc.RpcMethodHandler:
-    """The same handler, run only for a caller `authorize` accepts, as the current caller.
-    The service's handlers read bytes, so a refused caller's request is never parsed."""
-
-    def admit(context: grpc.aio.ServicerContext[Any, Any]) -> grpc.Status | None:
-        """None when the caller may go on (now the current caller), else why not. Plain
-        function: the common case costs no coroutine."""
-        try:
-            caller = authorize(context)
-        except Denied as exc:
-            return exc.status
-        if caller is not TRUSTED:
-            _caller.set(caller)  # each RPC runs in a task of its own: no reset needed
-        return None
-
-    if handler.unary_unary is not None:
-        inner = handler.unary_unary
-
-        async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            if (refused := admit(context)) is not None:
-                await abort_with(context, refused)
-            return await inner(request, context)
-
-        return grpc.unary_unary_rpc_method_handler(
-            unary, request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer)
-    if handler.unary_stream is not None:
-        stream = handler.unary_stream
-        if inspect.isasyncgenfunction(stream):
-            async def generate(request: Any, context: grpc.aio.ServicerContext[Any, Any],
-                               ) -> Any:
-                if (refused := admit(context)) is not None:
-                    await abort_with(context, refused)
-                async for item in stream(request, context):
-                    yield item
-
-            behaviour: Any = generate
-        else:
-            async def write(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                if (refused := admit(context)) is not None:
-                    await abort_with(context, refused)
-                return await stream(request, context)
-
-            behaviour = write
-        return grpc.unary_stream_rpc_method_handler(
-            behaviour, request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer)
-    raise TypeError("client-streaming RPCs are not part of this service")  # pragma: no cover
 
 
 # -- exposure policy and TLS ------------------------------------------------------------------

@@ -11,7 +11,7 @@ import gc
 import logging
 import os
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -34,8 +34,10 @@ from .service import LLMConfigService
 from .servicer import SERVICE_NAME
 from .state import Inputs, ServerState, Snapshot, build
 from .streams import WatchBudget
+from .wrapping import Layer, WrappingServer
 
 if TYPE_CHECKING:
+    from .flags import Options
     from .metrics import Metrics
 
 log = logging.getLogger("llmconfig_server")
@@ -57,51 +59,6 @@ CHANNEL_OPTIONS = (
     ("grpc.max_connection_age_ms", 30 * 60_000),
     ("grpc.max_connection_age_grace_ms", 60_000),
 )
-
-
-# Access and metrics wrap each handler once, when its service is registered: a per-call
-# interceptor would add a layer of coroutines to every call (~10% of the throughput here).
-Link = Callable[[grpc.RpcMethodHandler, str], grpc.RpcMethodHandler]
-
-
-class _Registering:
-    """The server as services see it while registering: every handler they add passes
-    through `links` (innermost first) before reaching gRPC."""
-
-    def __init__(self, server: grpc.aio.Server, links: list[Link]) -> None:
-        self.server = server
-        self.links = tuple(links)
-
-    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
-        for link in self.links:
-            handler = link(handler, method)
-        return handler
-
-    def add_generic_rpc_handlers(self, generic: Sequence[grpc.GenericRpcHandler]) -> None:
-        self.server.add_generic_rpc_handlers(tuple(_WrappedGeneric(g, self) for g in generic))
-
-    def add_registered_method_handlers(self, service: str,
-                                       handlers: dict[str, grpc.RpcMethodHandler]) -> None:
-        self.server.add_registered_method_handlers(service, {
-            name: self.wrap(handler, f"/{service}/{name}") for name, handler in handlers.items()})
-
-
-class _WrappedGeneric(grpc.GenericRpcHandler):  # type: ignore[misc]
-    def __init__(self, inner: grpc.GenericRpcHandler, registering: _Registering) -> None:
-        self.inner = inner
-        self.registering = registering
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
-
-    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
-        handler = self.inner.service(details)
-        if handler is None:
-            return None
-        cached = self._wrapped.get(details.method)
-        if cached is None or cached[0] is not handler:
-            cached = (handler, self.registering.wrap(handler, details.method))
-            if len(self._wrapped) < 256:  # the methods of a few services
-                self._wrapped[details.method] = cached
-        return cached[1]
 
 
 @dataclass(slots=True, eq=False)
@@ -142,8 +99,7 @@ class RunningServer:
         await self.server.stop(grace - refusing)
         await self.state.current.health.pool.aclose()
         if self._metrics_server is not None:
-            self._metrics_server.shutdown()
-            self._metrics_server.server_close()
+            self._metrics_server.close()
 
 
 async def start(inputs: Inputs, snapshot: Snapshot | None = None, *,
@@ -153,10 +109,8 @@ async def start(inputs: Inputs, snapshot: Snapshot | None = None, *,
     options = inputs.options
     snapshot = snapshot or build(inputs)
     state = ServerState(inputs, snapshot)
-    # Innermost first. Tokens can only appear with --tokens-file, fixed for the process.
-    links: list[Link] = []
-    if options.access.tokens_file:
-        links.append(AccessGuard(lambda: state.current.access.tokens))
+    # Outermost first: metrics see every outcome, refusals and denials included.
+    layers: list[Layer] = []
     budget = WatchBudget(options.max_watch_streams)
     service = LLMConfigService(state, budget)
     metrics = None
@@ -164,21 +118,24 @@ async def start(inputs: Inputs, snapshot: Snapshot | None = None, *,
         from .metrics import Metrics  # prometheus-client loads only for a server that serves it
 
         metrics = Metrics()
-        # Outermost: metrics see every outcome, refusals and denials included.
-        links.append(metrics.guard())
+        layers.append(metrics.layer)
         # Every probe of this and later snapshots reaches the metrics.
         snapshot.health.observer = metrics.observe_probe
         service.on_secret = metrics.count_secret
         _count_reloads(state, metrics)
         if options.access.tokens_file:
             _watch_tokens_file(state, metrics)
-    server = grpc.aio.server(options=CHANNEL_OPTIONS)
-    registering: Any = _Registering(server, links) if links else server
-    service.add_to(registering)
+    # Tokens can only appear with --tokens-file, fixed for the process.
+    if options.access.tokens_file:
+        layers.append(AccessGuard(lambda: state.current.access.tokens))
+    server = grpc.aio.server(options=(*CHANNEL_OPTIONS, *_abuse_limits(options)))
+    if layers:  # still a grpc.aio.Server, so every library registers its aio servicer
+        server = WrappingServer(server, layers)
+    service.add_to(server)
     health = BoundedHealthServicer(budget)
-    health_pb2_grpc.add_HealthServicer_to_server(health, registering)
-    reflection.enable(registering, (SERVICE_NAME, health_pb2.DESCRIPTOR
-                                    .services_by_name["Health"].full_name))
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    reflection.enable(server, (SERVICE_NAME, health_pb2.DESCRIPTOR
+                               .services_by_name["Health"].full_name))
     credentials = None
     if (tls := options.access.tls) is not None:
         # One per listener: each port's TLS context follows the material on its own.
@@ -217,6 +174,19 @@ def _tune_collector() -> None:
     gc.collect()
     gc.freeze()  # what start-up made (modules, the first state) lives as long as the process
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+def _abuse_limits(options: Options) -> tuple[tuple[str, int], ...]:
+    """gRPC core's per-connection bound (grpc.max_concurrent_streams, channel_arg_names.h):
+    at most N streams in progress, advertised in SETTINGS, so a client queues the rest instead
+    of the server resetting them (4,000 resolves at once on one AsyncClient: ~1,000 CANCELLED
+    without it). With it, chttp2's overload protection (grpc.http.overload_protection, on by
+    default) counts a stream until the server has freed it and refuses the ones past N
+    (REFUSED_STREAM, which clients see as a retryable UNAVAILABLE): that is what holds an
+    HTTP/2 rapid reset to a few MB with no call lost by bystanders (bench/transport.py).
+    grpcio 1.85 has no argument that closes such a connection: every abuse branch of chttp2's
+    parsing.cc (init_header_frame_parser) answers RST_STREAM and keeps it open."""
+    return (("grpc.max_concurrent_streams", options.max_concurrent_streams),)
 
 
 def runner_report(snapshot: Snapshot) -> list[str]:
@@ -284,16 +254,17 @@ def _add_port(server: grpc.aio.Server, listener: Listener,
 
 
 def _serve_metrics(metrics: Metrics, listen: str) -> tuple[Any, str | None]:
-    from prometheus_client import start_http_server
+    from .metrics_http import MetricsHTTP
 
     host, _, port = listen.rpartition(":")
+    host = host.strip("[]")
+    http = MetricsHTTP(metrics.registry)
     try:
-        http, _thread = start_http_server(int(port), host.strip("[]") or "0.0.0.0",
-                                          registry=metrics.registry)
+        bound = http.start(host, int(port))
     except (OSError, ValueError) as exc:
         raise ListenError(f"cannot serve metrics on {listen}: {exc}") from None
-    shown = f"[{host.strip('[]')}]" if ":" in host.strip("[]") else host
-    return http, f"{shown}:{http.server_port}"
+    shown = f"[{host}]" if ":" in host else host
+    return http, f"{shown}:{bound}"
 
 
 async def serve(inputs: Inputs, snapshot: Snapshot) -> None:

@@ -11,10 +11,10 @@ the caller's values, and a status travels in metadata, which gRPC clients refuse
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
@@ -93,9 +93,22 @@ def bad_request_status(field: str, reason: str, message: str) -> grpc.Status:
 
 
 def exhausted_status(message: str, reason: str, metadata: dict[str, str] | None = None,
-                     ) -> grpc.Status:
-    """RESOURCE_EXHAUSTED: the server is at a limit; the caller may retry later."""
-    return _status(code_pb2.RESOURCE_EXHAUSTED, message, reason, metadata=metadata)
+                     retry_after: float = 1.0) -> grpc.Status:
+    """RESOURCE_EXHAUSTED: the server is at a limit; retry in `retry_after` seconds, said in
+    google.rpc.RetryInfo and in `grpc-retry-pushback-ms`, which gRPC's retries honour (the
+    llmconfig client retries RESOURCE_EXHAUSTED)."""
+    delay = duration_pb2.Duration()
+    delay.FromNanoseconds(int(retry_after * 1e9))
+    status = _status(code_pb2.RESOURCE_EXHAUSTED, message, reason,
+                     error_details_pb2.RetryInfo(retry_delay=delay), metadata)
+    return _Status(status.code, status.details, (
+        *status.trailing_metadata, ("grpc-retry-pushback-ms", str(int(retry_after * 1000)))))
+
+
+class _Status(NamedTuple):
+    code: grpc.StatusCode
+    details: str
+    trailing_metadata: tuple[tuple[str, str | bytes], ...]
 
 
 def _status(code: int, message: str, reason: str, detail: Message | None = None,

@@ -52,6 +52,7 @@ class Options:
     max_watch_streams: int = DEFAULT_MAX_WATCH_STREAMS
     catalog: str | None = None  # the operator's catalog file (--catalog, STIGMER_LLMCONFIG_CATALOG)
     models_refresh_interval: float = 3600.0
+    max_concurrent_streams: int = 100
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,7 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
                              "TCP: a fifth of it)")
     server.add_argument("--metrics-listen", metavar="HOST:PORT",
                         help="serve Prometheus metrics on http://HOST:PORT/metrics (default: "
-                             "off); they hold no secrets")
+                             "off; :PORT means 127.0.0.1:PORT); they hold no secrets, but "
+                             "beyond loopback they need --metrics-public (or --insecure)")
+    server.add_argument("--metrics-public", action="store_true",
+                        help="let --metrics-listen serve beyond loopback, without a token or "
+                             "TLS (token names, provider URLs and the config revision)")
+    server.add_argument("--max-concurrent-streams", default="100", metavar="N",
+                        help="calls one client connection may have in progress at once "
+                             "(HTTP/2 MAX_CONCURRENT_STREAMS; a client queues the rest; "
+                             "default 100)")
     server.add_argument("--log-format", default="text", choices=["text", "json"],
                         help="json: one object a line, for cluster log pipelines (default text)")
     server.add_argument("--log-level", default="info",
@@ -185,13 +194,15 @@ def parse(argv: Sequence[str] | None, environ: Mapping[str, str] | None = None) 
     return Options(listeners, _seconds(args.shutdown_grace, "--shutdown-grace"),
                    args.log_level, flags, health, access,
                    _seconds(args.drain_seconds, "--drain-seconds"),
-                   _metrics_listen(args.metrics_listen), args.log_format,
+                   _metrics_listen(args.metrics_listen, args.metrics_public or args.insecure),
+                   args.log_format,
                    _seconds(args.reload_interval, "--reload-interval", maximum=86400.0),
                    _container_host(args.container_host),
                    _count(args.max_watch_streams, "--max-watch-streams", 1, 1_000_000),
                    _file_option(args.catalog, CATALOG_ENV, environ),
                    _seconds(args.models_refresh_interval, "--models-refresh-interval",
-                            maximum=7 * 86400.0))
+                            maximum=7 * 86400.0),
+                   _count(args.max_concurrent_streams, "--max-concurrent-streams", 1, 10_000))
 
 
 def _count(raw: str, flag: str, low: int, high: int) -> int:
@@ -208,13 +219,24 @@ def _container_host(raw: str) -> str:
     return raw
 
 
-def _metrics_listen(raw: str | None) -> str | None:
+def _metrics_listen(raw: str | None, public: bool) -> str | None:
+    """HOST:PORT of /metrics; `:PORT` is loopback. Beyond loopback only when `public`: the
+    metrics have no token and no TLS (the exposure policy of the gRPC listeners, for HTTP)."""
     if raw is None:
         return None
-    _, sep, port = raw.strip().rpartition(":")
+    host, sep, port = raw.strip().rpartition(":")
     if not sep or not (port.isascii() and port.isdigit() and int(port) <= 65535):
-        raise FlagError(f"--metrics-listen: {raw!r} is not HOST:PORT, e.g. 0.0.0.0:9090")
-    return raw.strip()
+        raise FlagError(f"--metrics-listen: {raw!r} is not HOST:PORT, e.g. 127.0.0.1:9090")
+    host = host or "127.0.0.1"
+    try:
+        listener = parse_listener(f"{host}:{port}")
+    except ListenSpecError as exc:
+        raise FlagError(f"--metrics-listen: {exc}") from None
+    if not listener.is_loopback and not public:
+        raise FlagError(f"--metrics-listen {raw.strip()} is reachable from other machines, and "
+                        "/metrics has no token and no TLS; listen on 127.0.0.1:PORT (or :PORT), "
+                        "or pass --metrics-public (or --insecure) to serve it anyway")
+    return f"{host}:{port}"
 
 
 def _seconds(raw: str, flag: str, maximum: float = 3600.0) -> float:

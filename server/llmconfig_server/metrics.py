@@ -3,19 +3,20 @@ names and labels, plus what only this service knows — provider health, probes,
 config revision and who received secrets.
 
 Each server has a registry of its own (tests run several servers in one process), and label
-children are bound once per method, so a call costs two counter increments and one
-histogram observation.
+children are bound once per method, so a unary call costs four counter increments and one
+histogram observation. Calls are seen through wrapping.py, like access: every kind of handler,
+refusals included, and a client's cancel counted as `Canceled`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import time
 from typing import Any, Final
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from .wrapping import Method, Observer, Start
 
 # go-grpc-prometheus' default buckets.
 BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -45,6 +46,9 @@ class Metrics:
         self.msg_sent = Counter("grpc_server_msg_sent_total",
                                 "Total number of gRPC stream messages sent by the server.",
                                 labels, registry=self.registry)
+        self.msg_received = Counter("grpc_server_msg_received_total",
+                                    "Total number of RPC stream messages received on the "
+                                    "server.", labels, registry=self.registry)
         self.provider_health = Gauge(
             "llmconfig_provider_health",
             "1 for the provider's latest health status, 0 for its other statuses.",
@@ -67,8 +71,9 @@ class Metrics:
                                     "empty or cannot be used and every token is refused.",
                                     registry=self.registry)
 
-    def guard(self) -> _Observe:
-        return _Observe(self)
+    def layer(self, method: Method) -> Start:
+        """Counts and times every call of `method` (a wrapping.Layer)."""
+        return _Bound(self, method).start
 
     def set_provider_status(self, provider: str, base_url: str, status: str,
                             statuses: tuple[str, ...]) -> None:
@@ -96,94 +101,45 @@ class Metrics:
 
 
 class _Bound:
-    """One method's label children, bound once."""
+    """One method's label children, bound once, when its service is registered."""
 
-    def __init__(self, metrics: Metrics, kind: str, service: str, method: str) -> None:
-        labels = (_TYPES[kind], service, method)
+    def __init__(self, metrics: Metrics, method: Method) -> None:
+        labels = (_TYPES[method.kind], method.service, method.name)
         self.labels = labels
         self.metrics = metrics
         self.started = metrics.started.labels(*labels)
         self.handling = metrics.handling.labels(*labels)
         self.msg_sent = metrics.msg_sent.labels(*labels)
+        self.msg_received = metrics.msg_received.labels(*labels)
         self._handled: dict[str, Any] = {}
 
-    def done(self, code: grpc.StatusCode | None, began: float) -> None:
-        name = GO_CODE_NAMES[code or grpc.StatusCode.OK]
+    def start(self, context: Any) -> _Call:
+        self.started.inc()
+        return _Call(self)
+
+    def handled(self, code: grpc.StatusCode) -> Any:
+        name = GO_CODE_NAMES[code]
         child = self._handled.get(name)
         if child is None:
             child = self._handled[name] = self.metrics.handled.labels(*self.labels, name)
-        child.inc()
-        self.handling.observe(time.perf_counter() - began)
+        return child
 
 
-class _Observe:
-    """Counts and times every call: wraps each handler once, when its service is registered
-    (app.py)."""
+class _Call(Observer):
+    """One call: counted and timed."""
 
-    def __init__(self, metrics: Metrics) -> None:
-        self.metrics = metrics
+    __slots__ = ("began", "bound")
 
-    def __call__(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
-        service, _, name = method.lstrip("/").partition("/")
-        kind = next(k for k in _TYPES if getattr(handler, k) is not None)
-        return _observed(handler, _Bound(self.metrics, kind, service, name))
+    def __init__(self, bound: _Bound) -> None:
+        self.bound = bound
+        self.began = time.perf_counter()
 
+    def received(self) -> None:
+        self.bound.msg_received.inc()
 
-def _code(context: grpc.aio.ServicerContext[Any, Any], error: BaseException | None,
-          ) -> grpc.StatusCode:
-    code = context.code()
-    if isinstance(code, grpc.StatusCode):
-        return code
-    if error is None:
-        return grpc.StatusCode.OK
-    if isinstance(error, asyncio.CancelledError):
-        return grpc.StatusCode.CANCELLED
-    return grpc.StatusCode.UNKNOWN
+    def sent(self) -> None:
+        self.bound.msg_sent.inc()
 
-
-_FACTORIES: Final = {
-    "unary_unary": grpc.unary_unary_rpc_method_handler,
-    "unary_stream": grpc.unary_stream_rpc_method_handler,
-    "stream_unary": grpc.stream_unary_rpc_method_handler,
-    "stream_stream": grpc.stream_stream_rpc_method_handler,
-}
-
-
-def _observed(handler: grpc.RpcMethodHandler, bound: _Bound) -> grpc.RpcMethodHandler:
-    """The same handler, counted and timed. Streaming handlers written as async generators
-    stay generators (their messages are counted); the others stay coroutines."""
-    kind = next(k for k in _TYPES if getattr(handler, k) is not None)
-    inner = getattr(handler, kind)
-    behaviour: Any
-    if inspect.isasyncgenfunction(inner):
-        async def generate(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            bound.started.inc()
-            began = time.perf_counter()
-            error: BaseException | None = None
-            try:
-                async for item in inner(request, context):
-                    bound.msg_sent.inc()
-                    yield item
-            except BaseException as exc:
-                error = exc
-                raise
-            finally:
-                bound.done(_code(context, error), began)
-
-        behaviour = generate
-    else:
-        async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            bound.started.inc()
-            began = time.perf_counter()
-            error: BaseException | None = None
-            try:
-                return await inner(request, context)
-            except BaseException as exc:
-                error = exc
-                raise
-            finally:
-                bound.done(_code(context, error), began)
-
-        behaviour = call
-    return _FACTORIES[kind](behaviour, request_deserializer=handler.request_deserializer,
-                            response_serializer=handler.response_serializer)
+    def finished(self, code: grpc.StatusCode) -> None:
+        self.bound.handled(code).inc()
+        self.bound.handling.observe(time.perf_counter() - self.began)

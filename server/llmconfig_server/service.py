@@ -56,6 +56,11 @@ _DESCRIPTOR: Final = pb.DESCRIPTOR.services_by_name["LLMConfigService"]
 _STATUS_DETAILS_KEY: Final = "grpc-status-details-bin"
 
 _Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+# With the UNAVAILABLE of a stopping server: come back in a second (gRPC's retries and the
+# llmconfig client's watch honour it), when this server is gone and its successor is up —
+# not into the last moments of this one, where a call that reaches the transport as it stops
+# is cut off as CANCELLED.
+SHUTDOWN_PUSHBACK: Final = (("grpc-retry-pushback-ms", "1000"),)
 
 
 class LLMConfigService:
@@ -229,7 +234,8 @@ class LLMConfigService:
                 if self.state.closed:
                     await context.abort(grpc.StatusCode.UNAVAILABLE,
                                         "the server is shutting down; reconnect with "
-                                        "known_revision (the llmconfig client does)")
+                                        "known_revision (the llmconfig client does)",
+                                        SHUTDOWN_PUSHBACK)
                 # Whether or not this swap changes the event: a token removed or descoped
                 # now ends the stream now.
                 caller = await self._authorize_again(caller, request, context)
@@ -337,7 +343,8 @@ async def _refuse_new_call(context: _Context) -> NoReturn:
     elsewhere or after the restart — instead of being cut off as CANCELLED by the transport
     when it stops. (Health and reflection still answer: NOT_SERVING.)"""
     await context.abort(grpc.StatusCode.UNAVAILABLE,
-                        "the server is shutting down; retry (the llmconfig client does)")
+                        "the server is shutting down; retry (the llmconfig client does)",
+                        SHUTDOWN_PUSHBACK)
     raise AssertionError("context.abort returned")  # it raises
 
 
