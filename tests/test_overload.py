@@ -45,7 +45,7 @@ def test_a_burst_of_4000_resolves_on_one_client_is_never_cancelled(serve, server
 def test_the_connection_limit_is_a_flag(server_process):
     handle = server_process(["--max-concurrent-streams", "0"], wait_ready=False)
     assert handle.finish() == 2
-    assert "--max-concurrent-streams: '0' is not a whole number from 1 to 10000" in handle.log
+    assert "--max-concurrent-streams: '0' is not a whole number between 1 and 10000" in handle.log
 
 
 def test_a_rapid_reset_flood_costs_a_bystander_no_call(serve, servers):

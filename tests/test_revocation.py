@@ -222,6 +222,10 @@ def test_metrics_say_whether_the_tokens_file_accepts_tokens(serve, servers, work
     assert gauge() == "llmconfig_tokens_file_ok 1.0"
     path.write_text("tokens: [\n")
     servers[0].reload()
+    # /metrics renders at most every 0.25 s (metrics_http.py): the next rendering says it.
+    deadline = time.monotonic() + WITHIN
+    while gauge() != "llmconfig_tokens_file_ok 0.0" and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert gauge() == "llmconfig_tokens_file_ok 0.0"
 
 

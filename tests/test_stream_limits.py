@@ -199,7 +199,7 @@ def test_max_watch_streams_must_be_a_count(server_process):
 
 
 def test_a_change_reaches_every_open_stream_with_its_own_resolution(serve, servers, workspace):
-    path = workspace.write(".stigmer/config.yaml",
+    path = workspace.write("~/.stigmer/llmconfig.yaml",
                            "local:\n  llm:\n    model: llama3.2\ncloud:\n  llm:\n"
                            "    provider: ollama\n    model: phi4\n")
     target = serve(args=["--reload-interval", "0"]).target
@@ -207,7 +207,10 @@ def test_a_change_reaches_every_open_stream_with_its_own_resolution(serve, serve
     cloud = pb.WatchLLMConfigRequest(mode="cloud").SerializeToString()
 
     async def fan_out() -> list[str]:
-        channels = [grpc.aio.insecure_channel(target) for _ in range(4)]
+        # Connections of their own (at most 100 streams each, --max-concurrent-streams).
+        channels = [grpc.aio.insecure_channel(target,
+                                              options=[("grpc.use_local_subchannel_pool", 1)])
+                    for _ in range(4)]
         try:
             calls = [c.unary_stream(WATCH, request_serializer=_identity,
                                     response_deserializer=pb.WatchLLMConfigEvent.FromString)
