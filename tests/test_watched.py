@@ -348,6 +348,29 @@ def test_the_least_recently_used_shape_is_the_one_closed(serve, servers):
     assert unary_calls(servers[0]) == asked + 1
 
 
+def test_watched_clients_in_one_process_leave_room_for_each_others_calls(serve, servers):
+    # 13 clients × 8 streams: more than the 100 one connection takes. Each watched client has a
+    # connection of its own, so none of them waits behind the others' streams.
+    serve(args=METRICS)
+
+    async def scenario() -> None:
+        clients = [llmconfig.AsyncClient(servers[0].target, watch=True) for _ in range(13)]
+        try:
+            for client in clients:
+                for shape in range(8):
+                    await client.resolve(temperature=shape / 10)
+            while open_streams_of(servers[0]) <= 100:
+                await asyncio.sleep(0.05)
+            for client in clients:
+                assert (await client.resolve(temperature=1.5, timeout=GUARD)).config.temperature \
+                    == 1.5
+        finally:
+            for client in clients:
+                await client.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), GUARD * 3))
+
+
 def test_close_ends_the_thread_and_every_stream(serve, servers):
     serve(args=METRICS)
     before = set(threading.enumerate())

@@ -44,7 +44,7 @@ from ._resume import aevents, events
 from ._watched import (
     DEFAULT_MAX_STALENESS,
     DEFAULT_MAX_WATCHED,
-    KEEPALIVE_OPTIONS,
+    WATCH_CHANNEL_OPTIONS,
     LoopThread,
     Watched,
     watch_from_env,
@@ -173,7 +173,7 @@ class _BaseClient:
                                                         overrides), request)
 
     def _watch_channel_options(self) -> tuple[tuple[str, Any], ...]:
-        return (*CHANNEL_OPTIONS, *KEEPALIVE_OPTIONS)
+        return (*CHANNEL_OPTIONS, *WATCH_CHANNEL_OPTIONS)
 
 
 class Client(_BaseClient):

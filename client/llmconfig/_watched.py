@@ -49,14 +49,19 @@ from .v1 import llmconfig_pb2 as pb
 WATCH_ENV: Final = "STIGMER_LLMCONFIG_WATCH"
 DEFAULT_MAX_STALENESS: Final = 30.0  # seconds
 DEFAULT_MAX_WATCHED: Final = 8  # request shapes (each holds one stream)
-# A connection that died without a word (a host gone, a partition) is found by pings: every
-# 25 s while a stream is open, within what the server permits (one per 20 s), so a dead stream
-# is known within ~35 s instead of never.
-KEEPALIVE_OPTIONS: Final = (
+# The channel a client's streams use. A connection of its own: gRPC otherwise shares one
+# connection among a process's channels to a target, and the server takes at most 100 streams
+# per connection (--max-concurrent-streams) — a few watched clients in one process would fill
+# it, and their calls would wait behind their streams. A connection that died without a word
+# (a host gone, a partition) is found by pings: every 25 s while a stream is open, within what
+# the server permits (one per 20 s), so a dead stream is known within ~35 s instead of never.
+WATCH_CHANNEL_OPTIONS: Final = (
+    ("grpc.use_local_subchannel_pool", 1),
     ("grpc.keepalive_time_ms", 25_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.http2.max_pings_without_data", 0),
 )
+MAX_WATCHED_LIMIT: Final = 64  # streams on one connection, leaving room for calls beside them
 RETRY_REFRESH: Final = 1.0  # seconds before a runner refresh that failed is tried again
 _REVOKED: Final = frozenset({grpc.StatusCode.UNAUTHENTICATED,
                              grpc.StatusCode.PERMISSION_DENIED})
@@ -129,8 +134,9 @@ class Watched:
         if not max_staleness > 0:
             raise ValueError(f"max_staleness must be a positive number of seconds, not "
                              f"{max_staleness!r}")
-        if max_watched < 1:
-            raise ValueError(f"max_watched must be at least 1, not {max_watched!r}")
+        if not 1 <= max_watched <= MAX_WATCHED_LIMIT:
+            raise ValueError(f"max_watched must be 1 to {MAX_WATCHED_LIMIT} (streams on one "
+                             f"connection, beside the calls), not {max_watched!r}")
         self.max_staleness = max_staleness
         self.max_watched = max_watched
         self._connect: Callable[[], tuple[asyncio.AbstractEventLoop, Any]] | None = connect
