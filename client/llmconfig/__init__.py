@@ -12,6 +12,9 @@ The client, for everything else:
         resolved.config.model                   # 'claude-sonnet-4-5-20250929'
         resolved.origin("model").detail         # 'request overrides.model'
         client.check_health().status            # HealthStatus.HEALTHY, …
+
+`Client(watch=True)` (or STIGMER_LLMCONFIG_WATCH=1) answers a repeated resolve() from memory,
+kept current by one WatchLLMConfig stream per request.
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ The two subclasses only make the calls, blocking or awaited."""
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import threading
 import weakref
@@ -421,28 +420,24 @@ class AsyncClient(_BaseClient):
 
 _SHARED: dict[Hashable, Client] = {}
 _SHARED_LOCK = threading.Lock()
-_CLOSED_AT_EXIT = False
 
 
 def shared_client(target: str | None, token: str | None, ca_file: str | None,
                   insecure: bool | None) -> Client:
     """One watched Client per process and settings, for `chat_model()`: a runner calling it
-    once per run keeps one stream instead of opening a channel each time. Closed at exit."""
-    global _CLOSED_AT_EXIT
+    once per run keeps one stream instead of opening a channel each time. Closed at exit (as
+    every watched Client is: see Client._connect_watch)."""
     key = (target_or_default(target), token, ca_file, insecure)
     with _SHARED_LOCK:
         client = _SHARED.get(key)
         if client is None:
-            if not _CLOSED_AT_EXIT:
-                atexit.register(close_shared)
-                _CLOSED_AT_EXIT = True
             client = _SHARED[key] = Client(target, token=token, ca_file=ca_file,
                                            insecure=insecure, watch=True)
     return client
 
 
 def close_shared() -> None:
-    """Close chat_model()'s watched clients (at exit; tests call it to leave nothing open)."""
+    """Close chat_model()'s watched clients now (tests do, to leave nothing open)."""
     with _SHARED_LOCK:
         clients = list(_SHARED.values())
         _SHARED.clear()

@@ -150,9 +150,6 @@ class Watched:
         self._closed = False
         self._supported = True  # False once a server says it has no WatchLLMConfig
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
     # -- any thread ---------------------------------------------------------------------
 
     def remembered(self, key: Hashable) -> Any:
