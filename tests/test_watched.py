@@ -405,7 +405,7 @@ def test_the_environment_turns_watching_on(serve, servers, monkeypatch):
     serve(args=METRICS)
     with llmconfig.Client(servers[0].target) as client:
         remembered(client)
-        assert open_streams_of(servers[0]) == 1
+        assert open_streams_of(settled(servers[0])) == 1
 
 
 # -- the runner ---------------------------------------------------------------------------------

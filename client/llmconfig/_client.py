@@ -8,7 +8,6 @@ The two subclasses only make the calls, blocking or awaited."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import weakref
 from collections.abc import AsyncIterator, Hashable, Iterator, Mapping
@@ -66,7 +65,6 @@ class Overrides(TypedDict, total=False):
 OVERRIDES: Final = frozenset(Overrides.__annotations__)
 _NONE: Final[frozenset[tuple[str, Any]]] = frozenset()
 _RESOLVE, _RUNNER = "resolve", "runner"
-CLOSE_GUARD: Final = 5.0  # seconds close() waits for the streams to end
 
 
 def _checked(call: str, overrides: Mapping[str, object]) -> dict[str, Any]:
@@ -308,10 +306,7 @@ def _stop_background(background: LoopThread, watched: Watched,
                      channel: grpc.aio.Channel) -> None:
     """End a blocking Client's streams, their channel, and the thread they ran on."""
     watched.shut()
-    with contextlib.suppress(TimeoutError):  # a hang guard: the thread ends regardless
-        background.run(watched.aclose(), timeout=CLOSE_GUARD)
-        background.run(channel.close(), timeout=CLOSE_GUARD)
-    background.stop()
+    background.stop(watched.aclose, channel.close)
 
 
 class AsyncClient(_BaseClient):

@@ -33,7 +33,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine, Hashable
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -63,6 +63,7 @@ WATCH_CHANNEL_OPTIONS: Final = (
 )
 MAX_WATCHED_LIMIT: Final = 64  # streams on one connection, leaving room for calls beside them
 RETRY_REFRESH: Final = 1.0  # seconds before a runner refresh that failed is tried again
+CLOSE_GUARD: Final = 5.0  # seconds a closing step may take before the thread ends regardless
 _REVOKED: Final = frozenset({grpc.StatusCode.UNAUTHENTICATED,
                              grpc.StatusCode.PERMISSION_DENIED})
 
@@ -321,8 +322,7 @@ def _cancel(tasks: list[asyncio.Task[None]]) -> None:
 
 
 class LoopThread:
-    """An event loop on a daemon thread of its own: where a blocking Client's streams live.
-    `stop()` ends the thread."""
+    """An event loop on a daemon thread of its own: where a blocking Client's streams live."""
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
@@ -333,11 +333,22 @@ class LoopThread:
         asyncio.set_event_loop(self.loop)  # grpc.aio looks it up outside coroutines too
         self.loop.run_forever()
 
-    def run(self, coro: Coroutine[Any, Any, Any], timeout: float | None = None) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
+    def stop(self, *last: Callable[[], Awaitable[Any]]) -> None:
+        """Await each of `last` on the loop (each within CLOSE_GUARD seconds), then end the
+        thread. Called on the loop's own thread (a garbage collection that ran there), it
+        cannot wait for itself: the loop finishes on its own."""
+        async def finish() -> None:
+            for step in last:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(step(), CLOSE_GUARD)
+            self.loop.stop()
+
+        if threading.current_thread() is self._thread:
+            self.loop.create_task(finish())
+            return
+        asyncio.run_coroutine_threadsafe(finish(), self.loop)
         self._thread.join()
-        with contextlib.suppress(RuntimeError):
-            self.loop.close()
+        self.loop.close()
