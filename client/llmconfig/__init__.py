@@ -20,12 +20,12 @@ kept current by one WatchLLMConfig stream per request.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from ._channel import DEFAULT_TARGET, DEFAULT_TIMEOUT, TARGET_ENV
 
 if TYPE_CHECKING:
-    from ._client import AsyncClient, Client
+    from ._client import AsyncClient, Client, Overrides
     from ._errors import (
         ConfigInvalid,
         LLMConfigError,
@@ -77,7 +77,7 @@ def __getattr__(name: str) -> Any:
 def chat_model(mode: str | None = None, *, target: str | None = None,
                token: str | None = None, ca_file: str | None = None,
                insecure: bool | None = None, openai_compatible: bool = False,
-               watch: bool | None = None, **overrides: Any) -> Any:
+               watch: bool | None = None, **overrides: Unpack[Overrides]) -> Any:
     """Resolve (with the key) and build the LangChain chat model in one call.
 
     `overrides` are the run's execution config: provider, model, base_url, api_key,
