@@ -10,7 +10,9 @@ The rules, in the order a call meets them:
   invalid) makes them raise the error the unary call would, until the next good event.
 - While it is down (a restart, a broken connection), calls answer from memory marked `stale`
   for at most `max_staleness` seconds after the answer was last known current, then go back to
-  the unary RPC, which raises as usual if it fails. The stream resumes on its own.
+  the unary RPC, which raises as usual if it fails. The stream resumes on its own. (A stream
+  ends the moment its server stops or its connection is reset; a connection that dies without
+  a word — a host gone, a partition — is noticed by keepalive pings, within ~35 s.)
 - A stream that ends with an answer about the request (UNAUTHENTICATED, PERMISSION_DENIED: a
   token removed or descoped) drops its shape at once: never served again.
 - At most `max_watched` shapes, least recently used out first (its stream closes).
