@@ -400,6 +400,12 @@ def test_max_staleness_must_be_a_positive_number_of_seconds():
         llmconfig.Client("127.0.0.1:1", watch=True, max_staleness=0)
 
 
+@pytest.mark.parametrize("count", [0, 65])
+def test_max_watched_is_1_to_64_leaving_room_for_calls_on_the_connection(count):
+    with pytest.raises(ValueError, match="max_watched must be 1 to 64"):
+        llmconfig.Client("127.0.0.1:1", watch=True, max_watched=count)
+
+
 def test_the_environment_turns_watching_on(serve, servers, monkeypatch):
     monkeypatch.setenv("STIGMER_LLMCONFIG_WATCH", "1")
     serve(args=METRICS)
