@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 PROTOS := $(wildcard proto/llmconfig/v1/*.proto)
 GENERATED := client/llmconfig/v1 go/llmconfig/v1
 
-.PHONY: install proto proto-check proto-lint third-party-protos lint test go-tools go-test run bench bench-attack bench-transport clean image image-test image-bench deploy-check
+.PHONY: install proto proto-check proto-lint third-party-protos lint test go-tools go-test run bench bench-attack bench-transport bench-watch clean image image-test image-bench deploy-check
 
 install: $(STAMP)
 
@@ -99,6 +99,12 @@ bench-attack: install
 ## across a SIGTERM restart, against real server processes on loopback (about a minute).
 bench-transport: install
 	$(BIN)/python -m bench.transport
+
+## The watched client (issue 20): a watched resolve against a dict lookup and the unary call,
+## a config edit reaching 1,000 watched clients, and calls across a server restart (~2 minutes);
+## prints a table and writes bench/watch.json. A measurement, not a test.
+bench-watch: install
+	$(BIN)/python -m bench.watch
 
 ## The llmconfig-server image (IMAGE, default llmconfig-server:dev). Installs Docker from Debian
 ## and makes a Debian Python base where needed: deploy/image.sh says how.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import inspect
 import socket
 import threading
 import time
@@ -167,3 +168,43 @@ def test_async_client_raises_typed_errors(serve):
     with pytest.raises(llmconfig.ConfigInvalid) as caught:
         asyncio.run(run())
     assert caught.value.violations[0].reason == "UNKNOWN_PROVIDER"
+
+
+# -- the public surface (issue 19: one request builder, __all__ pinned) ------------------------
+
+PUBLIC = [
+    "DEFAULT_TARGET", "DEFAULT_TIMEOUT", "TARGET_ENV",
+    "AsyncClient", "Change", "Client", "ConfigInvalid", "Health", "HealthStatus", "LLMConfig",
+    "LLMConfigError", "MissingSecret", "ModelInfo", "ModelStatus", "Origin", "PermissionDenied",
+    "PreconditionFailed", "Resolved", "RunnerConfig", "RunnerResolved", "ServiceUnavailable",
+    "Source", "Unauthenticated", "Unimplemented", "Violation",
+    "chat_model",
+]
+
+
+def test_the_public_names_are_pinned_and_sorted_constants_classes_functions():
+    assert llmconfig.__all__ == PUBLIC  # a name added or dropped is a decision: say it here
+    def group(name: str) -> tuple[int, str]:  # ruff's RUF022 order, as isort sorts imports
+        return (0 if name.isupper() else 1 if name[0].isupper() else 2), name
+
+    assert sorted(PUBLIC, key=group) == PUBLIC
+
+
+def test_every_public_name_can_be_imported():
+    for name in PUBLIC:
+        assert getattr(llmconfig, name) is not None
+
+
+@pytest.mark.parametrize("method", ["resolve", "resolve_runner", "check_health", "list_models",
+                                    "watch", "close"])
+def test_the_async_client_takes_the_calls_of_the_blocking_one(method):
+    awaited = inspect.signature(getattr(llmconfig.AsyncClient, method)).parameters
+    assert awaited == inspect.signature(getattr(llmconfig.Client, method)).parameters
+
+
+@pytest.mark.parametrize("method", ["resolve", "resolve_runner", "watch"])
+def test_an_unknown_override_is_a_type_error_naming_the_overrides(method):
+    with llmconfig.Client("127.0.0.1:1") as client, pytest.raises(TypeError) as caught:
+        next(iter(getattr(client, method)(modle="llama3.2")))
+    assert f"{method}() got an unexpected keyword argument 'modle'" in str(caught.value)
+    assert "model, provider, temperature" in str(caught.value)

@@ -191,8 +191,8 @@ def test_an_unknown_network_is_invalid_argument(serve):
 
 
 def test_the_client_reads_the_network_from_its_environment(serve, monkeypatch):
+    monkeypatch.setenv("STIGMER_LLMCONFIG_NETWORK", "docker")  # read when the client is made
     client = serve()
-    monkeypatch.setenv("STIGMER_LLMCONFIG_NETWORK", "docker")
     assert client.resolve().config.base_url == "http://host.docker.internal:11434"
 
 

@@ -12,17 +12,20 @@ The client, for everything else:
         resolved.config.model                   # 'claude-sonnet-4-5-20250929'
         resolved.origin("model").detail         # 'request overrides.model'
         client.check_health().status            # HealthStatus.HEALTHY, …
+
+`Client(watch=True)` (or STIGMER_LLMCONFIG_WATCH=1) answers a repeated resolve() from memory,
+kept current by one WatchLLMConfig stream per request.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from ._channel import DEFAULT_TARGET, DEFAULT_TIMEOUT, TARGET_ENV
 
 if TYPE_CHECKING:
-    from ._client import AsyncClient, Client
+    from ._client import AsyncClient, Client, Overrides
     from ._errors import (
         ConfigInvalid,
         LLMConfigError,
@@ -74,18 +77,26 @@ def __getattr__(name: str) -> Any:
 def chat_model(mode: str | None = None, *, target: str | None = None,
                token: str | None = None, ca_file: str | None = None,
                insecure: bool | None = None, openai_compatible: bool = False,
-               **overrides: Any) -> Any:
+               watch: bool | None = None, **overrides: Unpack[Overrides]) -> Any:
     """Resolve (with the key) and build the LangChain chat model in one call.
 
     `overrides` are the run's execution config: provider, model, base_url, api_key,
     max_tokens, temperature. `target`, `token`, `ca_file` and `insecure` default to the
     environment (STIGMER_LLMCONFIG_TARGET, _TOKEN or _TOKEN_FILE, _CA_FILE, _INSECURE), so a
-    runner usually passes none of them. Needs `pip install 'llmconfig[langchain]'`.
+    runner usually passes none of them. `watch=True` (else STIGMER_LLMCONFIG_WATCH=1) answers
+    from one watched client per process, kept current by its stream, instead of a call each
+    time. Needs `pip install 'llmconfig[langchain]'`.
     """
-    from ._client import Client
+    from ._client import Client, shared_client
+    from ._watched import watch_from_env
 
-    with Client(target, token=token, ca_file=ca_file, insecure=insecure) as client:
+    if watch_from_env(watch):
+        client = shared_client(target, token, ca_file, insecure)
         config = client.resolve(mode, include_secrets=True, **overrides).config
+    else:
+        with Client(target, token=token, ca_file=ca_file, insecure=insecure,
+                    watch=False) as client:
+            config = client.resolve(mode, include_secrets=True, **overrides).config
     return config.chat_model(openai_compatible=openai_compatible)
 
 

@@ -129,12 +129,14 @@ class LLMConfig:
 
 @dataclass(frozen=True, slots=True)
 class Resolved:
-    """The answer of ResolveLLMConfig."""
+    """The answer of ResolveLLMConfig. `stale`: a watched client served it from memory while
+    its stream was down (never longer than its `max_staleness`); always False otherwise."""
 
     config: LLMConfig
     origins: tuple[Origin, ...]
     warnings: tuple[str, ...]
     revision: str
+    stale: bool = field(default=False, compare=False)
 
     def origin(self, field: str) -> Origin:
         """Where `field` came from (e.g. `origin("model").detail == "STIGMER_LLM_MODEL"`)."""
@@ -219,13 +221,15 @@ class RunnerConfig:
 
 @dataclass(frozen=True, slots=True)
 class RunnerResolved:
-    """The answer of ResolveRunnerConfig: the runner's settings and the mode's LLM config."""
+    """The answer of ResolveRunnerConfig: the runner's settings and the mode's LLM config.
+    `stale` as in `Resolved` (then `llm.stale` too)."""
 
     config: RunnerConfig
     llm: Resolved
     origins: tuple[Origin, ...]  # field paths such as "temporal.address"
     warnings: tuple[str, ...]
     revision: str
+    stale: bool = field(default=False, compare=False)
 
     def origin(self, path: str) -> Origin:
         for origin in self.origins:
