@@ -241,6 +241,11 @@ def session_server(name: str, home: Path) -> Iterator[tuple[str, dict[str, str]]
     workspace = Workspace(home, home)
     for path in SESSION_FILES.get(name, ()):
         workspace.write(path, the_block("file", path).text)
+    if name in ("tls", "unix"):
+        key_file = workspace.write("anthropic-api-key", KEY + "\n")
+        key_file.chmod(0o600)
+        env["ANTHROPIC_API_KEY_FILE"] = str(key_file)
+        replacements[str(key_file)] = f"{SHOWN_CONFIG}/anthropic-api-key"
     if name == "tls":
         run_pki(home)
         tokens = yaml.safe_load((home / "tokens.yaml").read_text())["tokens"]
@@ -248,15 +253,11 @@ def session_server(name: str, home: Path) -> Iterator[tuple[str, dict[str, str]]
                                 strict=True):
             assert entry["sha256"] == digest_of(token), f"tokens.yaml: {entry['name']}"
             (home / f"{entry['name']}.token").write_text(token + "\n")
-        key_file = workspace.write("anthropic-api-key", KEY + "\n")
-        key_file.chmod(0o600)
-        env["ANTHROPIC_API_KEY_FILE"] = str(key_file)
-        replacements[str(key_file)] = f"{SHOWN_CONFIG}/anthropic-api-key"
         args += ["--tokens-file", str(home / "tokens.yaml"), "--tls-cert", str(home / "tls.crt"),
                  "--tls-key", str(home / "tls.key")]
-    if name == "unix":
+    if name == "unix":  # the daemon's socket, beside loopback TCP, and a key to hand out
         socket_dir = Path(tempfile.mkdtemp(prefix="llmc-", dir="/tmp"))
-        args += ["--listen", f"unix:{socket_dir}/llmconfig.sock"]
+        args += ["--listen", f"unix:{socket_dir}/llmconfig.sock", "--listen", "127.0.0.1:0"]
         replacements[str(socket_dir / "llmconfig.sock")] = SOCKET
     if name == "ollama":
         emulator = providers.ollama(["qwen2.5-coder:14b", "llama3.2:3b"], version="0.6.2")
@@ -264,8 +265,9 @@ def session_server(name: str, home: Path) -> Iterator[tuple[str, dict[str, str]]
         env["OLLAMA_HOST"] = f"127.0.0.1:{port}"
         replacements[f"127.0.0.1:{port}"] = f"127.0.0.1:{OLLAMA_PORT}"
     server = ServerThread(inputs_for(workspace, env, args))
-    if not server.target.startswith("unix:"):
-        replacements[server.target] = TARGET
+    for address in server.running.addresses:
+        if not address.startswith("unix:"):
+            replacements[address] = TARGET
     try:
         yield server.target, replacements
     finally:
