@@ -26,7 +26,7 @@ order against one server. Output is compared after normalising what changes from
 (latencies, timestamps, the emulator's port, a minted token's digest).
 
 Tables marked `<!-- table: NAME -->` are checked against the code too (variables, flags,
-error reasons, provider limits).
+error reasons, health statuses, provider limits).
 
 `python tests/test_docs.py [--write] [SESSION…]` prints the sessions' real output, or writes it
 into the pages.
@@ -444,8 +444,8 @@ def test_startup_is_true(name, tmp_path):
         while matches(expected, list(lines)) is not None and time.monotonic() < deadline \
                 and (reader.is_alive() or proc.poll() is None):
             time.sleep(0.05)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+    finally:  # only its first lines matter: no drain to wait for
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
         reader.join(timeout=5)
         for folder in scratch_folders(replacements):
@@ -789,6 +789,13 @@ def test_the_provider_limits_are_the_catalogs():
         assert int(limit.replace(",", "")) == spec.max_tokens_limit, name
         low, high = (float(x) for x in temperature.split("–"))
         assert (low, high) == spec.temperature_range, name
+
+
+def test_every_health_status_is_documented():
+    import llmconfig
+
+    documented = {row[0].strip("`") for row in table("health-statuses")}
+    assert documented == {status.name for status in llmconfig.HealthStatus}
 
 
 # -- the layout map -----------------------------------------------------------------------
