@@ -33,8 +33,8 @@ ENV PATH=/opt/llmconfig/bin:$PATH \
     HOME=/home/llmconfig \
     PYTHONUNBUFFERED=1
 # Loopback by default: a TCP listener beyond loopback needs tokens and TLS (or --insecure), so
-# the image starts as it is only with `docker run --network host`. The README's "Deploy"
-# section shows the 0.0.0.0 setup with --tokens-file, --tls-cert and --tls-key.
+# the image starts as it is only with `docker run --network host`. docs/deploy.md shows the
+# 0.0.0.0 setup with --tokens-file, --tls-cert and --tls-key, and a key file the image's user reads.
 ENV STIGMER_LLMCONFIG_LISTEN=127.0.0.1:50061
 EXPOSE 50061
 # Docker and Kubernetes send SIGTERM; the server drains (health NOT_SERVING) and exits 0.

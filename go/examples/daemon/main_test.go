@@ -129,34 +129,34 @@ func TestTheDaemonDoesNotStartWhenTheProviderIsDown(t *testing.T) {
 	}
 }
 
-// The README's "For the Go daemon" shows this program; it must be this file, as tested.
-func TestTheReadmeShowsThisProgram(t *testing.T) {
+// docs/go.md shows this program; it must be this file, as tested.
+func TestTheDocsShowThisProgram(t *testing.T) {
 	program, err := os.ReadFile("main.go")
 	if err != nil {
 		t.Fatal(err)
 	}
-	readme, err := os.ReadFile(filepath.Join("..", "..", "..", "README.md"))
+	page, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "go.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	block := regexp.MustCompile("(?s)<!-- go/examples/daemon/main.go -->\n```go\n(.*?)```").FindSubmatch(readme)
+	block := regexp.MustCompile("(?s)<!-- go: go/examples/daemon/main.go -->\n```go\n(.*?)```").FindSubmatch(page)
 	if block == nil {
-		t.Fatal("README.md has no block marked <!-- go/examples/daemon/main.go -->")
+		t.Fatal("docs/go.md has no block marked <!-- go: go/examples/daemon/main.go -->")
 	}
 	if string(block[1]) != string(program) {
-		t.Error("README.md's copy of go/examples/daemon/main.go differs from the file: paste the file into it")
+		t.Error("docs/go.md's copy of go/examples/daemon/main.go differs from the file: paste the file into it")
 	}
 }
 
-// The README shows the retry policy as JSON; it must be the one Dial applies.
-func TestTheReadmeShowsTheRetryPolicy(t *testing.T) {
-	readme, err := os.ReadFile(filepath.Join("..", "..", "..", "README.md"))
+// docs/go.md shows the retry policy as JSON; it must be the one Dial applies.
+func TestTheDocsShowTheRetryPolicy(t *testing.T) {
+	page, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "go.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	block := regexp.MustCompile("(?s)<!-- go: llmconfig.ServiceConfig -->\n```json\n(.*?)```").FindSubmatch(readme)
+	block := regexp.MustCompile("(?s)<!-- go: llmconfig.ServiceConfig -->\n```json\n(.*?)```").FindSubmatch(page)
 	if block == nil {
-		t.Fatal("README.md has no block marked <!-- go: llmconfig.ServiceConfig -->")
+		t.Fatal("docs/go.md has no block marked <!-- go: llmconfig.ServiceConfig -->")
 	}
 	var shown, applied any
 	if err := json.Unmarshal(block[1], &shown); err != nil {
@@ -166,6 +166,6 @@ func TestTheReadmeShowsTheRetryPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(shown, applied) {
-		t.Errorf("README.md shows %v; Dial applies %v", shown, applied)
+		t.Errorf("docs/go.md shows %v; Dial applies %v", shown, applied)
 	}
 }
