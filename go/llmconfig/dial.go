@@ -37,12 +37,13 @@ const (
 )
 
 // ServiceConfig is the Python client's: UNAVAILABLE (the service down, restarting, not started
-// yet) is retried with exponential backoff, 5 attempts, 0.2 s → 2 s; nothing else is retried,
-// because every other status is a real answer. grpc-go before 1.41 (Debian 12 ships 1.33)
+// yet) and RESOURCE_EXHAUSTED (the server at a limit, saying when to come back with
+// grpc-retry-pushback-ms) are retried with exponential backoff, 5 attempts, 0.2 s → 2 s;
+// nothing else is retried, because every other status is a real answer. grpc-go before 1.41 (Debian 12 ships 1.33)
 // applies a retry policy only when GRPC_GO_RETRY=on is in the environment.
 const ServiceConfig = `{"methodConfig": [{"name": [{"service": "llmconfig.v1.LLMConfigService"}], ` +
 	`"retryPolicy": {"maxAttempts": 5, "initialBackoff": "0.2s", "maxBackoff": "2s", ` +
-	`"backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]}`
+	`"backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE", "RESOURCE_EXHAUSTED"]}}]}`
 
 // Keepalive is what the server accepts: it allows a client ping every 20 s at most while no
 // data flows (a client pinging more often is cut off with GOAWAY "too_many_pings") and ends
