@@ -34,6 +34,7 @@ import contextlib
 import hashlib
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -142,22 +143,39 @@ class _Cached:
 
 class HttpPool:
     """One connection pool for every probe, shared by the health checkers of successive
-    snapshots; httpx (~30 ms to import, ~30 ms for its TLS context) loads on first use, so a
-    server never asked about health never pays for it."""
+    snapshots. httpx (~30–100 ms to import, ~30 ms for its TLS context) and the probes load on
+    first use — or earlier, off the event loop, with `warm()`, which the server's process runs
+    once it is SERVING, so neither its cold start nor its first health check pays for them."""
 
     def __init__(self) -> None:
         self._client: httpx.AsyncClient | None = None
+        self._making = threading.Lock()  # `warm` builds it on a thread of its own
 
     @property
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
-            import httpx
+            with self._making:
+                if self._client is None:
+                    import httpx
 
-            self._client = httpx.AsyncClient(
-                limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
-                follow_redirects=False,
-            )
+                    self._client = httpx.AsyncClient(
+                        limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+                        follow_redirects=False,
+                    )
         return self._client
+
+    def warm(self) -> None:
+        """Import httpx and the probes and build the pool (its TLS context included). Blocking:
+        for a thread. Building the client touches no event loop (httpcore makes its locks on
+        first use), so the loop's first probe finds it ready."""
+        from . import probes  # noqa: F401  (imports only: the probes' own code is not run)
+
+        _ = self.client
+        # httpcore reaches asyncio through anyio, whose backend (~45 ms) loads on the first
+        # request otherwise.
+        with contextlib.suppress(ImportError):
+            import anyio._backends._asyncio
+            import anyio.streams.tls  # noqa: F401
 
     async def aclose(self) -> None:
         if self._client is not None:
