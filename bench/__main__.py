@@ -188,13 +188,20 @@ def health_fan_in() -> dict[str, Any]:
     llm = servers.llmconfig({"OLLAMA_BASE_URL": ollama.url})
 
     async def measure() -> dict[str, Any]:
+        # The server takes 100 streams per connection (--max-concurrent-streams): the burst
+        # comes over 10 connections of their own.
+        burst_channels = [grpc.aio.insecure_channel(
+            llm.target, options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(10)]
         async with grpc.aio.insecure_channel(llm.target) as channel:
             stub = pb_grpc.LLMConfigServiceStub(channel)
             began = time.perf_counter()
             answers = await asyncio.gather(*(
-                stub.CheckProviderHealth(pb.CheckProviderHealthRequest(), timeout=30)
-                for _ in range(1000)))
+                pb_grpc.LLMConfigServiceStub(burst_channels[i % 10]).CheckProviderHealth(
+                    pb.CheckProviderHealthRequest(), timeout=30)
+                for i in range(1000)))
             burst = time.perf_counter() - began
+            for burst_channel in burst_channels:
+                await burst_channel.close()
             upstream = ollama.counts["/api/tags"]
             ollama.overrides.clear()  # now measure a fast provider
             uncached, cached = [], []
