@@ -116,8 +116,11 @@ def _start_litellm(executable: str, model: str, api_base: str, scratch: Path,
     proc = subprocess.Popen([executable, "--config", str(config), "--host", "127.0.0.1",
                              "--port", str(port), "--num_workers", "1"],
                             stdout=subprocess.DEVNULL, stderr=(scratch / "litellm.log").open("wb"),
-                            stdin=subprocess.DEVNULL, cwd=scratch, env=env,
-                            preexec_fn=servers.pin_server)
+                            stdin=subprocess.DEVNULL, cwd=scratch, env=env)
+    # Pinned from here, not with preexec_fn: Python code between fork and exec in a process
+    # whose gRPC threads are busy (after the other sections) aborts the child.
+    if servers.SERVER_CPUS:
+        os.sched_setaffinity(proc.pid, servers.SERVER_CPUS)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while True:
