@@ -42,7 +42,7 @@ import grpc
 from llmconfig.v1 import llmconfig_pb2 as pb
 from llmconfig.v1 import llmconfig_pb2_grpc as pb_grpc
 
-from . import live, peers, servers, watch
+from . import live, peers, servers
 from .bare_server import METHOD as BARE_METHOD
 from .load import closed_loop, fire
 
@@ -443,8 +443,24 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _fresh(code: str) -> Any:
+    """The JSON that `code` (run by a Python process of its own, from the checkout) prints on
+    its last line. Sections that fork workers run so: a fork from this process, whose earlier
+    sections leave gRPC threads about, can abort the child before it execs."""
+    done = subprocess.run([sys.executable, "-c", f"import json\n{code}"], cwd=ROOT,
+                          stdout=subprocess.PIPE, text=True, check=True,
+                          env={**os.environ, **servers.BARE_ENV})
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def _watched() -> dict[str, Any]:
-    return {"lookup": watch.lookup(), "fan_out": watch.fan_out()}
+    return _fresh("from bench import servers, watch\nservers.pin_client()\n"  # type: ignore[no-any-return]
+                  "print(json.dumps({'lookup': watch.lookup(), 'fan_out': watch.fan_out()}))")
+
+
+def _peers() -> dict[str, Any]:
+    return _fresh("from bench import peers, servers\nservers.pin_client()\n"  # type: ignore[no-any-return]
+                  "print(json.dumps(peers.run()))")
 
 
 def main() -> None:
@@ -459,7 +475,7 @@ def main() -> None:
                      ("first_check", first_check), ("health", health_fan_in),
                      ("memory", memory), ("watch", live.watch_fan_out),
                      ("reloading", lambda: live.throughput_while_reloading(ROUNDS, SECONDS)),
-                     ("watched", _watched), ("peers", peers.run),
+                     ("watched", _watched), ("peers", _peers),
                      ("throughput", throughput)):
         if only and name not in only:
             continue
