@@ -169,9 +169,12 @@ def _timeout(target: ProbeTarget, what: str) -> Verdict:
 
 def origin_of(url: str) -> str:
     """scheme://host:port of `url` (no credentials, no path); httpx.InvalidURL if unusable."""
-    parsed = httpx.URL(url)
-    port = parsed.port or {"http": 80, "https": 443}.get(parsed.scheme, 0)
-    host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
+    try:
+        parsed = httpx.URL(url)
+        port = parsed.port or {"http": 80, "https": 443}.get(parsed.scheme, 0)
+        host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
+    except ValueError as exc:  # a host IDNA refuses (idna.IDNAError) is no usable URL either
+        raise httpx.InvalidURL(f"{type(exc).__name__}: {exc}") from None
     return f"{parsed.scheme}://{host}:{port}"
 
 
