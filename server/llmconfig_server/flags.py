@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="let CheckProviderHealth probe base URLs this server is not "
                              "configured for (off: the service cannot be used to reach "
                              "arbitrary hosts)")
-    health.add_argument("--probe-rate", default=f"{DEFAULT_RATE:g}", metavar="PER_SECOND",
+    health.add_argument("--probe-rate", default=f"{DEFAULT_RATE:g}", metavar="N",
                         help="upstream requests a second to one provider (scheme, host, "
                              "port), probes and model lists together, in bursts of twice that "
                              f"(default {DEFAULT_RATE:g}); past it, and while a provider's "
