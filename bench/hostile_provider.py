@@ -87,7 +87,7 @@ async def checks(target: str, models: list[str], timeout: float, concurrency: in
     channels = [grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
                 for _ in range(concurrency // 90 + 1)]
     stubs = [pb_grpc.LLMConfigServiceStub(c) for c in channels]
-    queue = list(reversed(models))
+    queue = models  # shared: a caller may clear it to stop the workers
     codes: Counter[str] = Counter()
 
     async def worker(n: int) -> None:
@@ -173,16 +173,25 @@ def deadline_burst() -> dict[str, Any]:
 
 
 def main() -> None:
-    results = {
-        "server": SRC or str(ROOT),
-        "400 MiB body": hostile_answer(providers.huge_body(), "30"),
-        "gzip bomb (500 MiB), --probe-timeout 5": hostile_answer(providers.gzip_bomb(), "5"),
-        "distinct models, default --probe-rate": upstream_rate(providers.anthropic(KEY), "10"),
-        "distinct models, --probe-rate 10000": upstream_rate(providers.anthropic(KEY), "10000"),
-        "distinct models, upstream answers 429 Retry-After 1": upstream_rate(
+    steps = {
+        "400 MiB body": lambda: hostile_answer(providers.huge_body(), "30"),
+        "gzip bomb (500 MiB), --probe-timeout 5": lambda: hostile_answer(providers.gzip_bomb(),
+                                                                         "5"),
+        "distinct models, default --probe-rate": lambda: upstream_rate(
+            providers.anthropic(KEY), "10"),
+        "distinct models, --probe-rate 10000": lambda: upstream_rate(
+            providers.anthropic(KEY), "10000"),
+        "distinct models, upstream answers 429 Retry-After 1": lambda: upstream_rate(
             providers.Emulator(lambda request: providers.too_many_requests("1")), "10"),
-        "500 distinct checks at a 0.5 s deadline, host never answers": deadline_burst(),
+        "500 distinct checks at a 0.5 s deadline, host never answers": deadline_burst,
     }
+    only = sys.argv[1:]
+    results: dict[str, Any] = {"server": SRC or str(ROOT)}
+    for name, step in steps.items():
+        if only and not any(word in name for word in only):
+            continue
+        print(f"… {name}", file=sys.stderr, flush=True)
+        results[name] = step()
     text = json.dumps(results, indent=2)
     print(text)
     name = "hostile-provider-before.json" if SRC else "hostile-provider.json"
