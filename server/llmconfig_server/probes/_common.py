@@ -290,7 +290,7 @@ def error_text(response: Answer, key: str) -> str:
         text = error
     else:
         return ""
-    return clean_text(redact(text.strip()[:2000], key), 300)
+    return clean_text(redact(text.strip(), key), 300)  # redacted whole, then cut
 
 
 def status_for_http_error(code: int) -> HealthStatus | None:
