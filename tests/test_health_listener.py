@@ -110,7 +110,7 @@ def test_the_health_listener_refuses_a_service_name_longer_than_any_real_one(ser
 
 
 def test_sigterm_turns_the_health_listener_not_serving_during_the_drain(server_process):
-    handle = server_process(["--health-listen", "127.0.0.1:0", "--drain-seconds", "3",
+    handle = server_process(["--health-listen", "127.0.0.1:0", "--drain-seconds", "5",
                              "--shutdown-grace", "1"])
     address = handle.wait_for(HEALTH_LINE).group(1)
     channel = grpc.insecure_channel(address)
