@@ -133,6 +133,8 @@ def _jsonable(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, tuple | list):
         return [_jsonable(v) for v in value]
+    if isinstance(value, dict):  # doctor's report holds dataclasses
+        return {key: _jsonable(v) for key, v in value.items()}
     return value
 
 
