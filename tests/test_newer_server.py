@@ -22,9 +22,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-
-import llmconfig
-from conftest import base_env
 from newer_server import (
     HOSTILE_MESSAGE,
     HOSTILE_MODEL,
@@ -36,6 +33,10 @@ from newer_server import (
     status_of_another_code,
     status_with_an_unreadable_detail,
 )
+
+import llmconfig
+
+from conftest import base_env
 
 LLMCONFIG = Path(sys.executable).parent / "llmconfig"
 RAW = ("\x1b", "\u202e", "\x07")  # ESC (CSI and OSC), the bidi override, BEL
@@ -110,9 +111,10 @@ def test_a_timestamp_beyond_pythons_range_is_none(client):
 @pytest.mark.parametrize("details", [garbage_status_details(), status_of_another_code()],
                          ids=["not a Status", "a Status of another code"])
 def test_unreadable_status_details_fall_back_to_the_status_message(details):
-    with NewerServer(error_details=details) as server, llmconfig.Client(server.target) as client:
-        with pytest.raises(llmconfig.ConfigInvalid) as caught:
-            client.resolve()
+    with NewerServer(error_details=details) as server, \
+            llmconfig.Client(server.target) as client, \
+            pytest.raises(llmconfig.ConfigInvalid) as caught:
+        client.resolve()
     assert caught.value.code is grpc.StatusCode.INVALID_ARGUMENT
     assert caught.value.message == MESSAGE
     assert caught.value.violations == ()
@@ -120,9 +122,10 @@ def test_unreadable_status_details_fall_back_to_the_status_message(details):
 
 def test_a_detail_that_does_not_parse_is_skipped_and_the_others_read():
     details = status_with_an_unreadable_detail()
-    with NewerServer(error_details=details) as server, llmconfig.Client(server.target) as client:
-        with pytest.raises(llmconfig.ConfigInvalid) as caught:
-            client.check_health()
+    with NewerServer(error_details=details) as server, \
+            llmconfig.Client(server.target) as client, \
+            pytest.raises(llmconfig.ConfigInvalid) as caught:
+        client.check_health()
     assert caught.value.reason == "NEWER_REASON"
     assert caught.value.violations == ()
 
