@@ -207,3 +207,11 @@ def test_cli_with_unreadable_status_details_prints_the_message(workspace, detail
     assert done.returncode == 2
     assert f"error (INVALID_ARGUMENT): {MESSAGE}" in done.stderr
     assert_clean(done)
+
+
+def test_cli_watch_against_a_newer_server_prints_nothing_raw(newer, workspace):
+    done = cli(workspace, newer.target, "watch", "--color", "never")
+    assert done.returncode == 2  # the newer server ends the stream PERMISSION_DENIED
+    assert "llama3.2\\u202etxt.exe" in done.stdout
+    assert "error (UNKNOWN): newer error\\x1b[2J\\x1b[H" in done.stdout
+    assert_clean(done)
