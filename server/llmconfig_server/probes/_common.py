@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from ..domain import HealthStatus, ProbeTarget, Verdict
+from ..network import is_loopback
 
 
 class ProbeFailed(Exception):
@@ -38,7 +39,7 @@ def host_of(url: str) -> str:
 
 
 def is_loopback_url(url: str) -> bool:
-    return host_of(url) in ("localhost", "127.0.0.1", "::1")
+    return is_loopback(urlsplit(url).hostname or "")
 
 
 async def get(http: httpx.AsyncClient, url: str, target: ProbeTarget, what: str,
