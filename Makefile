@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 PROTOS := $(wildcard proto/llmconfig/v1/*.proto)
 GENERATED := client/llmconfig/v1 go/llmconfig/v1
 
-.PHONY: install proto proto-check proto-lint third-party-protos lint test go-tools go-test run bench bench-attack bench-transport bench-watch clean image image-test image-bench deploy-check
+.PHONY: install proto proto-check proto-lint third-party-protos lint test go-tools go-test run bench bench-attack bench-transport bench-watch bench-hostile clean image image-test image-bench deploy-check
 
 install: $(STAMP)
 
@@ -105,6 +105,13 @@ bench-transport: install
 ## prints a table and writes bench/watch.json. A measurement, not a test.
 bench-watch: install
 	$(BIN)/python -m bench.watch
+
+## A hostile provider (issue 15): peak RSS for a 400 MiB answer and a gzip bomb, time to the
+## verdict, upstream requests a second driven by checks of distinct models (and under 429), and
+## a deadline burst (~1 minute); prints JSON and writes bench/hostile-provider.json.
+## BENCH_SRC=/path/to/checkout measures that checkout's server instead. A measurement, not a test.
+bench-hostile: install
+	$(BIN)/python -m bench.hostile_provider
 
 ## The llmconfig-server image (IMAGE, default llmconfig-server:dev). Installs Docker from Debian
 ## and makes a Debian Python base where needed: deploy/image.sh says how.

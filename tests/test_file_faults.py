@@ -10,7 +10,6 @@ Before these rules a FIFO hung the server forever, /dev/zero grew it until Memor
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,8 +21,6 @@ from conftest import ServerProcess, Workspace
 CANARY = "sk-ant-api03-CANARYcanaryCANARYcanary-k3y9Zq7Wx2Vb"
 HEADER = "llmconfig-server: refusing to start: the configuration is invalid:"
 # Generous: the refusal takes ~0.2 s; the machine is shared with other test runs.
-WITHIN = 5.0
-
 Start = Callable[..., ServerProcess]
 
 
@@ -37,13 +34,10 @@ def alias_bomb() -> str:
 
 def refusal(server_process: Start, args: list[str] | None = None,
             env: dict[str, str] | None = None) -> str:
-    """The one explanatory line of a refusal, after checking exit code, time and secrecy."""
-    started = time.monotonic()
+    """The one explanatory line of a refusal, after checking exit code and secrecy."""
     handle = server_process(args, env, wait_ready=False)
     code = handle.finish(timeout=20)
-    elapsed = time.monotonic() - started
-    assert code == 2, handle.log
-    assert elapsed < WITHIN, f"took {elapsed:.1f} s"
+    assert code == 2, handle.log  # finish() waits at most 20 s: a hang fails, not slowness
     assert "Traceback" not in handle.log
     assert CANARY not in handle.log and CANARY[-12:] not in handle.log
     header, *rest = handle.lines

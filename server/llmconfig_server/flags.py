@@ -15,6 +15,7 @@ from .access import AccessOptions, TlsFiles
 from .catalog import shipped
 from .health import HealthOptions
 from .listeners import UNIX_PREFIX, Listener, ListenSpecError, parse_listener
+from .origin_limits import DEFAULT_RATE, MAX_RATE
 from .sources import FLAG_FOR_FIELD, ServerFlags
 from .streams import DEFAULT_MAX_WATCH_STREAMS
 
@@ -143,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="let CheckProviderHealth probe base URLs this server is not "
                              "configured for (off: the service cannot be used to reach "
                              "arbitrary hosts)")
+    health.add_argument("--probe-rate", default=f"{DEFAULT_RATE:g}", metavar="N",
+                        help="upstream requests a second to one provider (scheme, host, "
+                             "port), probes and model lists together, in bursts of twice that "
+                             f"(default {DEFAULT_RATE:g}); past it, and while a provider's "
+                             "429 Retry-After lasts, checks answer RATE_LIMITED unasked")
     models = parser.add_argument_group("models")
     models.add_argument("--catalog", metavar="FILE",
                         help="YAML that adds providers (kind: openai-compatible) and models, or "
@@ -201,6 +207,7 @@ def parse(argv: Sequence[str] | None, environ: Mapping[str, str] | None = None) 
         probe_timeout=_probe_timeout(args.probe_timeout, environ),
         allow_any_target=args.allow_any_probe_target,
         in_container=running_in_container(environ),
+        probe_rate=_probe_rate(args.probe_rate),
     )
     return Options(listeners, _seconds(args.shutdown_grace, "--shutdown-grace"),
                    args.log_level, flags, health, access,
@@ -335,6 +342,14 @@ def _probe_timeout(flag: str | None, environ: Mapping[str, str]) -> float:
     if not 0 < value <= MAX_PROBE_TIMEOUT:
         raise FlagError(f"{name}: {raw!r} is not a number of seconds between 0 and "
                         f"{MAX_PROBE_TIMEOUT:g}, e.g. 2 or 0.5")
+    return value
+
+
+def _probe_rate(raw: str) -> float:
+    value = float(raw) if _PLAIN_DECIMAL.fullmatch(raw.strip()) else -1.0
+    if not 0 < value <= MAX_RATE:
+        raise FlagError(f"--probe-rate: {raw!r} is not a number of requests a second between 0 "
+                        f"and {MAX_RATE:g}, e.g. 10 or 0.5")
     return value
 
 

@@ -39,13 +39,14 @@ from .bounded import BoundedCache
 from .catalog import MODES
 from .domain import ConfigError, HealthStatus, ProbeTarget, Resolution, Source, Verdict
 from .model_lists import resolve_provider
+from .origin_limits import DEFAULT_RATE, OriginLimits
 from .redact import redact_text, redact_url
 from .resolver import Resolver
 
 if TYPE_CHECKING:
     import httpx
 
-    from .probes import Probe
+    from .probes import Probe, Upstream
 
 log = logging.getLogger(__name__)
 # httpx and httpcore log every request at INFO, URL (and any credentials in it) included: one
@@ -77,6 +78,8 @@ class HealthOptions:
     in_container: bool = False
     healthy_ttl: float = 10.0
     unhealthy_ttl: float = 2.0
+    # Upstream requests a second to one provider origin (--probe-rate); see origin_limits.
+    probe_rate: float = DEFAULT_RATE
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,10 +126,20 @@ _Cached = tuple[float, HealthReport]  # (expiry on the monotonic clock, report)
 class HttpPool:
     """One connection pool for every probe, shared by the health checkers of successive
     snapshots; httpx (~30 ms to import, ~30 ms for its TLS context) loads on first use, so a
-    server never asked about health never pays for it."""
+    server never asked about health never pays for it. The origins' limits are shared the same
+    way: a reload does not reset how often a provider was asked, nor its 429 pause."""
 
     def __init__(self) -> None:
         self._client: httpx.AsyncClient | None = None
+        self._upstream: Upstream | None = None
+
+    def upstream(self, rate: float) -> Upstream:
+        """The bounded reader every probe and listing uses (`rate`: on first use only)."""
+        if self._upstream is None:
+            from .probes import Upstream
+
+            self._upstream = Upstream(self.client, OriginLimits(rate))
+        return self._upstream
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -177,8 +190,8 @@ class ProviderHealth:
         return self._probes
 
     @property
-    def http(self) -> httpx.AsyncClient:
-        return self.pool.client
+    def http(self) -> Upstream:
+        return self.pool.upstream(self.options.probe_rate)
 
     async def check(self, *, provider: str = "", base_url: str = "", model: str = "",
                     mode: str = "", refresh: bool = False,
