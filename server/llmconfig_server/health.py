@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -40,6 +39,7 @@ from .catalog import MODES
 from .domain import ConfigError, HealthStatus, ProbeTarget, Resolution, Source, Verdict
 from .model_lists import resolve_provider
 from .origin_limits import DEFAULT_RATE, OriginLimits
+from .parsing import control_character, escape_controls
 from .redact import redact_text, redact_url
 from .resolver import Resolver
 
@@ -66,7 +66,6 @@ _CACHE_BYTES: Final = 8 * 1024 * 1024
 _INFLIGHT_ENTRIES: Final = 1024
 _INFLIGHT_BYTES: Final = 4 * 1024 * 1024
 MODEL_LIMIT: Final = 256  # the contract's limit on a model id
-_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _LOG_TEXT_LIMIT: Final = 500
 _CRASH_LOG_INTERVAL: Final = 10.0  # seconds between two WARNING lines about failing probes
 
@@ -372,7 +371,7 @@ def _model_problem(model: str) -> tuple[str, str] | None:
     at all."""
     if len(model) > MODEL_LIMIT:
         return "VALUE_TOO_LONG", f"it is {len(model)} characters long (at most {MODEL_LIMIT})"
-    if _CONTROL.search(model):
+    if control_character(model):
         return "CONTROL_CHARACTER", "it contains a control character"
     if model in (".", ".."):
         return "INVALID_MODEL", "a path step is not a model id"
@@ -380,17 +379,12 @@ def _model_problem(model: str) -> tuple[str, str] | None:
 
 
 def _model_text(model: str, problem: str) -> str:
-    return f"model {_printable(model[:80])!r} cannot be probed: {problem}"
-
-
-def _printable(text: str) -> str:
-    """`text` with control characters (line breaks included) escaped as Python would."""
-    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+    return f"model {escape_controls(model[:80])!r} cannot be probed: {problem}"
 
 
 def _loggable(text: str) -> str:
     """For a log line: one line, bounded, credentials hidden."""
-    text = _printable(redact_text(text))
+    text = escape_controls(redact_text(text))
     return text if len(text) <= _LOG_TEXT_LIMIT else text[:_LOG_TEXT_LIMIT] + "…"
 
 

@@ -102,12 +102,19 @@ def control_character(text: str) -> tuple[int, str] | None:
     return None
 
 
-def escape_controls(text: str) -> str:
-    """`text` with every control character (line breaks included) escaped as Python would
-    (`\\x1b`, `\\u202e`): fit for one line of a log or a terminal."""
+# What text from elsewhere (a provider's answer) must not show raw: the control characters and
+# the code points with no glyph of their own (surrogates, private use, unassigned).
+UNSHOWN_CATEGORIES: Final = CONTROL_CATEGORIES | {"Cs", "Co", "Cn"}
+
+
+def escape_controls(text: str, categories: frozenset[str] = CONTROL_CATEGORIES) -> str:
+    """`text` with every control character (line breaks included) — or every character of
+    `categories` — escaped as Python would (`\\x1b`, `\\u202e`): fit for one line of a log or
+    a terminal."""
     if text.isprintable():
         return text
-    return "".join(repr(c)[1:-1] if is_control(c) else c for c in text)
+    return "".join(repr(c)[1:-1] if unicodedata.category(c) in categories else c
+                   for c in text)
 
 
 def request_control_character(message: Any, prefix: str = "") -> Violation | None:

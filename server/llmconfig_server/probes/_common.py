@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import unicodedata
 import zlib
 from dataclasses import dataclass
 from typing import Any, Final
@@ -20,6 +19,7 @@ import httpx
 from ..domain import HealthStatus, ProbeTarget, Verdict
 from ..network import is_loopback
 from ..origin_limits import Limited, OriginLimits
+from ..parsing import UNSHOWN_CATEGORIES, escape_controls
 
 
 class ProbeFailed(Exception):
@@ -53,7 +53,6 @@ MAX_ANSWER: Final = 1024 * 1024  # bytes of an answer a probe reads, after decom
 _MAX_RAW: Final = 2 * MAX_ANSWER
 _MAX_ENCODINGS: Final = 3  # Content-Encoding: gzip, gzip, gzip is already odd
 TEXT_LIMIT: Final = 120  # characters of a name or version from upstream put in a message
-_UNSHOWN: Final = frozenset(("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"))
 
 
 class TooBig(Exception):
@@ -244,8 +243,7 @@ def clean_text(text: str, limit: int = TEXT_LIMIT) -> str:
     (ESC, BEL, U+202E, U+200B, …) escaped as Python escapes them, at most `limit` characters."""
     if len(text) > 4 * limit:
         text = text[:4 * limit]
-    shown = "".join(repr(c)[1:-1] if unicodedata.category(c) in _UNSHOWN else c
-                    for c in text)
+    shown = escape_controls(text, UNSHOWN_CATEGORIES)
     return shown if len(shown) <= limit else shown[:limit - 1] + "…"
 
 
