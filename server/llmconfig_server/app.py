@@ -29,6 +29,7 @@ from .listeners import (
     prepare_unix_socket,
     restrict_unix_socket,
 )
+from .logs import quiet_chatty_libraries
 from .model_lists import Refresher
 from .reloader import Reloader
 from .service import LLMConfigService
@@ -112,6 +113,7 @@ async def start(inputs: Inputs, snapshot: Snapshot | None = None, *,
     """Serve `inputs` (building their first snapshot unless given; raises BuildError).
     `signals` installs the SIGHUP handler (the process's own server only)."""
     options = inputs.options
+    quiet_chatty_libraries()
     snapshot = snapshot or build(inputs)
     state = ServerState(inputs, snapshot)
     # Outermost first: metrics see every outcome, refusals and denials included.

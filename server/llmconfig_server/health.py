@@ -49,10 +49,6 @@ if TYPE_CHECKING:
     from .probes import Probe, Upstream
 
 log = logging.getLogger(__name__)
-# httpx and httpcore log every request at INFO, URL (and any credentials in it) included: one
-# line per probe, chosen by callers. This module logs what matters (status changes) itself.
-for _chatty in ("httpx", "httpcore"):
-    logging.getLogger(_chatty).setLevel(logging.WARNING)
 
 _MIN_MARGIN: Final = 0.15  # time to send our answer before the caller's deadline, at least…
 _MARGIN_SHARE: Final = 0.25  # …or this share of the time the caller gave us, whichever is more
