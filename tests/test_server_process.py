@@ -171,12 +171,14 @@ def test_help_and_version_exit_0(server_process, flag):
     assert "llmconfig-server" in done.stdout
 
 
-def test_missing_key_message_names_origin_and_fix_exactly_as_the_contract(server_process):
+def test_missing_key_message_names_origin_and_the_key_file_first(server_process):
     log = refused(server_process, env={"STIGMER_LLM_PROVIDER": "anthropic"})
     assert (
-        "api_key is required for provider anthropic (provider from STIGMER_LLM_PROVIDER); set "
-        "STIGMER_LLM_API_KEY or ANTHROPIC_API_KEY, or start the server with --anthropic-key"
+        "api_key is required for provider anthropic (provider from STIGMER_LLM_PROVIDER); put "
+        "the key in a file only the server can read and set ANTHROPIC_API_KEY_FILE to its path "
+        "(or set ANTHROPIC_API_KEY or STIGMER_LLM_API_KEY)"
     ) in log
+    assert "--anthropic-key" not in log  # a flag's value shows in `ps` to every user
 
 
 def test_sigterm_lets_an_in_flight_call_finish(server_process, emulators):

@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
 from .bounded import BoundedCache
+from .cascade import key_fix
 from .catalog import MODES
 from .domain import ConfigError, HealthStatus, ProbeTarget, Resolution, Source, Verdict
 from .model_lists import resolve_provider
@@ -245,8 +246,7 @@ class ProviderHealth:
         spec = self.resolver.catalog.providers[resolution.provider]
         if spec.openai_compatible and spec.needs_key and not resolution.api_key:
             return Verdict(HealthStatus.NOT_CONFIGURED, (
-                f"No {spec.display_name} API key is configured — set {spec.key_env} (or "
-                f"STIGMER_LLM_API_KEY, or {spec.key_env}_FILE)"))
+                f"No {spec.display_name} API key is configured — {key_fix(spec.key_env)}"))
         if spec.needs_key and resolution.api_key and not target.api_key:
             where = " or ".join(spec.base_url_envs) or "the server's configuration"
             return Verdict(HealthStatus.NOT_CONFIGURED, (
