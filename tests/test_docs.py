@@ -57,6 +57,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).parent))
 from llmconfig_server.flags import build_parser
 from llmconfig_server.tokens import digest_of
+from llmconfig_server.tokens import load as load_tokens
 
 import pki
 import providers
@@ -499,6 +500,18 @@ def test_the_recipes_client_certificate_passes_mtls(tmp_path, serve):
                                    "cert_file": str(tmp_path / "client.crt"),
                                    "key_file": str(tmp_path / "client.key")})
     assert client.resolve().config.provider == "ollama"
+
+
+def test_the_tokens_file_example_is_read_by_the_servers_loader(tmp_path):
+    path = tmp_path / "tokens.yaml"
+    path.write_text(the_block("file", "tokens.yaml").text)
+    table = load_tokens(path)
+    assert table.problem is None
+    tokens = re.findall(r"`(llmc_[\w-]+)`", tls_tokens_text())
+    assert [(t.name, t.digest) for t in table.tokens] == [
+        ("runner", bytes.fromhex(digest_of(tokens[0]))),
+        ("daemon", bytes.fromhex(digest_of(tokens[1])))]
+    assert [sorted(t.scopes) for t in table.tokens] == [["resolve", "secrets"], ["health"]]
 
 
 def test_a_minted_token_works_once_its_entry_is_in_the_tokens_file(tmp_path, serve):

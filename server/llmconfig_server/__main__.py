@@ -83,9 +83,10 @@ def token_command(argv: Sequence[str]) -> int:
         parser.error(f"--scopes: {exc}")
     token = new_token()
     print(token)
-    print(f"\nAdd this entry under `tokens:` in the tokens file (--tokens-file), then give the "
-          f"token above to {args.name} (e.g. as the file named by "
-          f"STIGMER_LLMCONFIG_TOKEN_FILE); it is not shown again:\n\n"
+    # stdout is usually a file (`> runner.token`): say where the token went, not "above".
+    print(f"\nThe token went to stdout, once: it is not shown again. Give it to {args.name} "
+          f"(e.g. as the file named by STIGMER_LLMCONFIG_TOKEN_FILE), and add this entry "
+          f"under `tokens:` in the tokens file (--tokens-file):\n\n"
           f"{entry_yaml(args.name, token, scopes)}", file=sys.stderr)
     return 0
 
