@@ -157,8 +157,11 @@ def _entries(document: Any, shown: str) -> tuple[Token, ...]:
             problems.append(f"{where}: expected a mapping with name, sha256 and scopes")
             continue
         if extra := sorted(set(map(str, entry)) - {"name", "sha256", "scopes"}):
-            problems.append(f"{where}: unknown key {', '.join(extra)}; allowed: name, sha256, "
-                            "scopes")
+            close = [c for key in extra
+                     for c in difflib.get_close_matches(key, ("name", "sha256", "scopes"), n=1)]
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            problems.append(f"{where}: unknown key {', '.join(extra)}{hint}; allowed: name, "
+                            "sha256, scopes")
         name, digest, scopes = entry.get("name"), entry.get("sha256"), entry.get("scopes")
         if not (isinstance(name, str) and valid_name(name)):
             problems.append(f"{where}.name: must be 1–64 letters, digits, '.', '_' or '-'")
