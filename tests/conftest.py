@@ -236,11 +236,15 @@ def refusal_lines(workspace: Workspace, args: Sequence[str] = (),
     prints refusing to start with exit 2, from the command's own parse, first state and
     message, in-process: a refusal rule needs no process (a few tests run the command for the
     exit code). Fails when the server would start."""
-    from llmconfig_server.__main__ import first_state, refusal
+    from llmconfig_server.__main__ import first_state, flag_refusal, refusal
+    from llmconfig_server.flags import FlagError
     from llmconfig_server.state import BuildError
 
     environ = base_env(workspace, env)
-    options = parse(["--listen", "127.0.0.1:0", *with_quiet_model_lists(args)], environ)
+    try:
+        options = parse(["--listen", "127.0.0.1:0", *with_quiet_model_lists(args)], environ)
+    except FlagError as exc:
+        return flag_refusal(exc).splitlines()
     inputs = Inputs(options, environ, workspace.cwd, workspace.home)
     outcome: list[object] = []
 

@@ -32,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         options = parse(argv)
     except FlagError as exc:
-        print(f"llmconfig-server: refusing to start: {exc}", file=sys.stderr)
+        print(flag_refusal(exc), file=sys.stderr)
         return EXIT_INVALID_CONFIG
     from .corelog import route_native_stderr
     from .logs import configure
@@ -102,6 +102,10 @@ def first_state(inputs: Inputs) -> Snapshot:
         raise BuildError([tokens.problem.removesuffix(
             "; every token is refused until it is fixed")], tokens)
     return snapshot
+
+
+def flag_refusal(error: FlagError) -> str:
+    return f"llmconfig-server: refusing to start: {error}"
 
 
 def refusal(problems: Sequence[str]) -> str:
