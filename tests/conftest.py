@@ -264,6 +264,26 @@ def refusal_lines(workspace: Workspace, args: Sequence[str] = (),
     return refusal(result.problems).splitlines()
 
 
+@dataclass
+class Refusal:
+    """A refusal to start, as `ServerProcess` shows one: its lines and log."""
+
+    lines: list[str]
+
+    @property
+    def log(self) -> str:
+        return "\n".join(self.lines)
+
+
+def startup_refusal(workspace: Workspace, args: Sequence[str] | None = None,
+                    env: Mapping[str, str] | None = None) -> Refusal:
+    """`refusal_lines`, shaped as `server_process(args, env, wait_ready=False)` would show it
+    after exit 2 (for tests written against the process)."""
+    refusal = Refusal(refusal_lines(workspace, args or (), env))
+    assert "Traceback" not in refusal.log
+    return refusal
+
+
 @pytest.fixture
 def emulators() -> Iterator[list[object]]:
     """Collects provider emulators a test starts, and stops them after it."""

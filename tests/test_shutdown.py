@@ -13,6 +13,8 @@ import pytest
 
 from llmconfig.v1 import llmconfig_pb2 as pb
 
+from conftest import startup_refusal
+
 METHOD = "/llmconfig.v1.LLMConfigService/ResolveLLMConfig"
 
 
@@ -75,7 +77,6 @@ def test_sigterm_under_load_loses_no_call_admitted_before_it(server_process):
     ("--shutdown-grace", "nan"), ("--shutdown-grace", "inf"), ("--shutdown-grace", "-1"),
     ("--shutdown-grace", "5s"), ("--drain-seconds", "1e309"), ("--drain-seconds", "١"),
 ])
-def test_shutdown_timings_must_be_plain_finite_seconds(server_process, flag, value):
-    handle = server_process([flag, value], wait_ready=False)
-    assert handle.finish() == 2
+def test_shutdown_timings_must_be_plain_finite_seconds(workspace, flag, value):
+    handle = startup_refusal(workspace, [flag, value])
     assert f"{flag}: {value!r} is not a number of seconds" in handle.log
