@@ -74,8 +74,10 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+## One worker per core, at most 4 (TEST_WORKERS=0: in this process, as plain pytest).
+TEST_WORKERS ?= auto
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4
 
 ## Serve on the embedded defaults (local mode, Ollama, no key). Extra flags: make run ARGS='--mode cloud'
 ## Loopback TCP without tokens answers everything but keys: add a Unix socket for callers that need

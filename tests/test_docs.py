@@ -663,7 +663,8 @@ def test_no_example_puts_a_key_on_a_command_line():
 
 
 def test_the_first_cloud_example_reads_the_key_from_a_file():
-    first = next(b for b in blocks() if "--mode cloud" in b.text or "MODE=cloud" in b.text)
+    first = next(b for b in blocks()
+                 if re.search(r"^\$ .*(--mode cloud|MODE=cloud)", b.text, re.M))
     assert first.path.name == "README.md"
     assert "ANTHROPIC_API_KEY_FILE=" in first.text
 

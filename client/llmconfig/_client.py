@@ -280,7 +280,7 @@ class Client(_BaseClient):
                           metadata=self._metadata)
         except grpc.RpcError as exc:
             error = from_rpc_error(exc)
-            if error.code is grpc.StatusCode.UNAVAILABLE and not self.tls and \
+            if isinstance(error, ServiceUnavailable) and not self.tls and \
                     speaks_tls(self.target):
                 raise ServiceUnavailable(error.code, tls_required_message(self.target),
                                          reason=TLS_REQUIRED) from None
@@ -402,7 +402,7 @@ class AsyncClient(_BaseClient):
                                 metadata=self._metadata)
         except grpc.RpcError as exc:
             error = from_rpc_error(exc)
-            if error.code is grpc.StatusCode.UNAVAILABLE and not self.tls and \
+            if isinstance(error, ServiceUnavailable) and not self.tls and \
                     await asyncio.to_thread(speaks_tls, self.target):
                 raise ServiceUnavailable(error.code, tls_required_message(self.target),
                                          reason=TLS_REQUIRED) from None
