@@ -17,7 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ServerProcess, Workspace, refusal_lines
+from llmconfig_server.__main__ import first_state
+from llmconfig_server.flags import parse
+from llmconfig_server.report import startup_report
+from llmconfig_server.state import Inputs
+
+from conftest import ServerProcess, Workspace, base_env, refusal_lines, with_quiet_model_lists
 
 # A canary key: it must never appear in the output, nor its tail (a hint shows at most 4).
 CANARY = "sk-ant-api03-CANARYcanaryCANARYcanary-k3y9Zq7Wx2Vb"
@@ -214,34 +219,36 @@ def test_key_file_that_is_not_utf8_is_refused(workspace):
     assert "is not UTF-8 text" in line
 
 
-def served(server_process: Start, args: list[str] | None = None,
-           env: dict[str, str] | None = None) -> ServerProcess:
-    handle = server_process(args, env)  # waits for "serving on"
-    assert "Traceback" not in handle.log
-    assert CANARY not in handle.log and CANARY[-12:] not in handle.log
-    assert "sk-ant-…x2Vb" in handle.log  # the hint, and only the hint
-    return handle
+def served(workspace: Workspace, args: list[str] | None = None,
+           env: dict[str, str] | None = None) -> str:
+    """The startup block of a server that starts, from the command's own first state and
+    report, in-process (test_server_process runs the command for its startup block)."""
+    environ = base_env(workspace, env)
+    options = parse(["--listen", "127.0.0.1:0", *with_quiet_model_lists(args or [])], environ)
+    snapshot = first_state(Inputs(options, environ, workspace.cwd, workspace.home))
+    log = startup_report(snapshot.resolver, ["127.0.0.1:0"])
+    assert CANARY not in log and CANARY[-12:] not in log
+    assert "sk-ant-…x2Vb" in log  # the hint, and only the hint
+    return log
 
 
 @pytest.mark.parametrize("content", [
     f"{CANARY}\n", f"{CANARY}\r\n", f"\ufeff{CANARY}\r\n", CANARY,
 ], ids=["newline", "crlf", "bom and crlf", "no newline"])
-def test_key_file_with_bom_crlf_or_final_newline_works(server_process, workspace, content):
+def test_key_file_with_bom_crlf_or_final_newline_works(workspace, content):
     path = workspace.cwd / "key"
     path.write_bytes(content.encode())
-    served(server_process, env={"ANTHROPIC_API_KEY_FILE": str(path),
-                                "STIGMER_LLM_PROVIDER": "anthropic"})
+    served(workspace, env={"ANTHROPIC_API_KEY_FILE": str(path),
+                           "STIGMER_LLM_PROVIDER": "anthropic"})
 
 
 @pytest.mark.parametrize("newline", ["\n", "\r\n"], ids=["lf", "crlf"])
 @pytest.mark.parametrize("bom", ["", "\ufeff"], ids=["", "bom"])
-def test_config_file_with_bom_or_crlf_works(server_process, workspace: Workspace, newline,
-                                            bom):
+def test_config_file_with_bom_or_crlf_works(workspace: Workspace, newline, bom):
     text = bom + newline.join(["llm:", "  provider: anthropic", f"  api_key: {CANARY}", ""])
     path: Path = workspace.cwd / "config.yaml"
     path.write_bytes(text.encode())
-    handle = served(server_process, ["--config", str(path)])
-    assert "config.yaml: llm.api_key" in handle.log
+    assert "config.yaml: llm.api_key" in served(workspace, ["--config", str(path)])
 
 
 
