@@ -11,7 +11,6 @@ Before these rules a FIFO hung the server forever, /dev/zero grew it until Memor
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,8 +26,6 @@ from conftest import ServerProcess, Workspace, base_env, refusal_lines, with_qui
 # A canary key: it must never appear in the output, nor its tail (a hint shows at most 4).
 CANARY = "sk-ant-api03-CANARYcanaryCANARYcanary-k3y9Zq7Wx2Vb"
 HEADER = "llmconfig-server: refusing to start: the configuration is invalid:"
-# Generous: the refusal takes ~0.2 s; the machine is shared with other test runs.
-WITHIN = 5.0
 
 Start = Callable[..., ServerProcess]
 
@@ -58,13 +55,11 @@ def refusal(workspace: Workspace, args: list[str] | None = None,
 
 def process_refusal(server_process: Start, args: list[str] | None = None,
                     env: dict[str, str] | None = None) -> str:
-    """The same, from the real command: exit 2 within seconds, no traceback, no key."""
-    started = time.monotonic()
+    """The same, from the real command: exit 2 (no hang: a FIFO once blocked it forever; the
+    20 s is a guard, not a speed — the suite shares a loaded machine), no traceback, no key."""
     handle = server_process(args, env, wait_ready=False)
     code = handle.finish(timeout=20)
-    elapsed = time.monotonic() - started
     assert code == 2, handle.log
-    assert elapsed < WITHIN, f"took {elapsed:.1f} s"
     assert "Traceback" not in handle.log
     assert CANARY not in handle.log and CANARY[-12:] not in handle.log
     header, *rest = handle.lines
