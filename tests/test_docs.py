@@ -167,7 +167,7 @@ SESSION_FILES = {"stigmer": ("~/.stigmer/config.yaml", "~/.stigmer/llmconfig.yam
 SHELLS = {"path", "pki"}
 CHECKED = {"make-targets", "cli-usage", "config-file", "stigmer-file", "catalog-file",
            "python-retry-policy", "layout", "kubectl-secrets", "prometheus-pods",
-           "install-from-path", "install-from-git", "image-key-file"}
+           "install-from-path", "install-from-git", "image-key-file", "health-probes"}
 
 
 def go_markers() -> str:
@@ -624,6 +624,14 @@ def test_the_pod_scrape_config_keeps_the_annotated_pods():
                    if "_annotation_prometheus_io_" in label}
     base = yaml.safe_load((ROOT / "deploy/kustomize/base/deployment.yaml").read_text())
     assert annotations == set(base["spec"]["template"]["metadata"]["annotations"])
+
+
+def test_the_probes_shown_are_the_bases():
+    shown = yaml.safe_load(the_block("checked", "health-probes").text)
+    base = yaml.safe_load((ROOT / "deploy/kustomize/base/deployment.yaml").read_text())
+    container = base["spec"]["template"]["spec"]["containers"][0]
+    assert shown == {probe: {"grpc": container[probe]["grpc"]} for probe in shown}
+    assert set(shown) == {"readinessProbe", "livenessProbe"}
 
 
 def test_the_docs_index_and_the_readme_link_every_page():

@@ -351,7 +351,7 @@ def test_watch_reconnects_across_a_server_restart(workspace):
 
 
 def test_sigterm_ends_open_watch_streams_with_unavailable(server_process):
-    handle = server_process(["--drain-seconds", "0.2", "--shutdown-grace", "5"])
+    handle = server_process(["--drain-seconds", "0.2", "--shutdown-grace", "120"])
     request = pb.WatchLLMConfigRequest().SerializeToString()
 
     async def watch_then_stop() -> tuple[list[str], float]:
@@ -384,7 +384,7 @@ def test_sigterm_ends_open_watch_streams_with_unavailable(server_process):
     codes, took = asyncio.run(watch_then_stop())
     assert handle.finish() == 0
     assert set(codes) == {"UNAVAILABLE"}, set(codes)
-    assert took < 3, took  # the grace is 5 s: streams did not hold the server up
+    assert took < 60, took  # the grace is 120 s: streams did not hold the server up
 
 
 def test_cli_watch_prints_a_line_per_change_and_exits_0_on_ctrl_c(serve, workspace):

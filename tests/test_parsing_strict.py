@@ -96,7 +96,7 @@ def test_request_string_with_a_control_character_is_refused(serve, field, char):
 @pytest.mark.parametrize(("key", "kind"), [
     (ANTHROPIC_KEY[:10] + " " + ANTHROPIC_KEY[10:], "a space"),
     (ANTHROPIC_KEY + "é", "a non-ASCII character"),
-    ("\ufeff" + ANTHROPIC_KEY, "a non-ASCII character"),
+    ("ß" + ANTHROPIC_KEY, "a non-ASCII character"),  # (a BOM is a control character)
 ])
 def test_request_api_key_must_be_printable_ascii(serve, key, kind):
     error = invalid(serve().resolve, provider="anthropic", api_key=key)

@@ -61,7 +61,8 @@ def pushback(error: grpc.RpcError) -> float:
     except Exception:  # a call that never reached a server has no trailers
         return 0.0
     for key, value in metadata:
-        if key == PUSHBACK_KEY and isinstance(value, str) and value.isdigit():
+        if key == PUSHBACK_KEY and isinstance(value, str) and value.isascii() \
+                and value.isdigit():
             return min(int(value) / 1000, MAX_PUSHBACK)
     return 0.0
 

@@ -1,8 +1,9 @@
 """Build and run the grpc.aio server from the server's inputs — one call, `start(inputs)`, for
 `__main__`, the tests and the bench: the service on the current state (its handlers wrapped
 for access and metrics, when there are tokens or metrics), grpc.health.v1.Health, reflection,
-the listeners (TCP, TLS that reloads its certificates, Unix sockets), metrics over HTTP, the
-reloader, and a graceful stop."""
+the listeners (TCP, TLS that reloads its certificates, Unix sockets), a plaintext listener of
+grpc.health.v1 alone for probes (--health-listen), metrics over HTTP, the reloader, and a
+graceful stop."""
 
 from __future__ import annotations
 
@@ -72,6 +73,8 @@ class RunningServer:
     refresher: Refresher
     metrics_address: str | None = None  # host:port of /metrics, when served
     _metrics_server: Any = None
+    health_address: str | None = None  # host:port of the health-only listener, when served
+    _health_server: grpc.aio.Server | None = None
 
     @property
     def address(self) -> str:
@@ -97,6 +100,8 @@ class RunningServer:
         refusing = min(REFUSE_SECONDS, grace)
         await asyncio.sleep(refusing)
         await self.server.stop(grace - refusing)
+        if self._health_server is not None:  # NOT_SERVING to the probes until the very end
+            await self._health_server.stop(0)
         await self.state.current.health.pool.aclose()
         if self._metrics_server is not None:
             self._metrics_server.close()
@@ -143,10 +148,17 @@ async def start(inputs: Inputs, snapshot: Snapshot | None = None, *,
             return reloading_credentials(lambda: state.current.access.tls,
                                          tls.client_ca is not None)
     addresses = tuple(_add_port(server, item, credentials) for item in options.listeners)
+    health_server, health_address = None, None
+    if options.health_listen is not None:
+        health_server, health_address = _health_only(
+            health, options.health_listen, [metrics.layer] if metrics is not None else [],
+            options)
     metrics_server, metrics_address = None, None
     if metrics is not None and options.metrics_listen:
         metrics_server, metrics_address = _serve_metrics(metrics, options.metrics_listen)
     await server.start()
+    if health_server is not None:
+        await health_server.start()
     for item in options.listeners:
         if item.is_unix:
             restrict_unix_socket(item)
@@ -159,7 +171,7 @@ async def start(inputs: Inputs, snapshot: Snapshot | None = None, *,
     service.refresher = refresher
     refresher.start()
     return RunningServer(server, state, health, addresses, metrics, reloader, refresher,
-                         metrics_address, metrics_server)
+                         metrics_address, metrics_server, health_address, health_server)
 
 
 # Young collections every 2,000 net allocations instead of 700, and a full one after 100
@@ -262,6 +274,20 @@ def _add_port(server: grpc.aio.Server, listener: Listener,
     return listener.bound(port)
 
 
+def _health_only(health: HealthServicer, listener: Listener, layers: list[Layer],
+                 options: Options) -> tuple[grpc.aio.Server, str]:
+    """A server of its own with only grpc.health.v1 — the same servicer as the main listeners,
+    so it answers the same statuses (NOT_SERVING from the first moment of a drain) and its
+    Watch streams count in the same budget — in plaintext: the kubelet's gRPC probe can do
+    neither TLS (before 1.37's `mode`) nor tokens. No other service, so no key, is reachable
+    on it: anything else is UNIMPLEMENTED."""
+    server = grpc.aio.server(options=(*CHANNEL_OPTIONS, *_abuse_limits(options)))
+    if layers:
+        server = WrappingServer(server, layers)
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    return server, _add_port(server, listener, None)
+
+
 def _serve_metrics(metrics: Metrics, listen: str) -> tuple[Any, str | None]:
     from .metrics_http import MetricsHTTP
 
@@ -286,6 +312,9 @@ async def serve(inputs: Inputs, snapshot: Snapshot) -> None:
     notes = [f"access: {snapshot.access.description}"]
     if running.metrics_address:
         notes.append(f"metrics: http://{running.metrics_address}/metrics")
+    if running.health_address:
+        notes.append(f"health: grpc.health.v1 alone on {running.health_address} (plaintext, "
+                     "no token)")
     notes += runner_report(snapshot)
     if options.reload_interval > 0:
         notes.append(f"reload: on SIGHUP, file changes, and every {options.reload_interval:g} s")

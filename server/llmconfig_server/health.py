@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -40,13 +39,15 @@ from .cascade import key_fix
 from .catalog import MODES
 from .domain import ConfigError, HealthStatus, ProbeTarget, Resolution, Source, Verdict
 from .model_lists import resolve_provider
+from .origin_limits import DEFAULT_RATE, OriginLimits
+from .parsing import control_character, escape_controls
 from .redact import redact_text, redact_url
 from .resolver import Resolver
 
 if TYPE_CHECKING:
     import httpx
 
-    from .probes import Probe
+    from .probes import Probe, Upstream
 
 log = logging.getLogger(__name__)
 # httpx and httpcore log every request at INFO, URL (and any credentials in it) included: one
@@ -66,7 +67,6 @@ _CACHE_BYTES: Final = 8 * 1024 * 1024
 _INFLIGHT_ENTRIES: Final = 1024
 _INFLIGHT_BYTES: Final = 4 * 1024 * 1024
 MODEL_LIMIT: Final = 256  # the contract's limit on a model id
-_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _LOG_TEXT_LIMIT: Final = 500
 _CRASH_LOG_INTERVAL: Final = 10.0  # seconds between two WARNING lines about failing probes
 
@@ -78,6 +78,8 @@ class HealthOptions:
     in_container: bool = False
     healthy_ttl: float = 10.0
     unhealthy_ttl: float = 2.0
+    # Upstream requests a second to one provider origin (--probe-rate); see origin_limits.
+    probe_rate: float = DEFAULT_RATE
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,10 +126,20 @@ _Cached = tuple[float, HealthReport]  # (expiry on the monotonic clock, report)
 class HttpPool:
     """One connection pool for every probe, shared by the health checkers of successive
     snapshots; httpx (~30 ms to import, ~30 ms for its TLS context) loads on first use, so a
-    server never asked about health never pays for it."""
+    server never asked about health never pays for it. The origins' limits are shared the same
+    way: a reload does not reset how often a provider was asked, nor its 429 pause."""
 
     def __init__(self) -> None:
         self._client: httpx.AsyncClient | None = None
+        self._upstream: Upstream | None = None
+
+    def upstream(self, rate: float) -> Upstream:
+        """The bounded reader every probe and listing uses (`rate`: on first use only)."""
+        if self._upstream is None:
+            from .probes import Upstream
+
+            self._upstream = Upstream(self.client, OriginLimits(rate))
+        return self._upstream
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -178,8 +190,8 @@ class ProviderHealth:
         return self._probes
 
     @property
-    def http(self) -> httpx.AsyncClient:
-        return self.pool.client
+    def http(self) -> Upstream:
+        return self.pool.upstream(self.options.probe_rate)
 
     async def check(self, *, provider: str = "", base_url: str = "", model: str = "",
                     mode: str = "", refresh: bool = False,
@@ -359,7 +371,7 @@ def _model_problem(model: str) -> tuple[str, str] | None:
     at all."""
     if len(model) > MODEL_LIMIT:
         return "VALUE_TOO_LONG", f"it is {len(model)} characters long (at most {MODEL_LIMIT})"
-    if _CONTROL.search(model):
+    if control_character(model):
         return "CONTROL_CHARACTER", "it contains a control character"
     if model in (".", ".."):
         return "INVALID_MODEL", "a path step is not a model id"
@@ -367,17 +379,12 @@ def _model_problem(model: str) -> tuple[str, str] | None:
 
 
 def _model_text(model: str, problem: str) -> str:
-    return f"model {_printable(model[:80])!r} cannot be probed: {problem}"
-
-
-def _printable(text: str) -> str:
-    """`text` with control characters (line breaks included) escaped as Python would."""
-    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+    return f"model {escape_controls(model[:80])!r} cannot be probed: {problem}"
 
 
 def _loggable(text: str) -> str:
     """For a log line: one line, bounded, credentials hidden."""
-    text = _printable(redact_text(text))
+    text = escape_controls(redact_text(text))
     return text if len(text) <= _LOG_TEXT_LIMIT else text[:_LOG_TEXT_LIMIT] + "…"
 
 
