@@ -20,6 +20,10 @@ from llmconfig.v1 import llmconfig_pb2 as pb
 import h2_abuse
 from conftest import ServerThread, base_env, inputs_for, startup_refusal
 
+# Bursts of calls (or a signal) against a deadline: `make test` runs these after the rest, one
+# at a time, so no other test's work starves them into deadlines the rules do not cover.
+pytestmark = pytest.mark.under_load
+
 
 def test_a_burst_of_4000_resolves_on_one_client_is_never_cancelled(serve, servers):
     serve()

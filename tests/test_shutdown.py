@@ -15,6 +15,10 @@ from llmconfig.v1 import llmconfig_pb2 as pb
 
 from conftest import startup_refusal
 
+# Bursts of calls (or a signal) against a deadline: `make test` runs these after the rest, one
+# at a time, so no other test's work starves them into deadlines the rules do not cover.
+pytestmark = pytest.mark.under_load
+
 METHOD = "/llmconfig.v1.LLMConfigService/ResolveLLMConfig"
 
 
