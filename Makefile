@@ -74,8 +74,12 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+## One worker per core, at most 4 (TEST_WORKERS=0: in this process, as plain pytest); then the
+## tests that put bursts against deadlines, alone (marked under_load).
+TEST_WORKERS ?= auto
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4 -m "not under_load"
+	$(BIN)/python -m pytest -q -m under_load
 
 ## Serve on the embedded defaults (local mode, Ollama, no key). Extra flags: make run ARGS='--mode cloud'
 ## Loopback TCP without tokens answers everything but keys: add a Unix socket for callers that need

@@ -57,6 +57,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).parent))
 from llmconfig_server.flags import build_parser
 from llmconfig_server.tokens import digest_of
+from llmconfig_server.tokens import load as load_tokens
 
 import pki
 import providers
@@ -501,6 +502,18 @@ def test_the_recipes_client_certificate_passes_mtls(tmp_path, serve):
     assert client.resolve().config.provider == "ollama"
 
 
+def test_the_tokens_file_example_is_read_by_the_servers_loader(tmp_path):
+    path = tmp_path / "tokens.yaml"
+    path.write_text(the_block("file", "tokens.yaml").text)
+    table = load_tokens(path)
+    assert table.problem is None
+    tokens = re.findall(r"`(llmc_[\w-]+)`", tls_tokens_text())
+    assert [(t.name, t.digest) for t in table.tokens] == [
+        ("runner", bytes.fromhex(digest_of(tokens[0]))),
+        ("daemon", bytes.fromhex(digest_of(tokens[1])))]
+    assert [sorted(t.scopes) for t in table.tokens] == [["resolve", "secrets"], ["health"]]
+
+
 def test_a_minted_token_works_once_its_entry_is_in_the_tokens_file(tmp_path, serve):
     """The docs' `token new` line: the token to a file, its entry (on stderr) into the tokens
     file, and the file's token gets what its scopes say."""
@@ -658,7 +671,8 @@ def test_no_example_puts_a_key_on_a_command_line():
 
 
 def test_the_first_cloud_example_reads_the_key_from_a_file():
-    first = next(b for b in blocks() if "--mode cloud" in b.text or "MODE=cloud" in b.text)
+    first = next(b for b in blocks()
+                 if re.search(r"^\$ .*(--mode cloud|MODE=cloud)", b.text, re.M))
     assert first.path.name == "README.md"
     assert "ANTHROPIC_API_KEY_FILE=" in first.text
 

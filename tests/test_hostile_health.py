@@ -32,6 +32,10 @@ import providers
 from conftest import ANTHROPIC_KEY, OPENAI_KEY, TRUST_LOOPBACK
 from providers import BlackHole
 
+# Bursts of calls (or a signal) against a deadline: `make test` runs these after the rest, one
+# at a time, so no other test's work starves them into deadlines the rules do not cover.
+pytestmark = pytest.mark.under_load
+
 HEALTH = "/llmconfig.v1.LLMConfigService/CheckProviderHealth"
 ANY_RATE = ["--probe-rate", "10000"]  # no check answered RATE_LIMITED without a probe
 

@@ -27,7 +27,14 @@ from llmconfig.v1 import llmconfig_pb2 as pb
 from llmconfig_server.tokens import digest_of
 
 import pki
-from conftest import ANTHROPIC_KEY, TRUST_LOOPBACK, ServerThread, base_env, inputs_for
+from conftest import (
+    ANTHROPIC_KEY,
+    TRUST_LOOPBACK,
+    ServerThread,
+    base_env,
+    inputs_for,
+    startup_refusal,
+)
 
 WITHIN = 3.0  # seconds: the promise for a changed file to be served
 
@@ -129,9 +136,8 @@ def test_sighup_reloads_instead_of_killing_the_server(server_process, workspace)
     assert handle.log.count("applied") == 1
 
 
-def test_reload_interval_must_be_plain_seconds(server_process):
-    handle = server_process(["--reload-interval", "soon"], wait_ready=False)
-    assert handle.finish() == 2
+def test_reload_interval_must_be_plain_seconds(workspace):
+    handle = startup_refusal(workspace, ["--reload-interval", "soon"])
     assert "--reload-interval: 'soon' is not a number of seconds" in handle.log
 
 

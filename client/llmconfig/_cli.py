@@ -26,6 +26,7 @@ from ._channel import (
     INSECURE_ENV,
     NETWORK_ENV,
     TARGET_ENV,
+    TLS_REQUIRED,
     TOKEN_ENV,
     TOKEN_FILE_ENV,
     network_or_default,
@@ -184,6 +185,8 @@ START_SERVICE = f"start the service with `llmconfig-server`, or point --target /
 
 
 def _unreachable(target: str, error: LLMConfigError, style: Style) -> list[str]:
+    if error.reason == TLS_REQUIRED:  # it is there, and needs TLS: starting it would not help
+        return [style(f"error: {error.message}", "red")]
     first = error.message.splitlines()[0] if error.message else ""
     return [style(f"error: the llmconfig service at {target} cannot be reached", "red")
             + f" ({error.code.name}: {first})", f"  {START_SERVICE}"]
@@ -315,7 +318,8 @@ def cmd_doctor(client: Client, args: argparse.Namespace, style: Style) -> int:
                           f"ollama serve (this container reaches it at {c.base_url})")
     except ServiceUnavailable as exc:
         lines.append(f"{bad} service   not reachable ({exc.code.name})")
-        code, advice = EXIT_UNREACHABLE, START_SERVICE
+        code, advice = EXIT_UNREACHABLE, \
+            exc.message if exc.reason == TLS_REQUIRED else START_SERVICE
     except LLMConfigError as exc:
         lines.append(f"{bad} config    {exc.message}")
         code, advice = EXIT_INVALID, exc.message.split("; ", 1)[-1]

@@ -204,11 +204,14 @@ def _abuse_limits(options: Options) -> tuple[tuple[str, int], ...]:
 
 
 def runner_report(snapshot: Snapshot) -> list[str]:
-    """One line per mode: the runner settings are usable, or why not (never fatal)."""
+    """One line per mode: the runner settings are usable, or why not (never fatal). The
+    server's own mode gets every problem; the other mode, one short line naming the settings
+    and the command that explains them (a local server's cloud settings are rarely set)."""
     from . import runner
     from .catalog import MODES
     from .domain import ConfigError, Origin, Source
 
+    own = snapshot.resolver.default_mode
     lines = []
     for mode in MODES:
         try:
@@ -216,7 +219,13 @@ def runner_report(snapshot: Snapshot) -> list[str]:
                            Origin("mode", Source.REQUEST, "report"),
                            revision_key=snapshot.resolver.revision_key)
         except ConfigError as exc:
-            lines.append(f"runner settings ({mode} mode) are not usable: {exc}")
+            if mode == own:
+                lines.append(f"runner settings ({mode} mode) are not usable: {exc}")
+                continue
+            fields = list(dict.fromkeys(v.field for v in exc.violations))
+            named = ", ".join(fields[:2]) + (f" and {len(fields) - 2} more" if fields[2:] else "")
+            lines.append(f"runner settings ({mode} mode) are not usable: {named}; "
+                         f"`llmconfig runner --mode {mode}` says how to set them")
         else:
             lines.append(f"runner settings ({mode} mode): ok")
     return lines

@@ -283,7 +283,6 @@ class _Merge:
         return Origin("api_key", Source.DEFAULT, f"{spec.name} needs no key")
 
 
-
 def resolve(mode: Value, layers: Sequence[Layer], *, require_key: bool = True,
             revision_key: bytes, catalog: Catalog | None = None) -> Resolution:
     """Resolve `layers` (highest first) for `mode`; raise ConfigError with every violation.

@@ -4,11 +4,13 @@ one is reported like any other bad input, naming the flag."""
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 from . import __version__
 from .access import AccessOptions, TlsFiles
@@ -58,8 +60,34 @@ class Options:
     health_listen: Listener | None = None
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with no abbreviations (`--model x` was read as --models-refresh-interval) and
+    an unknown flag answered with the close ones (`--model` → --llm-model)."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(allow_abbrev=False, **kwargs)  # type: ignore[arg-type]
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments:"):
+            hints = [hint for word in message.split()[2:] if (hint := self.close_flags(word))]
+            message += "".join(f"; {hint}" for hint in hints)
+        super().error(message)
+
+    def close_flags(self, word: str) -> str:
+        """'did you mean …' for an unknown `--flag[=value]`, or ''."""
+        flag = word.split("=", 1)[0]
+        if not flag.startswith("--") or flag in self._option_string_actions:
+            return ""
+        known = [f for f in self._option_string_actions if f.startswith("--")]
+        llm = [f"--llm-{flag[2:]}"] if f"--llm-{flag[2:]}" in known else []
+        close = [f for f in difflib.get_close_matches(flag, known, n=2, cutoff=0.7)
+                 if f not in llm]
+        named = (llm + close)[:2] if llm else close[:1]
+        return f"{flag}: did you mean {' or '.join(named)}?" if named else ""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="llmconfig-server",
         description=(
             "Serve llmconfig.v1.LLMConfigService: the LLM configuration of Stigmer, resolved "

@@ -42,6 +42,7 @@ from .origin_limits import DEFAULT_RATE, OriginLimits
 from .parsing import control_character, escape_controls
 from .redact import redact_text, redact_url
 from .resolver import Resolver
+from .rules import key_fix
 
 if TYPE_CHECKING:
     import httpx
@@ -253,8 +254,7 @@ class ProviderHealth:
         spec = self.resolver.catalog.providers[resolution.provider]
         if spec.openai_compatible and spec.needs_key and not resolution.api_key:
             return Verdict(HealthStatus.NOT_CONFIGURED, (
-                f"No {spec.display_name} API key is configured — set {spec.key_env} (or "
-                f"STIGMER_LLM_API_KEY, or {spec.key_env}_FILE)"))
+                f"No {spec.display_name} API key is configured — {key_fix(spec.key_env)}"))
         if spec.needs_key and resolution.api_key and not target.api_key:
             where = " or ".join(spec.base_url_envs) or "the server's configuration"
             return Verdict(HealthStatus.NOT_CONFIGURED, (

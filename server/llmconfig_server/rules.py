@@ -171,9 +171,7 @@ class Rules:
         )
 
     def missing_key(self, spec: ProviderSpec, provider_origin: Origin) -> Violation:
-        variables = " or ".join(v for v in ("STIGMER_LLM_API_KEY", spec.key_env) if v)
-        flag = spec.key_flag or "--llm-api-key"
-        fix = f"set {variables}, or start the server with {flag}"
+        fix = key_fix(spec.key_env)
         if provider_origin.source is Source.REQUEST:
             fix += ", or pass overrides.api_key"
         return Violation(
@@ -182,3 +180,12 @@ class Rules:
             f"{provider_phrase(provider_origin)}); {fix}",
             Source.DEFAULT, spec.key_env or "STIGMER_LLM_API_KEY",
         )
+
+
+def key_fix(key_env: str | None) -> str:
+    """How to give a provider its key, the file first: a variable's value shows in
+    `docker inspect` and the process environment, a flag's in `ps` to every user."""
+    variable = key_env or "STIGMER_LLM_API_KEY"
+    others = " or ".join(v for v in (key_env, "STIGMER_LLM_API_KEY") if v)
+    return (f"put the key in a file only the server can read and set {variable}_FILE to its "
+            f"path (or set {others})")
