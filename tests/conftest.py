@@ -230,6 +230,60 @@ def server_process(workspace: Workspace) -> Iterator[Callable[..., ServerProcess
             handle.proc.wait()
 
 
+def refusal_lines(workspace: Workspace, args: Sequence[str] = (),
+                  env: Mapping[str, str] | None = None) -> list[str]:
+    """What `llmconfig-server ARGS` (in `workspace`, with `env` as server_process gives it)
+    prints refusing to start with exit 2, from the command's own parse, first state and
+    message, in-process: a refusal rule needs no process (a few tests run the command for the
+    exit code). Fails when the server would start."""
+    from llmconfig_server.__main__ import first_state, flag_refusal, refusal
+    from llmconfig_server.flags import FlagError
+    from llmconfig_server.state import BuildError
+
+    environ = base_env(workspace, env)
+    try:
+        options = parse(["--listen", "127.0.0.1:0", *with_quiet_model_lists(args)], environ)
+    except FlagError as exc:
+        return flag_refusal(exc).splitlines()
+    inputs = Inputs(options, environ, workspace.cwd, workspace.home)
+    outcome: list[object] = []
+
+    def attempt() -> None:
+        try:
+            outcome.append(first_state(inputs))
+        except BuildError as exc:
+            outcome.append(exc)
+
+    # A refusal is reading and checking: a file that blocks (a FIFO) must not hang the suite.
+    thread = threading.Thread(target=attempt, daemon=True)
+    thread.start()
+    thread.join(timeout=30)
+    assert outcome, "the server neither started nor refused within 30 s"
+    (result,) = outcome
+    assert isinstance(result, BuildError), "the server would start"
+    return refusal(result.problems).splitlines()
+
+
+@dataclass
+class Refusal:
+    """A refusal to start, as `ServerProcess` shows one: its lines and log."""
+
+    lines: list[str]
+
+    @property
+    def log(self) -> str:
+        return "\n".join(self.lines)
+
+
+def startup_refusal(workspace: Workspace, args: Sequence[str] | None = None,
+                    env: Mapping[str, str] | None = None) -> Refusal:
+    """`refusal_lines`, shaped as `server_process(args, env, wait_ready=False)` would show it
+    after exit 2 (for tests written against the process)."""
+    refusal = Refusal(refusal_lines(workspace, args or (), env))
+    assert "Traceback" not in refusal.log
+    return refusal
+
+
 @pytest.fixture
 def emulators() -> Iterator[list[object]]:
     """Collects provider emulators a test starts, and stops them after it."""

@@ -4,13 +4,17 @@ path, headers), so a test can say exactly what upstream saw."""
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import re
 import socket
+import sys
 import threading
 import time
+import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -24,6 +28,10 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     hang: bool = False  # accept the request and never answer
+    # Streamed instead of `body`: each chunk written as it comes (`interval` seconds apart),
+    # until the client hangs up or the emulator stops; `headers` say the length, if any.
+    chunks: Callable[[], Iterable[bytes]] | None = None
+    interval: float = 0.0
 
     def encoded(self) -> tuple[bytes, str]:
         if isinstance(self.body, dict | list):
@@ -42,6 +50,14 @@ class Request:
     path: str
     headers: dict[str, str]
     body: bytes = b""
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A probe at its limit hangs up mid-answer: not worth a traceback on stderr."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class Emulator:
@@ -77,6 +93,9 @@ class Emulator:
                     return
                 if reply.delay:
                     time.sleep(reply.delay)
+                if reply.chunks is not None:
+                    self._stream(reply)
+                    return
                 body, content_type = reply.encoded()
                 self.send_response(reply.status)
                 self.send_header("Content-Type", reply.headers.get("Content-Type", content_type))
@@ -87,13 +106,30 @@ class Emulator:
                 self.end_headers()
                 self.wfile.write(body)
 
+            def _stream(self, reply: Reply) -> None:
+                self.close_connection = True
+                self.send_response(reply.status)
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                try:
+                    for chunk in reply.chunks():  # type: ignore[misc]
+                        if emulator._released.is_set():
+                            return
+                        self.wfile.write(chunk)
+                        if reply.interval:
+                            self.wfile.flush()
+                            time.sleep(reply.interval)
+                except OSError:  # the client hung up: what a probe at its limit does
+                    pass
+
             # Probes only GET; anything else is recorded too, and answered like a GET.
             do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_GET
 
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _QuietServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
@@ -297,6 +333,47 @@ def capturing() -> Emulator:
         return Reply(body={"type": "model", "id": "captured", "object": "model",
                            "version": "0.0.0", "models": []})
     return Emulator(route)
+
+
+# -- Hostile answers -------------------------------------------------------------------------------
+
+MiB = 1024 * 1024
+
+
+def huge_body(size: int = 400 * MiB) -> Reply:
+    """A JSON answer of `size` bytes (spaces after a `{`), streamed: never held in memory."""
+    def chunks() -> Iterator[bytes]:
+        yield b"{"
+        for _ in range(size // (64 * 1024)):
+            yield b" " * (64 * 1024)
+    return Reply(headers={"Content-Type": "application/json", "Content-Length": str(size + 1)},
+                 chunks=chunks)
+
+
+@functools.cache
+def gzip_bomb_bytes(size: int = 500 * MiB) -> bytes:
+    """gzip of `size` zero bytes (~500 KB for 500 MiB), made once per test run."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    zeros = bytes(MiB)
+    parts = [packer.compress(zeros) for _ in range(size // MiB)]
+    return b"".join([*parts, packer.flush()])
+
+
+def gzip_bomb() -> Reply:
+    """A small gzip answer that inflates to 500 MiB of zeros."""
+    return Reply(body=gzip_bomb_bytes(), headers={"Content-Type": "application/json",
+                                                  "Content-Encoding": "gzip"})
+
+
+def drip(interval: float = 0.05) -> Reply:
+    """A 200 that promises a megabyte and sends one byte every `interval` seconds, forever."""
+    return Reply(headers={"Content-Type": "application/json", "Content-Length": str(MiB)},
+                 chunks=lambda: itertools.repeat(b" "), interval=interval)
+
+
+def too_many_requests(retry_after: str) -> Reply:
+    return Reply(429, {"error": {"type": "rate_limit_error", "message": "slow down"}},
+                 {"Retry-After": retry_after})
 
 
 # -- Network failures ------------------------------------------------------------------------------

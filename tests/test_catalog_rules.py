@@ -8,7 +8,7 @@ import pytest
 
 import llmconfig
 
-from conftest import ANTHROPIC_KEY, OPENAI_KEY
+from conftest import ANTHROPIC_KEY, OPENAI_KEY, startup_refusal
 
 CLOUD = {"ANTHROPIC_API_KEY": ANTHROPIC_KEY, "MODE": "cloud"}
 OPENAI = {"OPENAI_API_KEY": OPENAI_KEY, "STIGMER_LLM_PROVIDER": "openai"}
@@ -81,9 +81,8 @@ def test_a_provider_model_mismatch_is_reported_once_with_the_right_fix(serve):
         "use a model of ollama, or set overrides.provider to anthropic")
 
 
-def test_a_range_error_and_a_parse_error_are_listed_together_at_startup(server_process):
-    handle = server_process(env={"STIGMER_LLM_TEMPERATURE": "5", "STIGMER_LLM_MAX_TOKENS": "abc"},
-                            wait_ready=False)
-    assert handle.finish() == 2
+def test_a_range_error_and_a_parse_error_are_listed_together_at_startup(workspace):
+    handle = startup_refusal(workspace, env={"STIGMER_LLM_TEMPERATURE": "5",
+                                             "STIGMER_LLM_MAX_TOKENS": "abc"})
     assert "STIGMER_LLM_MAX_TOKENS: 'abc' is not an integer" in handle.log
     assert "STIGMER_LLM_TEMPERATURE: temperature 5.0 is out of range for ollama" in handle.log

@@ -7,7 +7,6 @@ message contains the key or its tail. Seeded, so a failure reproduces.
 from __future__ import annotations
 
 import random
-import time
 
 import pytest
 
@@ -36,10 +35,8 @@ def texts() -> list[str]:
 def test_no_config_file_error_shows_the_key(tmp_path, texts):
     path = tmp_path / "config.yaml"
     refused = 0
-    slowest = 0.0
     for text in texts:
         path.write_text(text, encoding="utf-8")
-        started = time.perf_counter()
         try:
             config_file.load(path, tmp_path, "--config")
         except ConfigFileError as exc:
@@ -49,6 +46,4 @@ def test_no_config_file_error_shows_the_key(tmp_path, texts):
                 for secret in (KEY, TOKEN):
                     assert secret not in shown and secret[-12:] not in shown, (text, shown)
                 assert "\n" not in violation.message, (text, violation.message)
-        slowest = max(slowest, time.perf_counter() - started)
     assert refused > EXAMPLES // 2  # most such texts are broken: the refusals were exercised
-    assert slowest < 2.0

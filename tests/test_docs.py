@@ -57,6 +57,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).parent))
 from llmconfig_server.flags import build_parser
 from llmconfig_server.tokens import digest_of
+from llmconfig_server.tokens import load as load_tokens
 
 import pki
 import providers
@@ -166,7 +167,7 @@ SESSION_FILES = {"stigmer": ("~/.stigmer/config.yaml", "~/.stigmer/llmconfig.yam
 SHELLS = {"path", "pki"}
 CHECKED = {"make-targets", "cli-usage", "config-file", "stigmer-file", "catalog-file",
            "python-retry-policy", "layout", "kubectl-secrets", "prometheus-pods",
-           "install-from-path", "install-from-git", "image-key-file"}
+           "install-from-path", "install-from-git", "image-key-file", "health-probes"}
 
 
 def go_markers() -> str:
@@ -501,6 +502,18 @@ def test_the_recipes_client_certificate_passes_mtls(tmp_path, serve):
     assert client.resolve().config.provider == "ollama"
 
 
+def test_the_tokens_file_example_is_read_by_the_servers_loader(tmp_path):
+    path = tmp_path / "tokens.yaml"
+    path.write_text(the_block("file", "tokens.yaml").text)
+    table = load_tokens(path)
+    assert table.problem is None
+    tokens = re.findall(r"`(llmc_[\w-]+)`", tls_tokens_text())
+    assert [(t.name, t.digest) for t in table.tokens] == [
+        ("runner", bytes.fromhex(digest_of(tokens[0]))),
+        ("daemon", bytes.fromhex(digest_of(tokens[1])))]
+    assert [sorted(t.scopes) for t in table.tokens] == [["resolve", "secrets"], ["health"]]
+
+
 def test_a_minted_token_works_once_its_entry_is_in_the_tokens_file(tmp_path, serve):
     """The docs' `token new` line: the token to a file, its entry (on stderr) into the tokens
     file, and the file's token gets what its scopes say."""
@@ -613,6 +626,14 @@ def test_the_pod_scrape_config_keeps_the_annotated_pods():
     assert annotations == set(base["spec"]["template"]["metadata"]["annotations"])
 
 
+def test_the_probes_shown_are_the_bases():
+    shown = yaml.safe_load(the_block("checked", "health-probes").text)
+    base = yaml.safe_load((ROOT / "deploy/kustomize/base/deployment.yaml").read_text())
+    container = base["spec"]["template"]["spec"]["containers"][0]
+    assert shown == {probe: {"grpc": container[probe]["grpc"]} for probe in shown}
+    assert set(shown) == {"readinessProbe", "livenessProbe"}
+
+
 def test_the_docs_index_and_the_readme_link_every_page():
     pages = {path.name for path in (ROOT / "docs").glob("*.md")} - {"index.md"}
     index = set(re.findall(r"\]\(([\w-]+\.md)\)", (ROOT / "docs" / "index.md").read_text()))
@@ -650,7 +671,8 @@ def test_no_example_puts_a_key_on_a_command_line():
 
 
 def test_the_first_cloud_example_reads_the_key_from_a_file():
-    first = next(b for b in blocks() if "--mode cloud" in b.text or "MODE=cloud" in b.text)
+    first = next(b for b in blocks()
+                 if re.search(r"^\$ .*(--mode cloud|MODE=cloud)", b.text, re.M))
     assert first.path.name == "README.md"
     assert "ANTHROPIC_API_KEY_FILE=" in first.text
 

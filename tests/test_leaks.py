@@ -16,7 +16,7 @@ import llmconfig
 from llmconfig._channel import security_from
 from llmconfig_server.tokens import digest_of
 
-from conftest import ANTHROPIC_KEY, base_env
+from conftest import ANTHROPIC_KEY, base_env, startup_refusal
 
 RUNNER_URLS = {
     "TEMPORAL_SERVICE_ADDRESS": "https://svc:t3mporalT0ken@temporal.example:7233",
@@ -66,11 +66,9 @@ def shadow_pieces() -> list[str]:
                                  for piece in line.split(":") if len(piece) >= 8)]
 
 
-def test_a_config_path_at_a_shadow_like_file_never_echoes_it_at_startup(server_process,
-                                                                       workspace):
+def test_a_config_path_at_a_shadow_like_file_never_echoes_it_at_startup(workspace):
     path = workspace.write("shadow", SHADOW)
-    handle = server_process(["--config", str(path)], wait_ready=False)
-    assert handle.finish() == 2
+    handle = startup_refusal(workspace, ["--config", str(path)])
     assert f"{path}:1:1 (named by --config): <a key that is not a plain name>: unknown key" \
         in handle.log  # where, never what
     for piece in shadow_pieces():
@@ -89,10 +87,9 @@ def test_a_config_path_at_a_shadow_like_file_never_reaches_an_answer(serve, serv
         assert piece not in warnings, piece
 
 
-def test_a_refused_value_is_described_never_quoted(server_process, workspace):
+def test_a_refused_value_is_described_never_quoted(workspace):
     path = workspace.write("config.yaml", "llm:\n  max_tokens: s3cretValue\n")
-    handle = server_process(["--config", str(path)], wait_ready=False)
-    assert handle.finish() == 2
+    handle = startup_refusal(workspace, ["--config", str(path)])
     assert f"{path}:2:15 (named by --config): llm.max_tokens: input should be a valid " \
         "integer" in handle.log
     assert "s3cretValue" not in handle.log

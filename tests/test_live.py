@@ -29,7 +29,14 @@ from llmconfig_server.service import REVISION_HEADER
 from llmconfig_server.tokens import digest_of
 
 import pki
-from conftest import ANTHROPIC_KEY, TRUST_LOOPBACK, ServerThread, base_env, inputs_for
+from conftest import (
+    ANTHROPIC_KEY,
+    TRUST_LOOPBACK,
+    ServerThread,
+    base_env,
+    inputs_for,
+    startup_refusal,
+)
 
 WITHIN = 3.0  # seconds: the promise for a changed file to be served
 
@@ -131,9 +138,8 @@ def test_sighup_reloads_instead_of_killing_the_server(server_process, workspace)
     assert handle.log.count("applied") == 1
 
 
-def test_reload_interval_must_be_plain_seconds(server_process):
-    handle = server_process(["--reload-interval", "soon"], wait_ready=False)
-    assert handle.finish() == 2
+def test_reload_interval_must_be_plain_seconds(workspace):
+    handle = startup_refusal(workspace, ["--reload-interval", "soon"])
     assert "--reload-interval: 'soon' is not a number of seconds" in handle.log
 
 
@@ -364,7 +370,7 @@ def test_watch_reconnects_across_a_server_restart(workspace):
 
 
 def test_sigterm_ends_open_watch_streams_with_unavailable(server_process):
-    handle = server_process(["--drain-seconds", "0.2", "--shutdown-grace", "5"])
+    handle = server_process(["--drain-seconds", "0.2", "--shutdown-grace", "120"])
     request = pb.WatchLLMConfigRequest().SerializeToString()
 
     async def watch_then_stop() -> tuple[list[str], float]:
@@ -397,7 +403,7 @@ def test_sigterm_ends_open_watch_streams_with_unavailable(server_process):
     codes, took = asyncio.run(watch_then_stop())
     assert handle.finish() == 0
     assert set(codes) == {"UNAVAILABLE"}, set(codes)
-    assert took < 3, took  # the grace is 5 s: streams did not hold the server up
+    assert took < 60, took  # the grace is 120 s: streams did not hold the server up
 
 
 def test_cli_watch_prints_a_line_per_change_and_exits_0_on_ctrl_c(serve, workspace):

@@ -15,7 +15,7 @@ import pytest
 import llmconfig
 from llmconfig_server.tokens import digest_of
 
-from conftest import GRPCURL
+from conftest import GRPCURL, startup_refusal
 
 TOKEN = "llmc_metrics-test-token"
 
@@ -72,9 +72,8 @@ def test_metrics_are_off_by_default(serve, servers):
     assert servers[0].running.metrics_address is None
 
 
-def test_a_bad_metrics_address_is_refused(server_process):
-    handle = server_process(["--metrics-listen", "nowhere"], wait_ready=False)
-    assert handle.finish() == 2
+def test_a_bad_metrics_address_is_refused(workspace):
+    handle = startup_refusal(workspace, ["--metrics-listen", "nowhere"])
     assert "--metrics-listen: 'nowhere' is not HOST:PORT" in handle.log
 
 
@@ -84,9 +83,8 @@ def test_a_metrics_port_alone_means_loopback(server_process):
 
 
 @pytest.mark.parametrize("address", ["0.0.0.0:0", "[::]:0", "metrics.example:9090"])
-def test_a_metrics_listener_beyond_loopback_is_refused_naming_the_fix(server_process, address):
-    handle = server_process(["--metrics-listen", address], wait_ready=False)
-    assert handle.finish() == 2
+def test_a_metrics_listener_beyond_loopback_is_refused_naming_the_fix(workspace, address):
+    handle = startup_refusal(workspace, ["--metrics-listen", address])
     assert "is reachable from other machines" in handle.log
     assert "--metrics-public" in handle.log and "127.0.0.1:PORT" in handle.log
 

@@ -8,7 +8,7 @@ import pytest
 
 import llmconfig
 
-from conftest import ANTHROPIC_KEY, OPENAI_KEY
+from conftest import ANTHROPIC_KEY, OPENAI_KEY, startup_refusal
 
 CLOUD = {"ANTHROPIC_API_KEY": ANTHROPIC_KEY, "MODE": "cloud"}
 OPENAI = {"OPENAI_API_KEY": OPENAI_KEY, "STIGMER_LLM_PROVIDER": "openai"}
@@ -34,12 +34,10 @@ def test_a_retired_model_from_the_environment_is_a_failed_precondition(serve):
     assert "use gpt-5.6-terra instead" in violation.description
 
 
-def test_a_server_started_with_a_retired_model_refuses_to_start_naming_the_replacement(
-        server_process):
-    handle = server_process(args=["--llm-provider", "anthropic", "--llm-model",
-                                  "claude-sonnet-4.5"],
-                            env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY}, wait_ready=False)
-    assert handle.finish() == 2
+def test_a_server_started_with_a_retired_model_refuses_to_start_naming_the_replacement(workspace):
+    handle = startup_refusal(workspace, args=["--llm-provider", "anthropic", "--llm-model",
+                                              "claude-sonnet-4.5"],
+                             env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY})
     assert "--llm-model: model claude-sonnet-4-5-20250929 was retired by Anthropic on " \
            "2026-11-30" in handle.log
     assert "use claude-sonnet-5-5 instead" in handle.log

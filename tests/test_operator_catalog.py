@@ -11,7 +11,7 @@ import llmconfig
 from llmconfig import HealthStatus
 
 import providers
-from conftest import ANTHROPIC_KEY, TRUST_LOOPBACK
+from conftest import ANTHROPIC_KEY, TRUST_LOOPBACK, startup_refusal
 
 GROQ_KEY = "gsk_TESTKEYtestkeyTESTKEYtestkey-77aa"
 
@@ -48,7 +48,15 @@ def test_a_declared_key_variable_is_required(serve, workspace):
     path = workspace.write("catalog.yaml", groq_catalog("https://api.groq.com/openai"))
     with pytest.raises(llmconfig.PreconditionFailed) as caught:
         serve(env={"STIGMER_LLMCONFIG_CATALOG": str(path)}).resolve(provider="groq")
-    assert "set STIGMER_LLM_API_KEY or GROQ_API_KEY" in caught.value.message
+    assert "set GROQ_API_KEY_FILE to its path (or set GROQ_API_KEY or STIGMER_LLM_API_KEY)" \
+        in caught.value.message
+
+
+def test_a_declared_key_variable_is_read_from_its_file_too(serve, workspace):
+    path = workspace.write("catalog.yaml", groq_catalog("https://api.groq.com/openai"))
+    key = workspace.write("groq-key", GROQ_KEY + "\n")
+    client = serve(env={"STIGMER_LLMCONFIG_CATALOG": str(path), "GROQ_API_KEY_FILE": str(key)})
+    assert client.resolve(provider="groq").config.api_key_hint.endswith(GROQ_KEY[-4:])
 
 
 def test_a_declared_provider_is_probed_with_its_own_key_and_built_as_chat_openai(
@@ -129,11 +137,9 @@ models:
 """
 
 
-def test_each_problem_of_a_catalog_file_is_one_line_naming_file_and_line(server_process,
-                                                                         workspace):
+def test_each_problem_of_a_catalog_file_is_one_line_naming_file_and_line(workspace):
     path = workspace.write("operator-catalog.yaml", BROKEN)
-    handle = server_process(args=["--catalog", str(path)], wait_ready=False)
-    assert handle.finish() == 2
+    handle = startup_refusal(workspace, args=["--catalog", str(path)])
     log = handle.log
     assert "operator-catalog.yaml:5: providers.1.kind: input should be 'anthropic', 'ollama', " \
            "'openai' or 'openai-compatible'" in log
@@ -145,8 +151,7 @@ def test_each_problem_of_a_catalog_file_is_one_line_naming_file_and_line(server_
                                                             "    kind: openai-compatible\n")
                     .replace("max_output_tokens: lots", "max_output_tokens: 1000")
                     .replace("    colour: blue\n", ""))
-    handle = server_process(args=["--catalog", str(path)], wait_ready=False)
-    assert handle.finish() == 2
+    handle = startup_refusal(workspace, args=["--catalog", str(path)])
     problems = [line for line in handle.lines if "operator-catalog.yaml:" in line]
     assert any(":2: provider together has no base_url" in p for p in problems)
     assert any(":7: a new provider (fireworks) must be kind openai-compatible" in p
@@ -184,16 +189,14 @@ def test_the_catalog_file_reloads_live(serve, servers, workspace):
     assert "use claude-opus-5-5 instead" in caught.value.message
 
 
-def test_a_fifo_is_refused_not_read(server_process, workspace):
+def test_a_fifo_is_refused_not_read(workspace):
     fifo = workspace.cwd / "catalog.fifo"
     os.mkfifo(fifo)
-    handle = server_process(args=["--catalog", str(fifo)], wait_ready=False)
-    assert handle.finish() == 2
+    handle = startup_refusal(workspace, args=["--catalog", str(fifo)])
     assert "is not a regular file (a FIFO)" in handle.log
 
 
-def test_a_huge_catalog_is_refused_not_read(server_process, workspace):
+def test_a_huge_catalog_is_refused_not_read(workspace):
     path = workspace.write("catalog.yaml", "# " + "x" * (2 * 1024 * 1024) + "\n")
-    handle = server_process(args=["--catalog", str(path)], wait_ready=False)
-    assert handle.finish() == 2
+    handle = startup_refusal(workspace, args=["--catalog", str(path)])
     assert "more than the 1024 KiB allowed" in handle.log

@@ -15,7 +15,7 @@ import pytest
 
 import llmconfig
 
-from conftest import ANTHROPIC_KEY
+from conftest import ANTHROPIC_KEY, refusal_lines
 
 
 def invalid(call, *args, **kwargs) -> llmconfig.ConfigInvalid:
@@ -96,7 +96,7 @@ def test_request_string_with_a_control_character_is_refused(serve, field, char):
 @pytest.mark.parametrize(("key", "kind"), [
     (ANTHROPIC_KEY[:10] + " " + ANTHROPIC_KEY[10:], "a space"),
     (ANTHROPIC_KEY + "é", "a non-ASCII character"),
-    ("\ufeff" + ANTHROPIC_KEY, "a non-ASCII character"),
+    ("ß" + ANTHROPIC_KEY, "a non-ASCII character"),  # (a BOM is a control character)
 ])
 def test_request_api_key_must_be_printable_ascii(serve, key, kind):
     error = invalid(serve().resolve, provider="anthropic", api_key=key)
@@ -149,15 +149,13 @@ def test_health_request_strings_obey_the_same_rules(serve, kwargs, reason):
     ({"STIGMER_LLMCONFIG_CONFIG": "/tmp/x\nINFO forged"}, "STIGMER_LLMCONFIG_CONFIG",
      "control character"),
 ])
-def test_bad_server_input_stops_the_server_naming_it(server_process, env, subject, why):
-    handle = server_process(env=env, wait_ready=False)
-    assert handle.finish() == 2
-    header, line = handle.lines  # the refusal and exactly one explanation
+def test_bad_server_input_stops_the_server_naming_it(workspace, env, subject, why):
+    lines = refusal_lines(workspace, env=env)  # what the command prints before exit 2
+    header, line = lines  # the refusal and exactly one explanation
     assert header.endswith("the configuration is invalid:")
     assert line.startswith(f"  - {subject}")
     assert why in line
-    assert "Traceback" not in handle.log
-    assert ANTHROPIC_KEY[-12:] not in handle.log
+    assert ANTHROPIC_KEY[-12:] not in "\n".join(lines)
     assert len(line) < 400
 
 
@@ -168,12 +166,11 @@ def test_bad_server_input_stops_the_server_naming_it(server_process, env, subjec
     (["--anthropic-key", ANTHROPIC_KEY + " "], "--anthropic-key",
      "leading or trailing whitespace"),
 ])
-def test_bad_flag_stops_the_server_naming_it(server_process, args, subject, why):
-    handle = server_process(args, wait_ready=False)
-    assert handle.finish() == 2
-    _header, line = handle.lines
+def test_bad_flag_stops_the_server_naming_it(workspace, args, subject, why):
+    lines = refusal_lines(workspace, args)
+    _header, line = lines
     assert line.startswith(f"  - {subject}") and why in line
-    assert ANTHROPIC_KEY[-12:] not in handle.log
+    assert ANTHROPIC_KEY[-12:] not in "\n".join(lines)
 
 
 @pytest.mark.parametrize(("text", "why"), [
@@ -183,12 +180,9 @@ def test_bad_flag_stops_the_server_naming_it(server_process, args, subject, why)
     ('llm:\n  model: "qwen\\e[31m"\n', "llm.model: model contains a control character"),
     ("llm:\n  max_tokens: 0x400\n", "llm.max_tokens: input should be a valid integer"),
 ])
-def test_bad_config_file_value_stops_the_server_naming_the_key(server_process, workspace,
-                                                                 text, why):
+def test_bad_config_file_value_stops_the_server_naming_the_key(workspace, text, why):
     workspace.write("~/.stigmer/llmconfig.yaml", text)
-    handle = server_process(wait_ready=False)
-    assert handle.finish() == 2
-    _header, line = handle.lines
+    _header, line = refusal_lines(workspace)
     assert why in line
 
 

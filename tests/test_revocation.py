@@ -18,7 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 import llmconfig
 from llmconfig_server.tokens import digest_of
 
-from conftest import ANTHROPIC_KEY, TRUST_LOOPBACK
+from conftest import ANTHROPIC_KEY, TRUST_LOOPBACK, startup_refusal
 
 KEEPER, RUNNER = "llmc_keeper-token", "llmc_runner-token"
 WITHIN = 5.0  # seconds: a hang guard, never the thing asserted
@@ -242,10 +242,9 @@ def test_an_empty_tokens_list_at_startup_serves_and_refuses_every_token(server_p
     assert handle.finish() == 0
 
 
-def test_a_tokens_file_with_a_typo_at_startup_still_exits_2(server_process, workspace):
+def test_a_tokens_file_with_a_typo_at_startup_is_refused(workspace):
     path = workspace.write("tokens.yaml", BOTH.replace("scopes", "scoeps"))
-    handle = server_process(["--tokens-file", str(path)], wait_ready=False)
-    assert handle.finish() == 2
+    handle = startup_refusal(workspace, ["--tokens-file", str(path)])
     assert "tokens[0]: unknown key scoeps" in handle.log
     assert "every token is refused" not in handle.log  # at startup nothing is served yet
 

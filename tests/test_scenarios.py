@@ -66,8 +66,8 @@ def test_claude_override_without_any_key_names_the_variables_to_set(serve):
         serve().resolve(model="claude-sonnet-5.5")
     message = caught.value.message
     assert "api_key is required for provider anthropic" in message
-    assert "STIGMER_LLM_API_KEY or ANTHROPIC_API_KEY" in message
-    assert "--anthropic-key" in message
+    assert "set ANTHROPIC_API_KEY_FILE to its path" in message
+    assert "(or set ANTHROPIC_API_KEY or STIGMER_LLM_API_KEY)" in message
     assert caught.value.reason == "API_KEY_MISSING"
     assert [v.reason for v in caught.value.violations] == ["API_KEY_MISSING"]
 

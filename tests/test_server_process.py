@@ -12,10 +12,19 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import llmconfig
 
-from conftest import ANTHROPIC_KEY
+from conftest import ANTHROPIC_KEY, refusal_lines
 
 
-def refused(server_process, args=None, env=None) -> str:
+def refused(workspace, args=None, env=None) -> str:
+    """What the command prints refusing to start, from its own rules and message in-process
+    (refusal_lines); `refused_by_the_command` runs it, for exit 2."""
+    log = "\n".join(refusal_lines(workspace, args or [], env))
+    assert "Traceback" not in log
+    assert "refusing to start" in log
+    return log
+
+
+def refused_by_the_command(server_process, args=None, env=None) -> str:
     handle = server_process(args, env, wait_ready=False)
     assert handle.finish() == 2
     assert "Traceback" not in handle.log
@@ -23,73 +32,73 @@ def refused(server_process, args=None, env=None) -> str:
     return handle.log
 
 
-def test_config_file_with_unknown_key_is_refused_naming_file_and_key(server_process, workspace):
+def test_config_file_with_unknown_key_is_refused_naming_file_and_key(workspace):
     workspace.write("~/.stigmer/llmconfig.yaml", "local:\n  llm:\n    modle: llama3\n")
-    log = refused(server_process)
+    log = refused(workspace)
     assert ".stigmer/llmconfig.yaml:3:5: local.llm.modle: unknown key" in log
     assert "allowed here: api_key, base_url, max_tokens, model, provider, temperature" in log
 
 
-def test_config_file_with_wrong_type_is_refused_naming_file_and_key(server_process, workspace):
+def test_config_file_with_wrong_type_is_refused_naming_file_and_key(workspace):
     workspace.write("~/.stigmer/llmconfig.yaml", "llm:\n  max_tokens: lots\n")
-    log = refused(server_process)
+    log = refused(workspace)
     assert "~/.stigmer/llmconfig.yaml:2:15: llm.max_tokens: input should be a valid integer, " \
         "got text" in log  # described, never quoted
 
 
-def test_invalid_yaml_is_refused_naming_file_and_line(server_process, workspace):
+def test_invalid_yaml_is_refused_naming_file_and_line(workspace):
     workspace.write("~/.stigmer/llmconfig.yaml", "llm:\n  model: [unclosed\n")
-    log = refused(server_process)
+    log = refused(workspace)
     assert ".stigmer/llmconfig.yaml:3:1: invalid YAML" in log
 
 
-def test_missing_named_config_file_is_refused(server_process):
-    log = refused(server_process, ["--config", "/nonexistent/config.yaml"])
+def test_missing_named_config_file_is_refused(workspace):
+    log = refused(workspace, ["--config", "/nonexistent/config.yaml"])
     assert "config file /nonexistent/config.yaml (named by --config) does not exist" in log
 
 
-def test_unknown_provider_in_env_is_refused(server_process):
-    log = refused(server_process, env={"STIGMER_LLM_PROVIDER": "gemini"})
+def test_unknown_provider_in_env_is_refused(workspace):
+    log = refused(workspace, env={"STIGMER_LLM_PROVIDER": "gemini"})
     assert "STIGMER_LLM_PROVIDER: provider 'gemini' is not known; use one of: anthropic, " \
            "lmstudio, ollama, openai, vllm" in log
 
 
-def test_unparsable_number_in_env_names_the_variable(server_process):
-    log = refused(server_process, env={"STIGMER_LLM_MAX_TOKENS": "abc"})
+def test_unparsable_number_in_env_names_the_variable(workspace):
+    log = refused(workspace, env={"STIGMER_LLM_MAX_TOKENS": "abc"})
     assert "STIGMER_LLM_MAX_TOKENS: 'abc' is not an integer" in log
 
 
-def test_unparsable_flag_names_the_flag(server_process):
-    log = refused(server_process, ["--llm-temperature", "warm"])
+def test_unparsable_flag_names_the_flag(workspace):
+    log = refused(workspace, ["--llm-temperature", "warm"])
     assert "--llm-temperature: 'warm' is not a number" in log
 
 
-def test_malformed_base_url_is_refused(server_process):
-    log = refused(server_process, env={"OLLAMA_BASE_URL": "localhost:11434"})
+def test_malformed_base_url_is_refused(workspace):
+    log = refused(workspace, env={"OLLAMA_BASE_URL": "localhost:11434"})
     assert "OLLAMA_BASE_URL: base_url 'localhost:11434' is not usable" in log
 
 
-def test_unreadable_secret_file_is_refused(server_process, workspace):
-    log = refused(server_process, env={"ANTHROPIC_API_KEY_FILE": str(workspace.cwd / "nope")})
+def test_unreadable_secret_file_is_refused(workspace):
+    log = refused(workspace, env={"ANTHROPIC_API_KEY_FILE": str(workspace.cwd / "nope")})
     assert f"ANTHROPIC_API_KEY_FILE: cannot read {workspace.cwd / 'nope'}" in log
 
 
-def test_key_and_key_file_together_are_refused(server_process, workspace):
+def test_key_and_key_file_together_are_refused(workspace):
     path = workspace.write("key", ANTHROPIC_KEY)
-    log = refused(server_process, env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY,
+    log = refused(workspace, env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY,
                                        "ANTHROPIC_API_KEY_FILE": str(path)})
     assert "ANTHROPIC_API_KEY and ANTHROPIC_API_KEY_FILE are both set" in log
     assert ANTHROPIC_KEY not in log
 
 
-def test_every_problem_is_listed_in_one_message(server_process):
-    log = refused(server_process, env={"STIGMER_LLM_MAX_TOKENS": "abc",
+def test_every_problem_is_listed_in_one_message(workspace):
+    log = refused(workspace, env={"STIGMER_LLM_MAX_TOKENS": "abc",
                                        "STIGMER_LLM_PROVIDER": "gemini"})
     assert "STIGMER_LLM_MAX_TOKENS" in log and "STIGMER_LLM_PROVIDER" in log
 
 
 def test_selected_mode_without_required_key_is_refused(server_process):
-    log = refused(server_process, ["--mode", "cloud"])
+    log = refused_by_the_command(server_process, ["--mode", "cloud"])
     assert "api_key is required for provider anthropic" in log
 
 
@@ -171,12 +180,14 @@ def test_help_and_version_exit_0(server_process, flag):
     assert "llmconfig-server" in done.stdout
 
 
-def test_missing_key_message_names_origin_and_fix_exactly_as_the_contract(server_process):
-    log = refused(server_process, env={"STIGMER_LLM_PROVIDER": "anthropic"})
+def test_missing_key_message_names_origin_and_the_key_file_first(workspace):
+    log = refused(workspace, env={"STIGMER_LLM_PROVIDER": "anthropic"})
     assert (
-        "api_key is required for provider anthropic (provider from STIGMER_LLM_PROVIDER); set "
-        "STIGMER_LLM_API_KEY or ANTHROPIC_API_KEY, or start the server with --anthropic-key"
+        "api_key is required for provider anthropic (provider from STIGMER_LLM_PROVIDER); put "
+        "the key in a file only the server can read and set ANTHROPIC_API_KEY_FILE to its path "
+        "(or set ANTHROPIC_API_KEY or STIGMER_LLM_API_KEY)"
     ) in log
+    assert "--anthropic-key" not in log  # a flag's value shows in `ps` to every user
 
 
 def test_sigterm_lets_an_in_flight_call_finish(server_process, emulators):
@@ -201,6 +212,6 @@ def test_sigterm_lets_an_in_flight_call_finish(server_process, emulators):
     assert answers and answers[0].healthy
 
 
-def test_invalid_probe_timeout_is_refused(server_process):
-    log = refused(server_process, env={"STIGMER_LLMCONFIG_PROBE_TIMEOUT": "soon"})
+def test_invalid_probe_timeout_is_refused(workspace):
+    log = refused(workspace, env={"STIGMER_LLMCONFIG_PROBE_TIMEOUT": "soon"})
     assert "STIGMER_LLMCONFIG_PROBE_TIMEOUT: 'soon' is not a number of seconds" in log

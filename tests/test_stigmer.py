@@ -12,7 +12,7 @@ import pytest
 
 import llmconfig
 
-from conftest import ANTHROPIC_KEY
+from conftest import ANTHROPIC_KEY, startup_refusal
 
 STIGMER = "~/.stigmer/config.yaml"
 OWN = "~/.stigmer/llmconfig.yaml"
@@ -270,11 +270,9 @@ def test_the_working_directorys_file_still_works_and_says_where_it_goes(serve):
     assert "~/.stigmer/llmconfig.yaml" in warning
 
 
-def test_a_stigmer_file_named_as_llmconfigs_own_is_refused_with_the_fix(server_process,
-                                                                       workspace):
+def test_a_stigmer_file_named_as_llmconfigs_own_is_refused_with_the_fix(workspace):
     path = workspace.write("stigmer.yaml", DEFAULT_FILE)
-    handle = server_process(["--config", str(path)], wait_ready=False)
-    assert handle.finish() == 2
+    handle = startup_refusal(workspace, ["--config", str(path)])
     assert ("(named by --config): this is Stigmer's own config file (it has backend:), not "
             "llmconfig's") in handle.log
 
@@ -325,40 +323,39 @@ def test_a_broken_edit_of_stigmers_file_keeps_the_last_good_state(serve, servers
 
 # -- bad input: the treatment llmconfig's own file gets ----------------------------------------
 
-def refusal(server_process, env=None) -> str:  # type: ignore[no-untyped-def]
-    handle = server_process(env=env, wait_ready=False)
-    assert handle.finish() == 2, handle.log
-    assert "Traceback" not in handle.log
+def refusal(workspace, env=None) -> str:  # type: ignore[no-untyped-def]
+    """The one line the command explains its refusal (exit 2) with, in-process."""
+    handle = startup_refusal(workspace, env=env)
     _, *lines = handle.lines
     assert len(lines) == 1, handle.log
     return lines[0]
 
 
-def test_a_yaml_error_is_one_line_with_line_and_column(server_process, workspace):
+def test_a_yaml_error_is_one_line_with_line_and_column(workspace):
     workspace.write(STIGMER, DEFAULT_FILE.replace("model: qwen2.5-coder:7b",
                                                   "model: [qwen2.5-coder:7b"))
-    line = refusal(server_process)
+    line = refusal(workspace)
     assert line.startswith("  - ~/.stigmer/config.yaml:")
     assert "invalid YAML" in line
 
 
-def test_a_wrong_type_names_file_line_column_and_key(server_process, workspace):
+def test_a_wrong_type_names_file_line_column_and_key(workspace):
     workspace.write(STIGMER, cli_file(model="[qwen2.5-coder, llama3.2]"))
-    line = refusal(server_process)
+    line = refusal(workspace)
     assert line == ("  - ~/.stigmer/config.yaml:10:20: backend.local.llm.model: must be a "
                     "string (Stigmer's schema), got a list; fix it with `stigmer config set` "
                     "or in the file")
 
 
-def test_a_wrong_type_never_echoes_a_key(server_process, workspace):
+def test_a_wrong_type_never_echoes_a_key(workspace):
     workspace.write(STIGMER, cli_file(provider="anthropic", api_key=f"{{k: {ANTHROPIC_KEY}}}"))
-    line = refusal(server_process, env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY})
+    line = refusal(workspace, env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY})
     assert "backend.local.llm.api_key: must be a string" in line
     assert ANTHROPIC_KEY not in line and "f2c9" not in line
 
 
 @pytest.mark.parametrize("kind", ["fifo", "huge"])
-def test_a_special_or_huge_stigmer_file_is_refused_at_once(server_process, workspace, kind):
+def test_a_special_or_huge_stigmer_file_is_refused_at_once(workspace, kind):
     path = workspace.home / ".stigmer" / "config.yaml"
     path.parent.mkdir()
     if kind == "fifo":
@@ -366,7 +363,7 @@ def test_a_special_or_huge_stigmer_file_is_refused_at_once(server_process, works
     else:
         with path.open("wb") as handle:
             handle.truncate(50 * 1024 * 1024)
-    line = refusal(server_process)
+    line = refusal(workspace)
     assert line.startswith("  - config file: ~/.stigmer/config.yaml ")
 
 
@@ -394,9 +391,9 @@ def test_a_section_that_is_not_a_mapping_voids_local_modes_file_values(serve):
             "schema), got 'ollama'; fix it with `stigmer config set` or in the file")
 
 
-def test_an_unknown_backend_type_names_the_key(server_process, workspace):
+def test_an_unknown_backend_type_names_the_key(workspace):
     workspace.write(STIGMER, cli_file(backend_type="hybrid"))
-    line = refusal(server_process)
+    line = refusal(workspace)
     assert line.startswith("  - ~/.stigmer/config.yaml:6:11: backend.type: mode 'hybrid' is "
                            "not known; use one of: cloud, local")
 

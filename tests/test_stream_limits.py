@@ -19,6 +19,8 @@ from grpc_health.v1 import health_pb2
 from llmconfig.v1 import llmconfig_pb2 as pb
 from llmconfig_server.tokens import digest_of
 
+from conftest import startup_refusal
+
 TOKEN = "llmc_stream-limits-token"
 BEARER = (("authorization", f"Bearer {TOKEN}"),)
 WATCH = "/llmconfig.v1.LLMConfigService/WatchLLMConfig"
@@ -192,9 +194,8 @@ def test_a_health_service_name_longer_than_any_real_one_is_invalid(serve, stream
     assert conn.start(HEALTH_WATCH, known.SerializeToString()) is None
 
 
-def test_max_watch_streams_must_be_a_count(server_process):
-    handle = server_process(["--max-watch-streams", "lots"], wait_ready=False)
-    assert handle.finish() == 2
+def test_max_watch_streams_must_be_a_count(workspace):
+    handle = startup_refusal(workspace, ["--max-watch-streams", "lots"])
     assert "--max-watch-streams: 'lots' is not a whole number" in handle.log
 
 

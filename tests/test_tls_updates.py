@@ -18,6 +18,7 @@ import pytest
 import llmconfig
 
 import pki
+from conftest import startup_refusal
 
 GARBAGE_CERT = "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"
 
@@ -27,30 +28,30 @@ def certs(tmp_path_factory) -> pki.Pki:
     return pki.make(tmp_path_factory.mktemp("pki"))
 
 
-def refused(server_process, args: list[str]) -> str:
-    handle = server_process(args, wait_ready=False)
-    assert handle.finish() == 2
+def refused(workspace, args: list[str]) -> str:
+    """What the command prints refusing to start (exit 2), from its own rules in-process."""
+    handle = startup_refusal(workspace, args)
     assert "Failed to bind" not in handle.log and "Traceback" not in handle.log
     return handle.log
 
 
-def test_a_key_that_is_not_the_certificates_exits_2_naming_it(server_process, certs):
-    log = refused(server_process, ["--tls-cert", str(certs.server_cert),
+def test_a_key_that_is_not_the_certificates_exits_2_naming_it(workspace, certs):
+    log = refused(workspace, ["--tls-cert", str(certs.server_cert),
                                    "--tls-key", str(certs.other_server_key)])
     assert f"--tls-key: {certs.other_server_key} is not the key of the certificate in " \
            f"{certs.server_cert}" in log
 
 
-def test_a_certificate_that_does_not_parse_exits_2_naming_it(server_process, certs, workspace):
+def test_a_certificate_that_does_not_parse_exits_2_naming_it(certs, workspace):
     garbage = workspace.write("garbage.pem", GARBAGE_CERT)
-    log = refused(server_process, ["--tls-cert", str(garbage), "--tls-key",
+    log = refused(workspace, ["--tls-cert", str(garbage), "--tls-key",
                                    str(certs.server_key)])
     assert f"--tls-cert: {garbage} holds no readable PEM certificate" in log
 
 
-def test_a_client_ca_that_does_not_parse_exits_2_naming_it(server_process, certs, workspace):
+def test_a_client_ca_that_does_not_parse_exits_2_naming_it(certs, workspace):
     garbage = workspace.write("garbage-ca.pem", GARBAGE_CERT)
-    log = refused(server_process, ["--tls-cert", str(certs.server_cert), "--tls-key",
+    log = refused(workspace, ["--tls-cert", str(certs.server_cert), "--tls-key",
                                    str(certs.server_key), "--tls-client-ca", str(garbage)])
     assert f"--tls-client-ca: {garbage} holds no readable PEM certificate" in log
 

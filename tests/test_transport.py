@@ -15,7 +15,7 @@ import llmconfig
 from llmconfig_server.tokens import digest_of
 
 import pki
-from conftest import ANTHROPIC_KEY, base_env
+from conftest import ANTHROPIC_KEY, base_env, startup_refusal
 
 TOKEN = "llmc_transport-test-token"
 
@@ -89,23 +89,22 @@ def test_unix_socket_needs_no_tokens(server_process, socket_dir):
 
 # -- the exposure policy ----------------------------------------------------------------------
 
-def refused(server_process, args: list[str]) -> str:
-    handle = server_process(args, wait_ready=False)
-    assert handle.finish() == 2
+def refused(workspace, args: list[str]) -> str:
+    """What the command prints refusing to start (exit 2), from its own rules in-process."""
+    handle = startup_refusal(workspace, args)
     assert "Traceback" not in handle.log
     return handle.log
 
 
-def test_beyond_loopback_without_tokens_is_refused_naming_tokens_file(server_process):
-    log = refused(server_process, ["--listen", "0.0.0.0:0"])
+def test_beyond_loopback_without_tokens_is_refused_naming_tokens_file(workspace):
+    log = refused(workspace, ["--listen", "0.0.0.0:0"])
     assert "--listen 0.0.0.0:0 is reachable from other machines and there is no --tokens-file" \
         in log
     assert "--insecure" in log
 
 
-def test_beyond_loopback_with_tokens_but_no_tls_is_refused_naming_tls_cert(server_process,
-                                                                           tokens_file):
-    log = refused(server_process, ["--listen", "0.0.0.0:0", "--tokens-file", str(tokens_file)])
+def test_beyond_loopback_with_tokens_but_no_tls_is_refused_naming_tls_cert(workspace, tokens_file):
+    log = refused(workspace, ["--listen", "0.0.0.0:0", "--tokens-file", str(tokens_file)])
     assert "without TLS" in log and "--tls-cert FILE --tls-key FILE" in log
 
 
@@ -163,14 +162,14 @@ def test_mtls_serves_a_client_with_a_certificate_from_the_ca(serve, certs):
         assert client.resolve().config.provider == "ollama"
 
 
-def test_tls_key_without_cert_is_refused(server_process, certs):
-    log = refused(server_process, ["--tls-key", str(certs.server_key)])
+def test_tls_key_without_cert_is_refused(workspace, certs):
+    log = refused(workspace, ["--tls-key", str(certs.server_key)])
     assert "TLS needs both --tls-cert and --tls-key; --tls-cert is missing" in log
 
 
-def test_a_tls_cert_that_is_not_pem_is_refused(server_process, workspace, certs):
+def test_a_tls_cert_that_is_not_pem_is_refused(workspace, certs):
     junk = workspace.write("cert.pem", "hello")
-    log = refused(server_process, ["--tls-cert", str(junk), "--tls-key", str(certs.server_key)])
+    log = refused(workspace, ["--tls-cert", str(junk), "--tls-key", str(certs.server_key)])
     assert f"--tls-cert: {junk} holds no PEM certificate" in log
 
 
@@ -200,26 +199,25 @@ def test_token_new_refuses_an_unknown_scope(workspace):
     assert done.stdout == ""
 
 
-def test_a_token_pasted_where_its_digest_belongs_is_refused_without_echoing_it(
-        server_process, workspace):
+def test_a_token_pasted_where_its_digest_belongs_is_refused_without_echoing_it(workspace):
     path = workspace.write("tokens.yaml", f"tokens:\n  - name: runner\n    sha256: {TOKEN}\n"
                                           "    scopes: [resolve]\n")
-    log = refused(server_process, ["--tokens-file", str(path)])
+    log = refused(workspace, ["--tokens-file", str(path)])
     assert "tokens[0].sha256: must be the 64 hex characters" in log
     assert TOKEN not in log
 
 
-def test_a_missing_tokens_file_is_refused(server_process, workspace):
-    log = refused(server_process, ["--tokens-file", str(workspace.cwd / "nope.yaml")])
+def test_a_missing_tokens_file_is_refused(workspace):
+    log = refused(workspace, ["--tokens-file", str(workspace.cwd / "nope.yaml")])
     assert "tokens file: cannot read" in log
 
 
-def test_a_tokens_file_alias_bomb_is_refused_at_once(server_process, workspace):
+def test_a_tokens_file_alias_bomb_is_refused_at_once(workspace):
     bomb = "a: &a [x,x,x,x,x,x,x,x,x,x]\n" + "".join(
         f"{chr(98 + i)}: &{chr(98 + i)} [{','.join(['*' + chr(97 + i)] * 10)}]\n"
         for i in range(8))
     path = workspace.write("tokens.yaml", bomb)
-    log = refused(server_process, ["--tokens-file", str(path)])
+    log = refused(workspace, ["--tokens-file", str(path)])
     assert f"tokens file {path}: its aliases (*name) expand to more than 10000 values" in log
 
 

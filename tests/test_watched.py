@@ -329,6 +329,7 @@ def test_the_first_call_to_a_server_that_never_answers_raises_as_today():
             assert set(threading.enumerate()) - before == set()  # nothing started for it
 
 
+@pytest.mark.under_load  # a burst: see test_overload's pytestmark
 def test_ten_thousand_request_shapes_hold_at_most_max_watched_streams(server_process):
     # A server process of its own, and asyncio calls 16 at a time: each new shape costs the
     # server a resolution and a stream, and this keeps the test to seconds.

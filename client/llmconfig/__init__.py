@@ -3,13 +3,13 @@
 A runner gets a ready chat model in two lines:
 
     import llmconfig
-    llm = llmconfig.chat_model()                # or chat_model(model="claude-sonnet-4.5")
+    llm = llmconfig.chat_model()                # or chat_model(model="claude-sonnet-5.5")
 
 The client, for everything else:
 
     with llmconfig.Client() as client:          # STIGMER_LLMCONFIG_TARGET or 127.0.0.1:50061
-        resolved = client.resolve(model="claude-sonnet-4.5")
-        resolved.config.model                   # 'claude-sonnet-4-5-20250929'
+        resolved = client.resolve(model="claude-sonnet-5.5")
+        resolved.config.model                   # 'claude-sonnet-5-5'
         resolved.origin("model").detail         # 'request overrides.model'
         client.check_health().status            # HealthStatus.HEALTHY, …
 

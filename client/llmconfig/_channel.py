@@ -12,6 +12,7 @@ import ipaddress
 import json
 import os
 import socket
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -60,7 +61,8 @@ def pushback(error: grpc.RpcError) -> float:
     except Exception:  # a call that never reached a server has no trailers
         return 0.0
     for key, value in metadata:
-        if key == PUSHBACK_KEY and isinstance(value, str) and value.isdigit():
+        if key == PUSHBACK_KEY and isinstance(value, str) and value.isascii() \
+                and value.isdigit():
             return min(int(value) / 1000, MAX_PUSHBACK)
     return 0.0
 
@@ -171,6 +173,40 @@ def is_local_target(target: str) -> bool:
     elif text.startswith("dns:"):
         text = text[4:]
     return _is_local_host(_host_of(text))
+
+
+TLS_REQUIRED: Final = "TLS_REQUIRED"  # the reason of a ServiceUnavailable for a TLS server
+
+
+def tls_required_message(target: str) -> str:
+    return (f"the service at {target} uses TLS and this client connected without it: pass "
+            f"--ca-file (env {CA_FILE_ENV}; ca_file= in Python) naming the CA that signed "
+            f"its certificate")
+
+
+def speaks_tls(target: str, timeout: float = 1.0) -> bool:
+    """Whether a TCP target answers a TLS handshake: a plaintext gRPC call to a TLS server only
+    sees the socket closed, which reads like no server at all. Certificates are not checked
+    (this only chooses the advice); an alert from the server counts (mTLS, ALPN)."""
+    text = target.strip()
+    if text.startswith(("unix:", "unix-abstract:", "ipv4:", "ipv6:")) or "://" in text:
+        return False
+    hostport = text.removeprefix("dns:")
+    host, port = _host_of(hostport), hostport.rpartition(":")[2]
+    if not port.isdigit() or host == hostport:
+        return False
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["h2"])
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout) as raw, \
+                context.wrap_socket(raw, server_hostname=host or None):
+            return True
+    except ssl.SSLError as exc:
+        return "ALERT" in str(exc.reason or "").upper()
+    except (OSError, ValueError):
+        return False
 
 
 def _host_of(hostport: str) -> str:

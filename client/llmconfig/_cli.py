@@ -13,6 +13,7 @@ import io
 import json
 import os
 import re
+import secrets
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -25,6 +26,7 @@ from ._channel import (
     INSECURE_ENV,
     NETWORK_ENV,
     TARGET_ENV,
+    TLS_REQUIRED,
     TOKEN_ENV,
     TOKEN_FILE_ENV,
     network_or_default,
@@ -58,7 +60,11 @@ configuration, 3 service unreachable"""
 # -- output -----------------------------------------------------------------------------------
 
 class Style:
-    """ANSI colour on a terminal, plain text elsewhere (and when NO_COLOR is set)."""
+    """ANSI colour on a terminal, plain text elsewhere (and when NO_COLOR is set).
+
+    Colour is marked with a per-process random tag that `show` turns into escape codes after
+    escaping everything else: a server's text can never carry an escape code to the terminal,
+    even one that looks like ours."""
 
     CODES: ClassVar[dict[str, str]] = {
         "green": "32", "red": "31", "yellow": "33", "dim": "2", "bold": "1", "cyan": "36",
@@ -69,13 +75,54 @@ class Style:
         self.on = mode == "always" or (
             mode == "auto" and stream.isatty() and "NO_COLOR" not in os.environ
         )
+        self._tag = f"<{secrets.token_hex(8)}:"
+        self._tags = re.compile(re.escape(self._tag) + "([0-9]+)>")
 
     def __call__(self, text: str, colour: str) -> str:
-        return f"\033[{self.CODES[colour]}m{text}\033[0m" if self.on else text
+        if not self.on:
+            return text
+        return f"{self._tag}{self.CODES[colour]}>{text}{self._tag}0>"
+
+    def show(self, lines: str | Sequence[str], *, err: bool = False, flush: bool = False,
+             ) -> None:
+        """The one way the CLI writes text: a line, or lines the CLI breaks itself; in each,
+        every control, format or otherwise unprintable character escaped (`\\x1b`,
+        `\\u202e`, a server's `\\n`), then this Style's colours."""
+        shown = "\n".join(escaped(line) for line in ([lines] if isinstance(lines, str)
+                                                      else lines))
+        if self.on:
+            shown = self._tags.sub(lambda m: f"\033[{m.group(1)}m", shown)
+        print(shown, file=sys.stderr if err else sys.stdout, flush=flush)
+
+    def show_json(self, data: Any, *, indent: int | None = 2, flush: bool = False) -> None:
+        """JSON, its strings escaped as JSON does (`\\u202e`): still valid JSON."""
+        text = json.dumps(data, indent=indent, ensure_ascii=False)
+        if not text.isprintable():  # line breaks are outside strings, where JSON puts them
+            text = "".join(c if c.isprintable() or c == "\n" else _json_escape(c)
+                           for c in text)
+        print(text, flush=flush)
+
+
+def escaped(text: str) -> str:
+    """`text` fit for a terminal: control characters (Unicode Cc: ESC, CR, C1…), format
+    characters (Cf: bidi overrides such as U+202E, zero-width characters, the BOM), line
+    separators and anything else Python does not call printable, escaped as Python writes them
+    (`\\x1b`, `\\u202e`). Escaping twice changes nothing."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _json_escape(character: str) -> str:
+    code = ord(character)
+    if code > 0xFFFF:  # a UTF-16 surrogate pair, as JSON writes it
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
 
 
 SOURCE_COLOUR = {"request": "cyan", "flag": "magenta", "env": "yellow", "file": "blue",
-                 "default": "dim"}
+                 "default": "dim", "unknown": "dim"}
 
 
 def _jsonable(value: Any) -> Any:
@@ -87,14 +134,14 @@ def _jsonable(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, tuple | list):
         return [_jsonable(v) for v in value]
+    if isinstance(value, dict):  # doctor's report holds dataclasses
+        return {key: _jsonable(v) for key, v in value.items()}
     return value
 
 
-def _print_json(data: Any) -> None:
-    print(json.dumps(_jsonable(data), indent=2, ensure_ascii=False))
 
 
-def _resolved_table(resolved: Resolved, style: Style, show_secrets: bool) -> str:
+def _resolved_table(resolved: Resolved, style: Style, show_secrets: bool) -> list[str]:
     c = resolved.config
     shown = {
         "mode": c.mode,
@@ -116,30 +163,33 @@ def _resolved_table(resolved: Resolved, style: Style, show_secrets: bool) -> str
         lines.append(f"{'openai_url':<12} {c.openai_base_url}")
     lines.append(f"{'revision':<12} {resolved.revision}")
     lines += [style(f"warning: {w}", "yellow") for w in resolved.warnings]
-    return "\n".join(lines)
+    return lines
 
 
-def _health_lines(health: Health, style: Style) -> str:
+def _health_lines(health: Health, style: Style) -> list[str]:
     mark, colour = ("✓", "green") if health.healthy else ("✗", "red")
     head = (f"{style(mark + ' ' + health.status.name, colour)}  {health.provider} {health.model}"
             f" at {health.base_url}  ({health.latency * 1000:.0f} ms"
             f"{', cached' if health.cached else ''})")
-    return f"{head}\n  {health.message}"
+    return [head, f"  {health.message}"]
 
 
-def _error_lines(error: LLMConfigError, style: Style) -> str:
+def _error_lines(error: LLMConfigError, style: Style) -> list[str]:
     lines = [style(f"error ({error.code.name}): {error.message}", "red")]
     lines += [f"  - {v.subject}: {v.reason}" for v in error.violations
               if v.description not in error.message]
-    return "\n".join(lines)
+    return lines
 
 
 START_SERVICE = f"start the service with `llmconfig-server`, or point --target / {TARGET_ENV} at it"
 
 
-def _unreachable(target: str, error: LLMConfigError, style: Style) -> str:
-    return (style(f"error: the llmconfig service at {target} cannot be reached", "red")
-            + f" ({error.code.name}: {error.message.splitlines()[0]})\n  {START_SERVICE}")
+def _unreachable(target: str, error: LLMConfigError, style: Style) -> list[str]:
+    if error.reason == TLS_REQUIRED:  # it is there, and needs TLS: starting it would not help
+        return [style(f"error: {error.message}", "red")]
+    first = error.message.splitlines()[0] if error.message else ""
+    return [style(f"error: the llmconfig service at {target} cannot be reached", "red")
+            + f" ({error.code.name}: {first})", f"  {START_SERVICE}"]
 
 
 def next_step(health: Health) -> str:
@@ -162,10 +212,10 @@ def _ask(call: Callable[[], Any], target: str, style: Style) -> tuple[Any, int]:
     try:
         return call(), EXIT_OK
     except ServiceUnavailable as exc:
-        print(_unreachable(target, exc, style), file=sys.stderr)
+        style.show(_unreachable(target, exc, style), err=True)
         return None, EXIT_UNREACHABLE
     except LLMConfigError as exc:
-        print(_error_lines(exc, style), file=sys.stderr)
+        style.show(_error_lines(exc, style), err=True)
         return None, EXIT_INVALID
 
 
@@ -179,9 +229,9 @@ def cmd_resolve(client: Client, args: argparse.Namespace, style: Style) -> int:
         data = _jsonable(resolved)
         if not args.show_secrets:
             data["config"].pop("api_key")
-        print(json.dumps(data, indent=2, ensure_ascii=False))
+        style.show_json(data)
     else:
-        print(_resolved_table(resolved, style, args.show_secrets))
+        style.show(_resolved_table(resolved, style, args.show_secrets))
     return EXIT_OK
 
 
@@ -192,9 +242,9 @@ def cmd_health(client: Client, args: argparse.Namespace, style: Style) -> int:
     if health is None:
         return code
     if args.json:
-        _print_json(health)
+        style.show_json(_jsonable(health))
     else:
-        print(_health_lines(health, style))
+        style.show(_health_lines(health, style))
     return EXIT_OK if health.healthy else EXIT_UNHEALTHY
 
 
@@ -203,23 +253,18 @@ STATUS_COLOUR = {ModelStatus.ACTIVE: "green", ModelStatus.LEGACY: "dim",
                  ModelStatus.UNKNOWN: "dim"}
 
 
-def _printable(text: str) -> str:
-    """A provider's string as a terminal may show it: control and format characters escaped."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
 def _thousands(value: int | None) -> str:
     if value is None:
         return "–"
     return f"{value // 1000}K" if value >= 1000 and value % 1000 == 0 else str(value)
 
 
-def _models_table(models: Sequence[ModelInfo], style: Style) -> str:
+def _models_table(models: Sequence[ModelInfo], style: Style) -> list[str]:
     header = ("provider", "model", "status", "out", "context", "retires", "instead",
               "available")
-    rows = [(m.provider, _printable(m.id) + (f" ({m.tier})" if m.tier else ""),
+    rows = [(m.provider, escaped(m.id) + (f" ({m.tier})" if m.tier else ""),
              m.status.value, _thousands(m.max_output_tokens), _thousands(m.context_window),
-             m.retires_on or "–", _printable(m.replacement) or "–",
+             m.retires_on or "–", escaped(m.replacement) or "–",
              "yes" if m.available else "–") for m in models]
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
     lines = ["  ".join(style(h.ljust(w), "bold") for h, w in zip(header, widths, strict=True))]
@@ -227,7 +272,7 @@ def _models_table(models: Sequence[ModelInfo], style: Style) -> str:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
         cells[2] = style(cells[2], STATUS_COLOUR[model.status])
         lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
+    return lines
 
 
 def cmd_models(client: Client, args: argparse.Namespace, style: Style) -> int:
@@ -237,12 +282,11 @@ def cmd_models(client: Client, args: argparse.Namespace, style: Style) -> int:
         return code
     warnings = client.last_model_warnings
     if args.json:
-        print(json.dumps({"models": _jsonable(list(models)), "warnings": list(warnings)},
-                         indent=2, ensure_ascii=False))
+        style.show_json({"models": _jsonable(list(models)), "warnings": list(warnings)})
         return EXIT_OK
-    print(_models_table(models, style))
+    style.show(_models_table(models, style))
     for warning in warnings:
-        print(style(f"warning: {_printable(warning)}", "yellow"), file=sys.stderr)
+        style.show(style(f"warning: {warning}", "yellow"), err=True)
     return EXIT_OK
 
 
@@ -274,17 +318,18 @@ def cmd_doctor(client: Client, args: argparse.Namespace, style: Style) -> int:
                           f"ollama serve (this container reaches it at {c.base_url})")
     except ServiceUnavailable as exc:
         lines.append(f"{bad} service   not reachable ({exc.code.name})")
-        code, advice = EXIT_UNREACHABLE, START_SERVICE
+        code, advice = EXIT_UNREACHABLE, \
+            exc.message if exc.reason == TLS_REQUIRED else START_SERVICE
     except LLMConfigError as exc:
         lines.append(f"{bad} config    {exc.message}")
         code, advice = EXIT_INVALID, exc.message.split("; ", 1)[-1]
     report.update(ready=code == EXIT_OK, next=advice)
     if args.json:
-        _print_json(report)
+        style.show_json(_jsonable(report))
         return code
     verdict = style("Ready.", "green") if code == EXIT_OK else \
         style("Not ready.", "red") + f" Next: {advice}"
-    print("\n".join([*lines, "", verdict]))
+    style.show([*lines, "", verdict])
     return code
 
 
@@ -329,7 +374,7 @@ def cmd_runner(client: Client, args: argparse.Namespace, style: Style) -> int:
             for section, key in (("backend", "api_key"), ("sandbox", "daytona_api_key"),
                                  ("redis", "password")):
                 data["config"][section].pop(key)
-        print(json.dumps(data, indent=2, ensure_ascii=False))
+        style.show_json(data)
         return EXIT_OK
     origins = {o.field: o for o in runner.origins}
     shown = {path: value(runner.config) for path, value in RUNNER_ROWS}
@@ -346,7 +391,7 @@ def cmd_runner(client: Client, args: argparse.Namespace, style: Style) -> int:
                  f"(revision {runner.llm.revision}; `llmconfig resolve` shows its origins)")
     lines.append(f"{'revision':<{_RUNNER_PATH_WIDTH}} {runner.revision}")
     lines += [style(f"warning: {w}", "yellow") for w in (*runner.warnings, *runner.llm.warnings)]
-    print("\n".join(lines))
+    style.show(lines)
     return EXIT_OK
 
 
@@ -367,24 +412,24 @@ def cmd_watch(client: Client, args: argparse.Namespace, style: Style) -> int:
                     error = change.error
                     data["error"] = {"code": error.code.name, "message": error.message,
                                      "reason": error.reason}
-                print(json.dumps(data, ensure_ascii=False), flush=True)
+                style.show_json(data, indent=None, flush=True)
             elif change.resolved:
                 c = change.resolved.config
                 warnings = "".join(f"  {style('warning:', 'yellow')} {w}"
                                    for w in change.resolved.warnings)
-                print(f"{stamp} revision {change.resolved.revision}: {c.provider} {c.model} at "
-                      f"{c.base_url} (mode {c.mode}){warnings}", flush=True)
+                style.show(f"{stamp} revision {change.resolved.revision}: {c.provider} "
+                           f"{c.model} at {c.base_url} (mode {c.mode}){warnings}", flush=True)
             else:
                 assert change.error is not None
-                print(f"{stamp} " + style(f"error ({change.error.code.name}): "
-                                          f"{change.error.message}", "red"), flush=True)
+                style.show(f"{stamp} " + style(f"error ({change.error.code.name}): "
+                                               f"{change.error.message}", "red"), flush=True)
     except KeyboardInterrupt:
         return EXIT_OK
     except ServiceUnavailable as exc:
-        print(_unreachable(client.target, exc, style), file=sys.stderr)
+        style.show(_unreachable(client.target, exc, style), err=True)
         return EXIT_UNREACHABLE
     except LLMConfigError as exc:
-        print(_error_lines(exc, style), file=sys.stderr)
+        style.show(_error_lines(exc, style), err=True)
         return EXIT_INVALID
     return EXIT_OK
 
@@ -493,7 +538,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         token_file=args.token_file, ca_file=args.ca_file,
                         insecure=args.insecure)
     except ValueError as exc:
-        print(style(f"error: {exc}", "red"), file=sys.stderr)
+        style.show(style(f"error: {exc}", "red"), err=True)
         return EXIT_INVALID
     with client:
         code: int = args.handler(client, args, style)

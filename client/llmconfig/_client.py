@@ -19,10 +19,13 @@ import grpc
 from ._channel import (
     CHANNEL_OPTIONS,
     DEFAULT_TIMEOUT,
+    TLS_REQUIRED,
     check_cleartext,
     network_or_default,
     security_from,
+    speaks_tls,
     target_or_default,
+    tls_required_message,
 )
 from ._convert import (
     change_from_proto,
@@ -36,7 +39,7 @@ from ._convert import (
     runner_request,
     watch_request,
 )
-from ._errors import from_rpc_error
+from ._errors import ServiceUnavailable, from_rpc_error
 from ._models import Change, Health, ModelInfo, Resolved, RunnerResolved
 from ._resume import aevents, events
 from ._watched import (
@@ -276,7 +279,12 @@ class Client(_BaseClient):
             return method(request, timeout=self.timeout if timeout is None else timeout,
                           metadata=self._metadata)
         except grpc.RpcError as exc:
-            raise from_rpc_error(exc) from None
+            error = from_rpc_error(exc)
+            if isinstance(error, ServiceUnavailable) and not self.tls and \
+                    speaks_tls(self.target):
+                raise ServiceUnavailable(error.code, tls_required_message(self.target),
+                                         reason=TLS_REQUIRED) from None
+            raise error from None
 
     def close(self) -> None:
         """Close the channel, and with `watch=True` every stream and the thread they run on."""
@@ -393,7 +401,12 @@ class AsyncClient(_BaseClient):
             return await method(request, timeout=self.timeout if timeout is None else timeout,
                                 metadata=self._metadata)
         except grpc.RpcError as exc:
-            raise from_rpc_error(exc) from None
+            error = from_rpc_error(exc)
+            if isinstance(error, ServiceUnavailable) and not self.tls and \
+                    await asyncio.to_thread(speaks_tls, self.target):
+                raise ServiceUnavailable(error.code, tls_required_message(self.target),
+                                         reason=TLS_REQUIRED) from None
+            raise error from None
 
     async def close(self) -> None:
         """Close every stream (with `watch=True`) and the channel."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
+
+from google.protobuf import duration_pb2, timestamp_pb2
 
 from ._errors import from_status
 from ._models import (
@@ -26,13 +28,47 @@ from ._models import (
 )
 from .v1 import llmconfig_pb2 as pb
 
-_SOURCE_BY_NUMBER = {
+# A newer server may send enum numbers this client does not know (proto3 enums are open): they
+# become the UNKNOWN member, never an exception.
+_SOURCE_BY_NUMBER: dict[int, Source] = {
     pb.SOURCE_REQUEST: Source.REQUEST,
     pb.SOURCE_FLAG: Source.FLAG,
     pb.SOURCE_ENV: Source.ENV,
     pb.SOURCE_FILE: Source.FILE,
     pb.SOURCE_DEFAULT: Source.DEFAULT,
 }
+_HEALTH_BY_NUMBER: dict[int, HealthStatus] = {
+    number: HealthStatus[pb.HealthStatus.Name(number).removeprefix("HEALTH_STATUS_")]
+    for number in pb.HealthStatus.values()
+    if pb.HealthStatus.Name(number).removeprefix("HEALTH_STATUS_") in HealthStatus.__members__
+}
+
+
+def _source(number: int) -> Source:
+    return _SOURCE_BY_NUMBER.get(number, Source.UNKNOWN)
+
+
+def _health_status(number: int) -> HealthStatus:
+    return _HEALTH_BY_NUMBER.get(number, HealthStatus.UNKNOWN)
+
+
+def _enum_name(enum: Any, number: int, prefix: str) -> str:
+    """The lower-case name of a known enum number without its prefix, else ""."""
+    return enum.Name(number).removeprefix(prefix).lower() if number in enum.values() else ""
+
+
+def _time(stamp: timestamp_pb2.Timestamp) -> datetime | None:
+    """A Timestamp as an aware datetime; None when Python cannot hold it (before year 1, after
+    9999, or nanos out of range)."""
+    try:
+        return stamp.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def _seconds(duration: duration_pb2.Duration) -> float:
+    """A Duration in seconds (a float holds any of them, valid or not)."""
+    return duration.seconds + duration.nanos / 1e9
 
 
 def _settings(overrides: dict[str, Any]) -> pb.LLMSettings:
@@ -53,7 +89,7 @@ def runner_request(mode: str | None, session_id: str | None, overrides: dict[str
 
 
 def _origins(origins: Any) -> tuple[Origin, ...]:
-    return tuple(Origin(o.field, _SOURCE_BY_NUMBER[o.source], o.detail) for o in origins)
+    return tuple(Origin(o.field, _source(o.source), o.detail) for o in origins)
 
 
 def runner_from_proto(response: pb.ResolveRunnerConfigResponse) -> RunnerResolved:
@@ -113,9 +149,8 @@ def resolved_from_proto(response: pb.ResolveLLMConfigResponse) -> Resolved:
 
 
 def health_from_proto(response: pb.CheckProviderHealthResponse) -> Health:
-    name = pb.HealthStatus.Name(response.status).removeprefix("HEALTH_STATUS_")
     return Health(
-        status=HealthStatus[name],
+        status=_health_status(response.status),
         healthy=response.healthy,
         message=response.message,
         provider=response.provider,
@@ -124,8 +159,8 @@ def health_from_proto(response: pb.CheckProviderHealthResponse) -> Health:
         model_available=response.model_available,
         available_models=tuple(response.available_models),
         server_version=response.server_version,
-        latency=response.latency.ToTimedelta().total_seconds(),
-        checked_at=response.checked_at.ToDatetime(tzinfo=UTC),
+        latency=_seconds(response.latency),
+        checked_at=_time(response.checked_at),
         cached=response.cached,
     )
 
@@ -139,12 +174,10 @@ def models_from_proto(response: pb.ListModelsResponse) -> tuple[tuple[ModelInfo,
                                                                tuple[str, ...]]:
     models = []
     for m in response.models:
-        status_name = pb.ModelStatus.Name(m.status).removeprefix("MODEL_STATUS_").lower() \
-            if m.status in pb.ModelStatus.values() else "unknown"
+        status_name = _enum_name(pb.ModelStatus, m.status, "MODEL_STATUS_")
         status = ModelStatus(status_name) if status_name in ModelStatus._value2member_map_ \
             else ModelStatus.UNKNOWN
-        known_from = pb.KnownFrom.Name(m.known_from).removeprefix("KNOWN_FROM_").lower() \
-            if m.known_from in pb.KnownFrom.values() else ""
+        known_from = _enum_name(pb.KnownFrom, m.known_from, "KNOWN_FROM_")
         models.append(ModelInfo(
             id=m.id, provider=m.provider, aliases=tuple(m.aliases), status=status,
             max_output_tokens=m.max_output_tokens if m.HasField("max_output_tokens") else None,

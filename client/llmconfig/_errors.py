@@ -72,8 +72,18 @@ _BY_CODE: dict[grpc.StatusCode, type[LLMConfigError]] = {
 
 def from_rpc_error(error: grpc.RpcError) -> LLMConfigError:
     code: grpc.StatusCode = error.code()
-    status = rpc_status.from_call(error)
-    return _typed(code, error.details() or code.name, status.details if status else ())
+    return _typed(code, error.details() or code.name, _details_of(error))
+
+
+def _details_of(error: grpc.RpcError) -> Iterable[any_pb2.Any]:
+    """The google.rpc.Status details in the trailers; none when they are missing or cannot be
+    read (not a Status, or not the call's status): the code and message still say what
+    happened, so a newer or broken server never turns an error into a traceback."""
+    try:
+        status = rpc_status.from_call(error)
+    except Exception:  # DecodeError, ValueError: whatever the bytes were
+        return ()
+    return status.details if status else ()
 
 
 def from_status(status: status_pb2.Status) -> LLMConfigError:
@@ -88,19 +98,28 @@ def _typed(code: grpc.StatusCode, message: str, details: Iterable[any_pb2.Any],
     violations: list[Violation] = []
     reason = ""
     for detail in details:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            violations += [Violation(v.field, v.reason, v.description)
-                           for v in bad.field_violations]
-        elif detail.Is(error_details_pb2.PreconditionFailure.DESCRIPTOR):
-            failure = error_details_pb2.PreconditionFailure()
-            detail.Unpack(failure)
-            violations += [Violation(v.subject, v.type, v.description)
-                           for v in failure.violations]
-        elif detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            reason = info.reason
+        try:
+            found, found_reason = _read(detail)
+        except Exception:  # a detail that does not parse is skipped
+            continue
+        violations += found
+        reason = found_reason or reason
     cls = _BY_CODE.get(code, LLMConfigError)
     return cls(code, message, tuple(violations), reason)
+
+
+def _read(detail: any_pb2.Any) -> tuple[list[Violation], str]:
+    """The violations and the reason one status detail carries (none for other kinds)."""
+    if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+        bad = error_details_pb2.BadRequest()
+        detail.Unpack(bad)
+        return [Violation(v.field, v.reason, v.description) for v in bad.field_violations], ""
+    if detail.Is(error_details_pb2.PreconditionFailure.DESCRIPTOR):
+        failure = error_details_pb2.PreconditionFailure()
+        detail.Unpack(failure)
+        return [Violation(v.subject, v.type, v.description) for v in failure.violations], ""
+    if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+        info = error_details_pb2.ErrorInfo()
+        detail.Unpack(info)
+        return [], info.reason
+    return [], ""

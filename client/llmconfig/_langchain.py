@@ -20,6 +20,13 @@ _CLASSES = {
     "openai": ("langchain_openai", "ChatOpenAI"),
 }
 
+# llmconfig is not on PyPI: the extra comes from a checkout or from git (docs/client.md).
+LANGCHAIN_MISSING = (
+    "{module} is not installed: install llmconfig with its langchain extra, "
+    "pip install '/path/to/llmconfig[langchain]' from a checkout, or "
+    "pip install 'llmconfig[langchain] @ git+https://github.com/stigmer/llmconfig.git' "
+    "(docs/client.md)")
+
 
 class MissingSecret(ValueError):
     """The config was resolved without include_secrets=True, and the model needs the key."""
@@ -64,8 +71,7 @@ def chat_model(config: LLMConfig, openai_compatible: bool = False) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ImportError:
-        raise ImportError(f"{module_name} is not installed: pip install 'llmconfig[langchain]'"
-                          ) from None
+        raise ImportError(LANGCHAIN_MISSING.format(module=module_name)) from None
     return getattr(module, class_name)(**chat_model_kwargs(config, openai_compatible))
 
 

@@ -21,6 +21,7 @@ class Source(enum.Enum):
     ENV = "env"
     FILE = "file"
     DEFAULT = "default"
+    UNKNOWN = "unknown"  # a layer this client does not know yet (a newer server)
 
 
 class HealthStatus(enum.Enum):
@@ -36,6 +37,7 @@ class HealthStatus(enum.Enum):
     UNAVAILABLE = "unavailable"
     BAD_RESPONSE = "bad_response"
     QUOTA_EXCEEDED = "quota_exceeded"
+    UNKNOWN = "unknown"  # a verdict this client does not know yet (a newer server): see `healthy`
 
 
 class ModelStatus(enum.Enum):
@@ -80,7 +82,7 @@ class Health:
     available_models: tuple[str, ...]
     server_version: str
     latency: float  # seconds
-    checked_at: datetime
+    checked_at: datetime | None  # None when the server sent a time Python cannot hold
     cached: bool
 
 

@@ -12,8 +12,12 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .flags import FlagError, parse
+
+if TYPE_CHECKING:
+    from .state import Inputs, Snapshot
 
 EXIT_INVALID_CONFIG = 2
 EXIT_CANNOT_SERVE = 1
@@ -28,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         options = parse(argv)
     except FlagError as exc:
-        print(f"llmconfig-server: refusing to start: {exc}", file=sys.stderr)
+        print(flag_refusal(exc), file=sys.stderr)
         return EXIT_INVALID_CONFIG
     from .corelog import route_native_stderr
     from .logs import configure
@@ -36,19 +40,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     route_native_stderr()  # gRPC core's own lines, rate-limited, in --log-format
     configure(options.log_level, options.log_format)
     from .app import ListenError, serve
-    from .state import BuildError, Inputs, build
+    from .state import BuildError, Inputs
 
     inputs = Inputs.of_process(options)
     try:
-        snapshot = build(inputs)
+        snapshot = first_state(inputs)
     except BuildError as exc:
-        _refuse(exc.problems)
-        return EXIT_INVALID_CONFIG
-    tokens = snapshot.access.tokens
-    if tokens is not None and tokens.broken and tokens.problem:
-        # Running, it would refuse every token (fail closed); starting, the operator is here
-        # to fix it. (An empty list is a choice: the server starts and refuses every token.)
-        _refuse([tokens.problem.removesuffix("; every token is refused until it is fixed")])
+        print(refusal(exc.problems), file=sys.stderr)
         return EXIT_INVALID_CONFIG
     try:
         asyncio.run(serve(inputs, snapshot))
@@ -83,19 +81,40 @@ def token_command(argv: Sequence[str]) -> int:
         parser.error(f"--scopes: {exc}")
     token = new_token()
     print(token)
-    print(f"\nAdd this entry under `tokens:` in the tokens file (--tokens-file), then give the "
-          f"token above to {args.name} (e.g. as the file named by "
-          f"STIGMER_LLMCONFIG_TOKEN_FILE); it is not shown again:\n\n"
+    # stdout is usually a file (`> runner.token`): say where the token went, not "above".
+    print(f"\nThe token went to stdout, once: it is not shown again. Give it to {args.name} "
+          f"(e.g. as the file named by STIGMER_LLMCONFIG_TOKEN_FILE), and add this entry "
+          f"under `tokens:` in the tokens file (--tokens-file):\n\n"
           f"{entry_yaml(args.name, token, scopes)}", file=sys.stderr)
     return 0
 
 
-def _refuse(problems: Sequence[str]) -> None:
+def first_state(inputs: Inputs) -> Snapshot:
+    """The state to start serving, or BuildError: what makes `llmconfig-server` exit 2 (the
+    suite calls this in-process for the rules, and runs the command for the exit code)."""
+    from .state import BuildError, build
+
+    snapshot = build(inputs)
+    tokens = snapshot.access.tokens
+    if tokens is not None and tokens.broken and tokens.problem:
+        # Running, it would refuse every token (fail closed); starting, the operator is here
+        # to fix it. (An empty list is a choice: the server starts and refuses every token.)
+        raise BuildError([tokens.problem.removesuffix(
+            "; every token is refused until it is fixed")], tokens)
+    return snapshot
+
+
+def flag_refusal(error: FlagError) -> str:
+    return f"llmconfig-server: refusing to start: {error}"
+
+
+def refusal(problems: Sequence[str]) -> str:
+    """What `llmconfig-server` prints before exiting 2."""
     from .redact import redact_text
 
     lines = ["llmconfig-server: refusing to start: the configuration is invalid:"]
     lines += [f"  - {redact_text(problem)}" for problem in problems]
-    print("\n".join(lines), file=sys.stderr)
+    return "\n".join(lines)
 
 
 def run() -> None:

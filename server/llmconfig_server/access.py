@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
-import ipaddress
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -35,6 +34,7 @@ from . import files
 from . import tokens as tokens_file
 from .errors import ERROR_DOMAIN
 from .listeners import Listener
+from .network import is_loopback
 from .tokens import SCOPES, TokenTable
 from .wrapping import Method, Start
 
@@ -124,13 +124,7 @@ def peer_is_loopback(peer: str) -> bool:
     kind, _, rest = unquote(peer).partition(":")
     if kind not in ("ipv4", "ipv6"):
         return False
-    host = rest.rpartition(":")[0].strip("[]")
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    mapped = getattr(address, "ipv4_mapped", None)
-    return bool(address.is_loopback or (mapped is not None and mapped.is_loopback))
+    return is_loopback(rest.rpartition(":")[0], listen=True)  # a peer is never unspecified
 
 
 def _untrusted_transport(loopback: bool, what: str) -> grpc.Status:

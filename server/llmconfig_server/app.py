@@ -1,8 +1,9 @@
 """Build and run the grpc.aio server from the server's inputs — one call, `start(inputs)`, for
 `__main__`, the tests and the bench: the service on the current state (its handlers wrapped
 for access and metrics, when there are tokens or metrics), grpc.health.v1.Health, reflection,
-the listeners (TCP, TLS that reloads its certificates, Unix sockets), metrics over HTTP, the
-reloader, and a graceful stop."""
+the listeners (TCP, TLS that reloads its certificates, Unix sockets), a plaintext listener of
+grpc.health.v1 alone for probes (--health-listen), metrics over HTTP, the reloader, and a
+graceful stop."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from .listeners import (
     prepare_unix_socket,
     restrict_unix_socket,
 )
+from .logs import quiet_chatty_libraries
 from .model_lists import Refresher
 from .reloader import Reloader
 from .service import LLMConfigService
@@ -74,6 +76,8 @@ class RunningServer:
     refresher: Refresher
     metrics_address: str | None = None  # host:port of /metrics, when served
     _metrics_server: Any = None
+    health_address: str | None = None  # host:port of the health-only listener, when served
+    _health_server: grpc.aio.Server | None = None
 
     @property
     def address(self) -> str:
@@ -99,6 +103,8 @@ class RunningServer:
         refusing = min(REFUSE_SECONDS, grace)
         await asyncio.sleep(refusing)
         await self.server.stop(grace - refusing)
+        if self._health_server is not None:  # NOT_SERVING to the probes until the very end
+            await self._health_server.stop(0)
         await self.state.current.health.pool.aclose()
         if self._metrics_server is not None:
             self._metrics_server.close()
@@ -109,6 +115,7 @@ async def start(inputs: Inputs, snapshot: Snapshot | None = None, *,
     """Serve `inputs` (building their first snapshot unless given; raises BuildError).
     `signals` installs the SIGHUP handler (the process's own server only)."""
     options = inputs.options
+    quiet_chatty_libraries()
     snapshot = snapshot or build(inputs)
     state = ServerState(inputs, snapshot)
     # Outermost first: metrics see every outcome, refusals and denials included.
@@ -145,10 +152,17 @@ async def start(inputs: Inputs, snapshot: Snapshot | None = None, *,
             return reloading_credentials(lambda: state.current.access.tls,
                                          tls.client_ca is not None)
     addresses = tuple(_add_port(server, item, credentials) for item in options.listeners)
+    health_server, health_address = None, None
+    if options.health_listen is not None:
+        health_server, health_address = _health_only(
+            health, options.health_listen, [metrics.layer] if metrics is not None else [],
+            options)
     metrics_server, metrics_address = None, None
     if metrics is not None and options.metrics_listen:
         metrics_server, metrics_address = _serve_metrics(metrics, options.metrics_listen)
     await server.start()
+    if health_server is not None:
+        await health_server.start()
     for item in options.listeners:
         if item.is_unix:
             restrict_unix_socket(item)
@@ -161,7 +175,7 @@ async def start(inputs: Inputs, snapshot: Snapshot | None = None, *,
     service.refresher = refresher
     refresher.start()
     return RunningServer(server, state, health, addresses, metrics, reloader, refresher,
-                         metrics_address, metrics_server)
+                         metrics_address, metrics_server, health_address, health_server)
 
 
 # Young collections every 2,000 net allocations instead of 700, and a full one after 100
@@ -192,11 +206,14 @@ def _abuse_limits(options: Options) -> tuple[tuple[str, int], ...]:
 
 
 def runner_report(snapshot: Snapshot) -> list[str]:
-    """One line per mode: the runner settings are usable, or why not (never fatal)."""
+    """One line per mode: the runner settings are usable, or why not (never fatal). The
+    server's own mode gets every problem; the other mode, one short line naming the settings
+    and the command that explains them (a local server's cloud settings are rarely set)."""
     from . import runner
     from .catalog import MODES
     from .domain import ConfigError, Origin, Source
 
+    own = snapshot.resolver.default_mode
     lines = []
     for mode in MODES:
         try:
@@ -204,7 +221,13 @@ def runner_report(snapshot: Snapshot) -> list[str]:
                            Origin("mode", Source.REQUEST, "report"),
                            revision_key=snapshot.resolver.revision_key)
         except ConfigError as exc:
-            lines.append(f"runner settings ({mode} mode) are not usable: {exc}")
+            if mode == own:
+                lines.append(f"runner settings ({mode} mode) are not usable: {exc}")
+                continue
+            fields = list(dict.fromkeys(v.field for v in exc.violations))
+            named = ", ".join(fields[:2]) + (f" and {len(fields) - 2} more" if fields[2:] else "")
+            lines.append(f"runner settings ({mode} mode) are not usable: {named}; "
+                         f"`llmconfig runner --mode {mode}` says how to set them")
         else:
             lines.append(f"runner settings ({mode} mode): ok")
     return lines
@@ -264,6 +287,20 @@ def _add_port(server: grpc.aio.Server, listener: Listener,
     return listener.bound(port)
 
 
+def _health_only(health: HealthServicer, listener: Listener, layers: list[Layer],
+                 options: Options) -> tuple[grpc.aio.Server, str]:
+    """A server of its own with only grpc.health.v1 — the same servicer as the main listeners,
+    so it answers the same statuses (NOT_SERVING from the first moment of a drain) and its
+    Watch streams count in the same budget — in plaintext: the kubelet's gRPC probe can do
+    neither TLS (before 1.37's `mode`) nor tokens. No other service, so no key, is reachable
+    on it: anything else is UNIMPLEMENTED."""
+    server = grpc.aio.server(options=(*CHANNEL_OPTIONS, *_abuse_limits(options)))
+    if layers:
+        server = WrappingServer(server, layers)
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    return server, _add_port(server, listener, None)
+
+
 def _serve_metrics(metrics: Metrics, listen: str) -> tuple[Any, str | None]:
     from .metrics_http import MetricsHTTP
 
@@ -288,6 +325,9 @@ async def serve(inputs: Inputs, snapshot: Snapshot) -> None:
     notes = [f"access: {snapshot.access.description}"]
     if running.metrics_address:
         notes.append(f"metrics: http://{running.metrics_address}/metrics")
+    if running.health_address:
+        notes.append(f"health: grpc.health.v1 alone on {running.health_address} (plaintext, "
+                     "no token)")
     notes += runner_report(snapshot)
     if options.reload_interval > 0:
         notes.append(f"reload: on SIGHUP, file changes, and every {options.reload_interval:g} s")

@@ -23,7 +23,7 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import Any, Final
 
-from .catalog import MODE_DEFAULTS, Catalog, ModelFacts, ProviderSpec, shipped
+from .catalog import MODE_DEFAULTS, Catalog, ProviderSpec, shipped
 from .domain import (
     FIELDS,
     ConfigError,
@@ -35,22 +35,12 @@ from .domain import (
     Value,
     Violation,
 )
+from .rules import Rules, described, provider_phrase
 
 _DEFAULT_LAYER: Final = 1_000  # ranks below every real layer
 
 
-def _provider_phrase(origin: Origin) -> str:
-    """`from STIGMER_LLM_PROVIDER`, or `implied by model 'x' in …`, to follow "provider"."""
-    return origin.detail if origin.detail.startswith("implied by") else f"from {origin.detail}"
-
-
-def _described(name: str, value: Value, catalog: Catalog) -> str:
-    """How a message shows a value: never a secret, at most its hint."""
-    shown = catalog.key_hint(str(value.value)) if name == "api_key" else repr(value.value)
-    return f"{shown} from {value.detail}"
-
-
-class _Resolver:
+class _Merge:
     def __init__(self, mode: Value, layers: Sequence[Layer], require_key: bool,
                  revision_key: bytes, catalog: Catalog) -> None:
         self.mode: str = mode.value
@@ -70,6 +60,7 @@ class _Resolver:
             p for layer in self.layers if layer.problems or layer.broken
             for p in layer.problems_for(FIELDS)))
         self.violations: list[Violation] = []
+        self.rules = Rules(catalog, self.violations, self.warnings)
         self.origins: list[Origin] = [Origin("mode", mode.source, mode.detail)]
 
     # -- provider -------------------------------------------------------------------------------
@@ -123,12 +114,12 @@ class _Resolver:
                     return candidate
                 if rank <= provider_rank:
                     self._mismatch(name, candidate, owner, provider,
-                                   f"provider {_provider_phrase(provider_origin)}")
+                                   f"provider {provider_phrase(provider_origin)}")
                 else:
                     self.warnings.append(
-                        f"ignored {name} {_described(name, candidate, self.catalog)}: it "
+                        f"ignored {name} {described(name, candidate, self.catalog)}: it "
                         f"belongs to {owner}, and "
-                        f"the provider is {provider} ({_provider_phrase(provider_origin)})"
+                        f"the provider is {provider} ({provider_phrase(provider_origin)})"
                     )
         return None
 
@@ -145,7 +136,7 @@ class _Resolver:
             fix = "set overrides.provider too, or drop the value"
         self.violations.append(Violation(
             field_name, Reason.PROVIDER_MISMATCH,
-            f"{field_name} {_described(field_name, value, self.catalog)} belongs to {owner}, but "
+            f"{field_name} {described(field_name, value, self.catalog)} belongs to {owner}, but "
             f"the provider is {provider} ({why}); {fix}",
             value.source, value.subject,
         ))
@@ -230,24 +221,17 @@ class _Resolver:
         model = self.catalog.canonical_model(provider, requested_model) if requested_model \
             else ""
         if not model:
-            self.violations.append(self._missing_model(spec, provider_origin))
+            self.violations.append(self.rules.missing_model(spec, provider_origin))
         base_url = self._native_root(spec, chosen["base_url"], used["base_url"])
-        self._check_ranges(spec, chosen, used)
+        self.rules.check_ranges(spec, chosen, used)
         facts = self.catalog.model(provider, model)
         if facts is not None:
-            self._check_lifecycle(spec, facts, used["model"])
-            self._check_model_rules(spec, facts, chosen, used)
-        elif (lowered := self.catalog.case_hint(provider, requested_model)) is not None:
-            where = f" (from {used['model'].detail})" if used["model"] else ""
-            self.warnings.append(
-                f"model {requested_model!r}{where} is passed on as given: names are exact, and "
-                f"the {spec.display_name} name it resembles is {lowered!r} (→ "
-                f"{self.catalog.canonical_model(provider, lowered)}); write it in lower case to "
-                "use that")
-        elif model:
-            self._note_unknown_model(spec, model, used["model"])
+            self.rules.check_lifecycle(spec, facts, used["model"])
+            self.rules.check_model_rules(spec, facts, chosen, used)
+        elif model and not self.rules.note_case(spec, requested_model, used["model"]):
+            self.rules.note_unknown_model(spec, model, used["model"])
         if spec.needs_key and self.require_key and not chosen["api_key"]:
-            self.violations.append(self._missing_key(spec, provider_origin))
+            self.violations.append(self.rules.missing_key(spec, provider_origin))
         if self.unparsed:
             # Not what follows from an unparsed field itself (a key file that cannot be read
             # is not also a missing key).
@@ -293,145 +277,10 @@ class _Resolver:
             return stripped
         return url
 
-    def _check_ranges(self, spec: ProviderSpec, chosen: dict[str, Any],
-                      used: dict[str, Value | None]) -> None:
-        max_tokens = chosen["max_tokens"]
-        limit = spec.max_tokens_limit
-        if max_tokens is not None and (max_tokens < 1 or (limit and max_tokens > limit)):
-            self._out_of_range(
-                "max_tokens", used["max_tokens"],
-                f"max_tokens {max_tokens} is out of range for {spec.name} "
-                f"(1–{limit})" if limit else f"max_tokens {max_tokens} must be at least 1",
-            )
-        temperature = chosen["temperature"]
-        low, high = spec.temperature_range
-        if temperature is not None and not low <= temperature <= high:
-            self._out_of_range(
-                "temperature", used["temperature"],
-                f"temperature {temperature} is out of range for {spec.name} ({low}–{high})",
-            )
-
-    def _check_lifecycle(self, spec: ProviderSpec, facts: ModelFacts, used: Value | None,
-                         ) -> None:
-        """A retired model is refused, naming what replaced it; a deprecated one is served
-        with a warning naming the date and the replacement."""
-        status = self.catalog.status_of(facts)
-        if status not in ("deprecated", "retired"):
-            return
-        successor = self.catalog.successor(facts)
-        instead = self._instead(spec, facts, successor.model, successor.path)
-        when = facts.retires_on.isoformat() if facts.retires_on else ""
-        if status == "deprecated":
-            retiring = f"; {spec.display_name} retires it on {when}" if when else ""
-            where = f" (from {used.detail})" if used else ""
-            self.warnings.append(f"model {facts.id}{where} is deprecated{retiring}{instead}")
-            return
-        if used is None:  # a default: _current_default already moved past it, or named none
-            self.warnings.append(f"model {facts.id} is retired{instead}")
-            return
-        on = f" on {when}" if when else ""
-        self.violations.append(Violation(
-            "model", Reason.MODEL_RETIRED,
-            f"{used.subject}: model {facts.id} was retired by {spec.display_name}{on} and no "
-            f"longer answers{instead or '; choose another model'}",
-            used.source, used.subject,
-        ))
-
-    def _instead(self, spec: ProviderSpec, facts: ModelFacts, successor: str | None,
-                 path: tuple[str, ...]) -> str:
-        if successor is None:
-            return ""
-        if len(path) > 1:  # its own replacement is retired too
-            return f"; its replacement {path[0]} is retired too — use {successor}"
-        return f"; use {successor} instead"
-
-    def _check_model_rules(self, spec: ProviderSpec, facts: ModelFacts, chosen: dict[str, Any],
-                           used: dict[str, Value | None]) -> None:
-        """What the provider documents for this model: a lower output limit, or a temperature
-        the model does not accept."""
-        flagged = {v.field for v in self.violations}  # one error per field: the range's first
-        limit = facts.max_output_tokens
-        max_tokens = chosen["max_tokens"]
-        if limit and max_tokens is not None and max_tokens > limit and "max_tokens" not in flagged:
-            if used["max_tokens"] is None:  # the provider's default is above this model's limit
-                chosen["max_tokens"] = limit
-                self.warnings.append(f"max_tokens lowered to {limit}: {facts.id} writes at "
-                                     "most that many")
-            else:
-                self._out_of_range(
-                    "max_tokens", used["max_tokens"],
-                    f"max_tokens {max_tokens} is above what {facts.id} writes (1–{limit})")
-        temperature = chosen["temperature"]
-        if temperature is None or facts.temperature == "range" or "temperature" in flagged:
-            return
-        if facts.temperature == "default-only":
-            fixed = spec.model_temperature_default
-            if fixed is not None and temperature == fixed:
-                return
-            default = f" ({fixed:g})" if fixed is not None else ""
-            self._out_of_range(
-                "temperature", used["temperature"],
-                f"temperature {temperature} is not accepted by {facts.id}: it takes only the "
-                f"default{default}; leave temperature unset")
-        elif facts.temperature == "reasoning-off":
-            where = used["temperature"]
-            self.warnings.append(
-                f"temperature {temperature}"
-                + (f" (from {where.detail})" if where else "")
-                + f" is accepted by {facts.id} only with reasoning off (reasoning effort "
-                "none); with reasoning on the API refuses it — leave temperature unset unless "
-                "the runner turns reasoning off")
-
-    def _note_unknown_model(self, spec: ProviderSpec, model: str, used: Value | None) -> None:
-        """An id the catalog does not know is served as given, but said, with the closest
-        known ids (a typo such as `claude-sonet-4.5` would otherwise fail at the first call)."""
-        if not spec.closed_model_list:
-            return
-        import difflib
-
-        known = sorted(self.catalog.known_ids(spec.name))
-        close = difflib.get_close_matches(model, known, n=3, cutoff=0.5)
-        where = f" (from {used.detail})" if used else ""
-        hint = f"; closest known: {', '.join(close)}" if close else ""
-        self.warnings.append(f"model {model!r}{where} is not one {spec.display_name}'s catalog "
-                             f"here knows; it is passed on as given{hint}")
-
-    def _out_of_range(self, name: str, value: Value | None, message: str) -> None:
-        # Defaults are always in range, so a bad value always has a place to name.
-        assert value is not None
-        self.violations.append(Violation(
-            name, Reason.OUT_OF_RANGE, f"{value.subject}: {message}", value.source, value.subject
-        ))
-
     def _missing_key_origin(self, spec: ProviderSpec) -> Origin:
         if spec.needs_key:
             return Origin("api_key", Source.DEFAULT, "not set")
         return Origin("api_key", Source.DEFAULT, f"{spec.name} needs no key")
-
-    def _missing_model(self, spec: ProviderSpec, provider_origin: Origin) -> Violation:
-        fix = "set STIGMER_LLM_MODEL or start the server with --llm-model"
-        if provider_origin.source is Source.REQUEST:
-            fix += ", or pass overrides.model"
-        return Violation(
-            "model", Reason.REQUIRED_VALUE_MISSING,
-            f"model is required for provider {spec.name} (provider "
-            f"{_provider_phrase(provider_origin)}): {spec.display_name} has no default model "
-            f"in the catalog; {fix}",
-            Source.DEFAULT, "STIGMER_LLM_MODEL",
-        )
-
-    def _missing_key(self, spec: ProviderSpec, provider_origin: Origin) -> Violation:
-        variables = " or ".join(v for v in ("STIGMER_LLM_API_KEY", spec.key_env) if v)
-        flag = spec.key_flag or "--llm-api-key"
-        fix = f"set {variables}, or start the server with {flag}"
-        if provider_origin.source is Source.REQUEST:
-            fix += ", or pass overrides.api_key"
-        return Violation(
-            "api_key", Reason.API_KEY_MISSING,
-            f"api_key is required for provider {spec.name} (provider "
-            f"{_provider_phrase(provider_origin)}); {fix}",
-            Source.DEFAULT, spec.key_env or "STIGMER_LLM_API_KEY",
-        )
 
 
 def resolve(mode: Value, layers: Sequence[Layer], *, require_key: bool = True,
@@ -440,7 +289,7 @@ def resolve(mode: Value, layers: Sequence[Layer], *, require_key: bool = True,
 
     `require_key=False` resolves a provider that needs a key even without one (a health check
     reports that as NOT_CONFIGURED rather than failing)."""
-    return _Resolver(mode, layers, require_key, revision_key, catalog or shipped()).resolve()
+    return _Merge(mode, layers, require_key, revision_key, catalog or shipped()).resolve()
 
 
 @lru_cache(maxsize=4096)

@@ -7,7 +7,7 @@ that has passed makes a model retired). Nothing here reads the environment or kn
 
 The shipped file is read on first use, not on import, and without pydantic (the test suite
 checks it against the schema): `import llmconfig_server.app` stays as cheap as before, and the
-first `build` pays for YAML alone (see the README's Models section for what that costs).
+first `build` pays for YAML alone (docs/performance.md says what that costs).
 """
 
 from __future__ import annotations

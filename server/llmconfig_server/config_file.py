@@ -17,6 +17,7 @@ Stigmer CLI rewrites from its Go struct on every save, dropping any key it does 
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Mapping
@@ -228,8 +229,22 @@ def _field_violation(document: Document, err: Any) -> Violation:
     at = document.where((*loc, KEY) if kind == "extra_forbidden" else loc)
     if kind == "extra_forbidden":
         parent = _model_at(err["loc"][:-1])
-        allowed = ", ".join(sorted(parent.model_fields)) if parent else "see the README"
-        message = f"{shown}{at}{by}: {key}: unknown key (allowed here: {allowed})"
+        allowed = ", ".join(sorted(parent.model_fields)) if parent else \
+            "see docs/configuration.md"
+        close = difflib.get_close_matches(parts[-1], list(parent.model_fields), n=1) \
+            if parent else []
+        hint = f"did you mean {close[0]}? " if close else ""
+        message = f"{shown}{at}{by}: {key}: unknown key ({hint}allowed here: {allowed})"
+    elif kind in ("model_type", "dict_type"):
+        # A section given a value (`llm: x`, or `api_key:sk-…` without its space, which YAML
+        # reads as one text under `llm`): say so in the file's words, never quoting the value.
+        section = _model_at(err["loc"])
+        keys = f" of {', '.join(sorted(section.model_fields))}" if section else ""
+        value = err.get("input")
+        colon = isinstance(value, str) and re.match(r"[A-Za-z_][\w-]*:\S", value)
+        message = (f"{shown}{at}{by}: {key or 'the file'}: expected a mapping (keys{keys}), got "
+                   f"{_input_kind(value)}" + ("; a key needs a space after its colon "
+                                              "(`key: value`)" if colon else ""))
     else:
         message = (f"{shown}{at}{by}: {key}: {err['msg'].lower()}, got "
                    f"{_input_kind(err.get('input'))}")

@@ -4,17 +4,20 @@ one is reported like any other bad input, naming the flag."""
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 from . import __version__
 from .access import AccessOptions, TlsFiles
 from .catalog import shipped
 from .health import HealthOptions
-from .listeners import Listener, ListenSpecError, parse_listener
+from .listeners import UNIX_PREFIX, Listener, ListenSpecError, parse_listener
+from .origin_limits import DEFAULT_RATE, MAX_RATE
 from .sources import FLAG_FOR_FIELD, ServerFlags
 from .streams import DEFAULT_MAX_WATCH_STREAMS
 
@@ -53,10 +56,38 @@ class Options:
     catalog: str | None = None  # the operator's catalog file (--catalog, STIGMER_LLMCONFIG_CATALOG)
     models_refresh_interval: float = 3600.0
     max_concurrent_streams: int = 100
+    # --health-listen: a plaintext listener that serves grpc.health.v1 alone (kubelet probes)
+    health_listen: Listener | None = None
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with no abbreviations (`--model x` was read as --models-refresh-interval) and
+    an unknown flag answered with the close ones (`--model` → --llm-model)."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(allow_abbrev=False, **kwargs)  # type: ignore[arg-type]
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments:"):
+            hints = [hint for word in message.split()[2:] if (hint := self.close_flags(word))]
+            message += "".join(f"; {hint}" for hint in hints)
+        super().error(message)
+
+    def close_flags(self, word: str) -> str:
+        """'did you mean …' for an unknown `--flag[=value]`, or ''."""
+        flag = word.split("=", 1)[0]
+        if not flag.startswith("--") or flag in self._option_string_actions:
+            return ""
+        known = [f for f in self._option_string_actions if f.startswith("--")]
+        llm = [f"--llm-{flag[2:]}"] if f"--llm-{flag[2:]}" in known else []
+        close = [f for f in difflib.get_close_matches(flag, known, n=2, cutoff=0.7)
+                 if f not in llm]
+        named = (llm + close)[:2] if llm else close[:1]
+        return f"{flag}: did you mean {' or '.join(named)}?" if named else ""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="llmconfig-server",
         description=(
             "Serve llmconfig.v1.LLMConfigService: the LLM configuration of Stigmer, resolved "
@@ -101,6 +132,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="json: one object a line, for cluster log pipelines (default text)")
     server.add_argument("--log-level", default="info",
                         choices=["debug", "info", "warning", "error"], help="default info")
+    server.add_argument("--health-listen", metavar="HOST:PORT",
+                        help="also serve grpc.health.v1 alone on HOST:PORT, in plaintext and "
+                             "without a token, for probes that can do neither TLS nor tokens "
+                             "(the kubelet's gRPC probe); nothing else is served there "
+                             "(default: off; :PORT means 127.0.0.1:PORT; beyond loopback it "
+                             "needs --health-public or --insecure)")
+    server.add_argument("--health-public", action="store_true",
+                        help="let --health-listen serve beyond loopback (it answers only "
+                             "whether the server is serving)")
     access = parser.add_argument_group(
         "access (needed whenever a listener is reachable from other machines)")
     access.add_argument("--tokens-file", metavar="FILE",
@@ -132,6 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="let CheckProviderHealth probe base URLs this server is not "
                              "configured for (off: the service cannot be used to reach "
                              "arbitrary hosts)")
+    health.add_argument("--probe-rate", default=f"{DEFAULT_RATE:g}", metavar="N",
+                        help="upstream requests a second to one provider (scheme, host, "
+                             "port), probes and model lists together, in bursts of twice that "
+                             f"(default {DEFAULT_RATE:g}); past it, and while a provider's "
+                             "429 Retry-After lasts, checks answer RATE_LIMITED unasked")
     models = parser.add_argument_group("models")
     models.add_argument("--catalog", metavar="FILE",
                         help="YAML that adds providers (kind: openai-compatible) and models, or "
@@ -190,6 +235,7 @@ def parse(argv: Sequence[str] | None, environ: Mapping[str, str] | None = None) 
         probe_timeout=_probe_timeout(args.probe_timeout, environ),
         allow_any_target=args.allow_any_probe_target,
         in_container=running_in_container(environ),
+        probe_rate=_probe_rate(args.probe_rate),
     )
     return Options(listeners, _seconds(args.shutdown_grace, "--shutdown-grace"),
                    args.log_level, flags, health, access,
@@ -202,7 +248,9 @@ def parse(argv: Sequence[str] | None, environ: Mapping[str, str] | None = None) 
                    _file_option(args.catalog, CATALOG_ENV, environ),
                    _seconds(args.models_refresh_interval, "--models-refresh-interval",
                             maximum=7 * 86400.0),
-                   _count(args.max_concurrent_streams, "--max-concurrent-streams", 1, 10_000))
+                   _count(args.max_concurrent_streams, "--max-concurrent-streams", 1, 10_000),
+                   health_listen=_health_listen(args.health_listen,
+                                                args.health_public or args.insecure, listeners))
 
 
 def _count(raw: str, flag: str, low: int, high: int) -> int:
@@ -237,6 +285,35 @@ def _metrics_listen(raw: str | None, public: bool) -> str | None:
                         "/metrics has no token and no TLS; listen on 127.0.0.1:PORT (or :PORT), "
                         "or pass --metrics-public (or --insecure) to serve it anyway")
     return f"{host}:{port}"
+
+
+def _health_listen(raw: str | None, public: bool,
+                   listeners: tuple[Listener, ...]) -> Listener | None:
+    """The health-only listener: TCP (the kubelet probes TCP), `:PORT` is loopback, beyond
+    loopback only when `public`. It has no token and no TLS, but answers nothing beyond the
+    serving status, so saying so explicitly is all the exposure policy asks."""
+    if raw is None:
+        return None
+    text = raw.strip()
+    if text.startswith(":"):
+        text = f"127.0.0.1{text}"
+    if text.startswith(UNIX_PREFIX):
+        raise FlagError(f"--health-listen: {raw!r} is a Unix socket; it takes HOST:PORT (a "
+                        "probe from outside the pod needs TCP), e.g. 0.0.0.0:50062")
+    try:
+        listener = parse_listener(text)
+    except ListenSpecError as exc:
+        raise FlagError(f"--health-listen: {exc}") from None
+    if listener.port != 0 and any(item.grpc_address == listener.grpc_address
+                                  for item in listeners):
+        raise FlagError(f"--health-listen {text} is also a --listen address; give it a port "
+                        "of its own")
+    if not listener.is_loopback and not public:
+        raise FlagError(f"--health-listen {text} is reachable from other machines without a "
+                        "token or TLS; listen on 127.0.0.1:PORT (or :PORT), or pass "
+                        "--health-public (or --insecure) to serve it anyway (it answers only "
+                        "grpc.health.v1)")
+    return listener
 
 
 def _seconds(raw: str, flag: str, maximum: float = 3600.0) -> float:
@@ -293,6 +370,14 @@ def _probe_timeout(flag: str | None, environ: Mapping[str, str]) -> float:
     if not 0 < value <= MAX_PROBE_TIMEOUT:
         raise FlagError(f"{name}: {raw!r} is not a number of seconds between 0 and "
                         f"{MAX_PROBE_TIMEOUT:g}, e.g. 2 or 0.5")
+    return value
+
+
+def _probe_rate(raw: str) -> float:
+    value = float(raw) if _PLAIN_DECIMAL.fullmatch(raw.strip()) else -1.0
+    if not 0 < value <= MAX_RATE:
+        raise FlagError(f"--probe-rate: {raw!r} is not a number of requests a second between 0 "
+                        f"and {MAX_RATE:g}, e.g. 10 or 0.5")
     return value
 
 

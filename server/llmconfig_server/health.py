@@ -33,7 +33,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -45,19 +44,18 @@ from .bounded import BoundedCache
 from .catalog import MODES
 from .domain import ConfigError, HealthStatus, ProbeTarget, Resolution, Source, Verdict
 from .model_lists import resolve_provider
+from .origin_limits import DEFAULT_RATE, OriginLimits
+from .parsing import control_character, escape_controls
 from .redact import redact_text, redact_url
 from .resolver import Resolver
+from .rules import key_fix
 
 if TYPE_CHECKING:
     import httpx
 
-    from .probes import Probe
+    from .probes import Probe, Upstream
 
 log = logging.getLogger(__name__)
-# httpx and httpcore log every request at INFO, URL (and any credentials in it) included: one
-# line per probe, chosen by callers. This module logs what matters (status changes) itself.
-for _chatty in ("httpx", "httpcore"):
-    logging.getLogger(_chatty).setLevel(logging.WARNING)
 
 _MIN_MARGIN: Final = 0.15  # time to send our answer before the caller's deadline, at least…
 _MARGIN_SHARE: Final = 0.25  # …or this share of the time the caller gave us, whichever is more
@@ -71,7 +69,6 @@ _CACHE_BYTES: Final = 8 * 1024 * 1024
 _INFLIGHT_ENTRIES: Final = 1024
 _INFLIGHT_BYTES: Final = 4 * 1024 * 1024
 MODEL_LIMIT: Final = 256  # the contract's limit on a model id
-_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _LOG_TEXT_LIMIT: Final = 500
 _CRASH_LOG_INTERVAL: Final = 10.0  # seconds between two WARNING lines about failing probes
 
@@ -83,6 +80,8 @@ class HealthOptions:
     in_container: bool = False
     healthy_ttl: float = 10.0
     unhealthy_ttl: float = 2.0
+    # Upstream requests a second to one provider origin (--probe-rate); see origin_limits.
+    probe_rate: float = DEFAULT_RATE
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,11 +144,22 @@ class HttpPool:
     """One connection pool for every probe, shared by the health checkers of successive
     snapshots. httpx (~30–100 ms to import, ~30 ms for its TLS context) and the probes load on
     first use — or earlier, off the event loop, with `warm()`, which the server's process runs
-    once it is SERVING, so neither its cold start nor its first health check pays for them."""
+    once it is SERVING, so neither its cold start nor its first health check pays for them. The
+    origins' limits are shared the same way: a reload does not reset how often a provider was
+    asked, nor its 429 pause."""
 
     def __init__(self) -> None:
         self._client: httpx.AsyncClient | None = None
-        self._making = threading.Lock()  # `warm` builds it on a thread of its own
+        self._upstream: Upstream | None = None
+        self._making = threading.Lock()  # `warm` builds the client on a thread of its own
+
+    def upstream(self, rate: float) -> Upstream:
+        """The bounded reader every probe and listing uses (`rate`: on first use only)."""
+        if self._upstream is None:
+            from .probes import Upstream
+
+            self._upstream = Upstream(self.client, OriginLimits(rate))
+        return self._upstream
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -221,8 +231,8 @@ class ProviderHealth:
         return self._probes
 
     @property
-    def http(self) -> httpx.AsyncClient:
-        return self.pool.client
+    def http(self) -> Upstream:
+        return self.pool.upstream(self.options.probe_rate)
 
     def answer(self, raw: bytes) -> bytes | None:
         """The serialised answer to the request bytes `raw` while the cached verdict it
@@ -306,8 +316,7 @@ class ProviderHealth:
         spec = self.resolver.catalog.providers[resolution.provider]
         if spec.openai_compatible and spec.needs_key and not resolution.api_key:
             return Verdict(HealthStatus.NOT_CONFIGURED, (
-                f"No {spec.display_name} API key is configured — set {spec.key_env} (or "
-                f"STIGMER_LLM_API_KEY, or {spec.key_env}_FILE)"))
+                f"No {spec.display_name} API key is configured — {key_fix(spec.key_env)}"))
         if spec.needs_key and resolution.api_key and not target.api_key:
             where = " or ".join(spec.base_url_envs) or "the server's configuration"
             return Verdict(HealthStatus.NOT_CONFIGURED, (
@@ -422,7 +431,7 @@ def _model_problem(model: str) -> tuple[str, str] | None:
     at all."""
     if len(model) > MODEL_LIMIT:
         return "VALUE_TOO_LONG", f"it is {len(model)} characters long (at most {MODEL_LIMIT})"
-    if _CONTROL.search(model):
+    if control_character(model):
         return "CONTROL_CHARACTER", "it contains a control character"
     if model in (".", ".."):
         return "INVALID_MODEL", "a path step is not a model id"
@@ -430,17 +439,12 @@ def _model_problem(model: str) -> tuple[str, str] | None:
 
 
 def _model_text(model: str, problem: str) -> str:
-    return f"model {_printable(model[:80])!r} cannot be probed: {problem}"
-
-
-def _printable(text: str) -> str:
-    """`text` with control characters (line breaks included) escaped as Python would."""
-    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+    return f"model {escape_controls(model[:80])!r} cannot be probed: {problem}"
 
 
 def _loggable(text: str) -> str:
     """For a log line: one line, bounded, credentials hidden."""
-    text = _printable(redact_text(text))
+    text = escape_controls(redact_text(text))
     return text if len(text) <= _LOG_TEXT_LIMIT else text[:_LOG_TEXT_LIMIT] + "…"
 
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import ipaddress
 import os
 import socket
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
+
+from .network import is_loopback
 
 UNIX_PREFIX: Final = "unix:"
 SOCKET_MODE: Final = 0o660  # owner and group: the daemon shares the socket with its runners
@@ -42,12 +43,8 @@ class Listener:
         """A Unix socket or a TCP address only this machine can reach."""
         if self.is_unix:
             return True
-        if self.host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False  # a host name: it may resolve to anything
+        # 0.0.0.0 and :: listen on every interface; a host name may resolve to anything.
+        return is_loopback(self.host, listen=True)
 
     @property
     def grpc_address(self) -> str:

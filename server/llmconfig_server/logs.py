@@ -56,7 +56,17 @@ def configure(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # httpx and httpcore log every probe URL at INFO, watchfiles every change it sees (a log
-    # file beside a watched key file would log itself in a loop): ours say what matters, once.
-    for noisy in ("httpx", "httpcore", "watchfiles"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    quiet_chatty_libraries()
+
+
+# Libraries that log at INFO what ours say better, once: httpx and httpcore every probe's URL
+# (credentials included), watchfiles every change it sees (a log file beside a watched key file
+# would log itself in a loop).
+CHATTY_LIBRARIES: Final = ("httpx", "httpcore", "watchfiles")
+
+
+def quiet_chatty_libraries() -> None:
+    """The one place that quiets them: `configure` (the command) and `app.start` (a server
+    embedded in another program, or in the test suite) call it."""
+    for name in CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)

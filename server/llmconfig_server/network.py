@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Final
@@ -37,14 +38,59 @@ def parse_network(raw: str) -> str:
         Source.REQUEST, "network")])
 
 
-def is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
+# The names a hosts file gives loopback (Debian's, Red Hat's and systemd's spellings); other
+# names may resolve to anything, so they are not loopback (`localhost.evil` is not).
+LOOPBACK_NAMES: Final = frozenset({
+    "localhost", "localhost.localdomain", "localhost4", "localhost4.localdomain4",
+    "localhost6", "localhost6.localdomain6", "ip6-localhost", "ip6-loopback",
+})
+_NUMBER: Final = re.compile(r"0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*")
+
+
+def host_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host written in a URL, an address or a peer stands for, parsed as the C
+    library would take it: brackets and one trailing dot dropped, IPv4-mapped IPv6 as its IPv4
+    address, inet_aton's short and numeric forms (`127.1`, `0`, `0x7f000001`, `017700000001`),
+    and the hosts-file names of loopback. None for any other name."""
+    text = host.strip().removeprefix("[").removesuffix("]").removesuffix(".").lower()
+    if text in LOOPBACK_NAMES:
+        return ipaddress.ip_address("::1" if text.startswith("ip6-") or text.startswith(
+            "localhost6") else "127.0.0.1")
     try:
-        address = ipaddress.ip_address(host.strip("[]"))
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(text)
     except ValueError:
+        return _inet_aton(text)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _inet_aton(text: str) -> ipaddress.IPv4Address | None:
+    """inet_aton(3)'s forms: 1 to 4 dot-separated numbers (decimal, 0-octal, 0x-hex), the
+    last filling the remaining bytes; None when `text` is not one."""
+    parts = text.split(".")
+    if not 1 <= len(parts) <= 4 or not all(_NUMBER.fullmatch(part) for part in parts):
+        return None
+    numbers = [int(part, 16) if part[:2] in ("0x", "0X") else
+               int(part, 8) if part.startswith("0") else int(part) for part in parts]
+    *head, last = numbers
+    if any(number > 255 for number in head) or last >= 256 ** (5 - len(parts)):
+        return None
+    value = last
+    for index, number in enumerate(head):
+        value += number << (8 * (3 - index))
+    return ipaddress.IPv4Address(value)
+
+
+def is_loopback(host: str, *, listen: bool = False) -> bool:
+    """Whether `host` is this machine only — the one rule for every loopback question: a
+    listener's address, a caller's peer address, an endpoint handed to a container, a probe's
+    URL. An unspecified address (`0.0.0.0`, `::`, `0`) reaches this machine when connected to,
+    but means every interface when listened on (`listen=True`)."""
+    address = host_address(host)
+    if address is None:
         return False
-    return address.is_loopback or address.is_unspecified
+    return address.is_loopback or (address.is_unspecified and not listen)
 
 
 def url_for_container(url: str, container_host: str) -> str | None:

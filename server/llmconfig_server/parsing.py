@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+import unicodedata
 from collections.abc import Sequence
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -36,7 +37,13 @@ _SECRET_SHAPE: Final = re.compile(
     r"sk-|(?i:key|token|passw|secret|credential)\w*\s*[:=]|[0-9a-fA-F]{32,}")
 _RANDOM_RUN: Final = re.compile(r"[A-Za-z0-9+/_=-]{20,}")
 _EXCERPT: Final = 64
-_CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# What counts as a control character, everywhere the server checks or escapes text (request
+# strings, config files, environment values, file names, log lines): Unicode Cc (C0, DEL, C1),
+# Cf (format characters: zero-width U+200B–U+200F, bidi controls U+202A–U+202E and
+# U+2066–U+2069, the BOM U+FEFF, soft hyphen, tags, …), and the line and paragraph separators
+# (Zl, Zp) that some terminals and log viewers treat as newlines. Invisible or reordering
+# characters let a value look like another one (a model name, a session id, a log line).
+CONTROL_CATEGORIES: Final = frozenset({"Cc", "Cf", "Zl", "Zp"})
 _NOT_KEY_CHARACTER: Final = re.compile("[^!-~]")  # printable ASCII, no space
 # A DNS name (labels of letters, digits, `-` and `_`, dot-separated), as resolvers take them.
 _HOST_NAME: Final = re.compile(r"(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
@@ -78,12 +85,64 @@ def shorten_path(path: str) -> str:
     return path if len(path) <= 256 else f"{path[:256]}… ({len(path)} characters)"
 
 
+def is_control(character: str) -> bool:
+    """Whether one character is a control character (see CONTROL_CATEGORIES)."""
+    return unicodedata.category(character) in CONTROL_CATEGORIES
+
+
 def control_character(text: str) -> tuple[int, str] | None:
-    """The first control character and its position, if any: Unicode Cc (C0, DEL, C1), and the
-    line and paragraph separators that some terminals and log viewers treat as newlines."""
-    if found := _CONTROL.search(text):
-        return found.start(), f"U+{ord(found.group()):04X}"
+    """The first control character and its position, if any, as (position, "U+200B ZERO WIDTH
+    SPACE"): the one rule for every string the server takes (see CONTROL_CATEGORIES)."""
+    if text.isprintable():  # fast path: printable text has no Cc, Cf, Zl or Zp character
+        return None
+    for position, character in enumerate(text):
+        if is_control(character):
+            name = unicodedata.name(character, "")
+            return position, f"U+{ord(character):04X}" + (f" {name}" if name else "")
     return None
+
+
+# What text from elsewhere (a provider's answer) must not show raw: the control characters and
+# the code points with no glyph of their own (surrogates, private use, unassigned).
+UNSHOWN_CATEGORIES: Final = CONTROL_CATEGORIES | {"Cs", "Co", "Cn"}
+
+
+def escape_controls(text: str, categories: frozenset[str] = CONTROL_CATEGORIES) -> str:
+    """`text` with every control character (line breaks included) — or every character of
+    `categories` — escaped as Python would (`\\x1b`, `\\u202e`): fit for one line of a log or
+    a terminal."""
+    if text.isprintable():
+        return text
+    return "".join(repr(c)[1:-1] if unicodedata.category(c) in categories else c
+                   for c in text)
+
+
+def request_control_character(message: Any, prefix: str = "") -> Violation | None:
+    """The first string anywhere in a request message (nested messages and repeated fields
+    included) holding a control character, as a violation naming its field path
+    (`overrides.model`, `session_id`): the rule holds for every request string, present and
+    future, before any field is read."""
+    for field, value in message.ListFields():
+        path = f"{prefix}{field.name}"
+        items = value if _is_repeated(field) else (value,)
+        if field.type == field.TYPE_STRING:
+            for item in items:
+                if found := control_character(item):
+                    position, code = found
+                    return Violation(path, Reason.CONTROL_CHARACTER,
+                                     f"{path} contains a control character ({code} at position "
+                                     f"{position}); remove it", Source.REQUEST, path)
+        elif field.type == field.TYPE_MESSAGE and not field.message_type.GetOptions().map_entry:
+            for item in items:
+                if (violation := request_control_character(item, f"{path}.")) is not None:
+                    return violation
+    return None
+
+
+def _is_repeated(field: Any) -> bool:
+    # protobuf ≥ 5.26 has `is_repeated`; older versions only `label`.
+    repeated = getattr(field, "is_repeated", None)
+    return bool(repeated) if repeated is not None else field.label == field.LABEL_REPEATED
 
 
 def check_text(name: str, raw: str, source: Source, subject: str, *, limit: int | None = None,

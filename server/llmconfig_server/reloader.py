@@ -18,8 +18,6 @@ from typing import Any
 from .state import ServerState
 
 log = logging.getLogger("llmconfig_server")
-# watchfiles logs each batch of changes at INFO; a log file in a watched folder would feed it.
-logging.getLogger("watchfiles").setLevel(logging.WARNING)
 
 # watchfiles waits this long for a burst of events to end (Kubernetes' swap is several).
 DEBOUNCE_MS = 100

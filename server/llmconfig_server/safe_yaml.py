@@ -83,8 +83,10 @@ def load_with_marks(text: str) -> tuple[Any, Marks]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
-        raise YAMLProblem(f"invalid YAML: {_quiet(exc.problem or exc.context or '')}",
-                          where) from None
+        problem = exc.problem or exc.context or ""
+        if mark is not None and _indented_with_a_tab(text, mark.line):
+            problem = "tab"  # libyaml only says "found character that cannot start any token"
+        raise YAMLProblem(f"invalid YAML: {_explained(problem)}", where) from None
     except yaml.reader.ReaderError as exc:
         line = text.count("\n", 0, max(exc.position, 0)) + 1
         raise YAMLProblem(f"invalid YAML: character #x{exc.character:04x} is not allowed "
@@ -130,6 +132,23 @@ def _marks(root: Node) -> Marks:
 def _place(node: Node) -> tuple[int, int, str | None]:
     text = node.value if isinstance(node, ScalarNode) else None
     return node.start_mark.line + 1, node.start_mark.column + 1, text
+
+
+def _indented_with_a_tab(text: str, line: int) -> bool:
+    lines = text.splitlines()
+    if not 0 <= line < len(lines):
+        return False
+    return "\t" in lines[line][:len(lines[line]) - len(lines[line].lstrip(" \t"))]
+
+
+def _explained(problem: str) -> str:
+    """PyYAML's problem in the words a person editing the file needs (the two first-hour
+    mistakes: a tab, and `key:value` without a space), else quietened."""
+    if problem == "tab" or "tab character" in problem or "'\\t'" in problem:
+        return "tabs are not allowed for indentation in YAML; use spaces"
+    if problem == "could not find expected ':'":
+        return f"{problem} (a key needs a space after its colon: `key: value`)"
+    return _quiet(problem)
 
 
 def _quiet(problem: str) -> str:

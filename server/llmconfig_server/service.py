@@ -34,6 +34,7 @@ from .access import (
 from .answers import Answer, Event
 from .domain import ConfigError, Origin, Source, Violation
 from .errors import abort_with, bad_request_status, config_error_status
+from .parsing import request_control_character
 from .redact import has_credentials
 from .servicer import (
     SERVICE_NAME,
@@ -367,11 +368,16 @@ def _status_message(status: grpc.Status) -> status_pb2.Status:
 
 
 async def _parse(message: Any, raw: bytes, context: _Context) -> Any:
+    """The request, once it is one and none of its strings holds a control or format
+    character (INVALID_ARGUMENT naming the field, whichever RPC and field)."""
     try:
-        return message.FromString(raw)
+        request = message.FromString(raw)
     except DecodeError:
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                             f"the request is not a valid {message.DESCRIPTOR.full_name}")
+    if (violation := request_control_character(request)) is not None:
+        await abort_with(context, config_error_status(ConfigError([violation])))
+    return request
 
 
 def secret_of(response: pb.ResolveLLMConfigResponse) -> tuple[str, str] | None:

@@ -59,8 +59,8 @@ _Parse = Callable[[Any, str, str], Value]
 
 
 def environment_variables(catalog: Catalog | None = None) -> tuple[str, ...]:
-    """Every variable the cascade reads (the README's table is checked against the shipped
-    catalog's; an operator's catalog may add providers with variables of their own)."""
+    """Every variable the cascade reads (docs/configuration.md's table is checked against the
+    shipped catalog's; an operator's catalog may add providers with variables of their own)."""
     providers = (catalog or shipped()).providers.values()
     names = [MODE_ENV, config_file.CONFIG_ENV, config_file.DEPRECATED_CONFIG_ENV,
              *ENV_FOR_FIELD.values(), *DEPRECATED_ENV_FOR_FIELD.values()]

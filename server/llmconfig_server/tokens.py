@@ -11,6 +11,7 @@ tokens:
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import hmac
 import re
@@ -24,6 +25,7 @@ from . import files
 
 # What each scope opens; the servicer's RPCs map onto these in access.py.
 SCOPES: Final = ("resolve", "secrets", "health")
+_SCOPE_LIKE: Final = re.compile(r"[a-z][a-z_-]{0,23}")
 TOKEN_PREFIX: Final = "llmc_"  # lets secret scanners and people recognise a leaked token
 TOKENS_FILE_LIMIT: Final = 1024 * 1024
 _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -97,6 +99,20 @@ def parse_scopes(text: str) -> tuple[str, ...]:
     return scopes
 
 
+def _scope_problem(scopes: object) -> str:
+    """What is wrong with `scopes`, naming an unknown scope (and the close one) when it looks
+    like a scope name; anything else is not echoed (it could be a pasted token)."""
+    if not isinstance(scopes, list) or not scopes:
+        return "must be a non-empty list"
+    unknown = [s for s in scopes if not (isinstance(s, str) and s in SCOPES)]
+    named = [s for s in unknown if isinstance(s, str) and _SCOPE_LIKE.fullmatch(s)]
+    if len(named) < len(unknown):
+        return "an entry is not a scope name"
+    close = {s: difflib.get_close_matches(s, SCOPES, n=1) for s in named}
+    return "unknown scope " + ", ".join(
+        repr(s) + (f" (did you mean {close[s][0]!r}?)" if close[s] else "") for s in named)
+
+
 def valid_name(name: str) -> bool:
     return _NAME.fullmatch(name) is not None
 
@@ -141,8 +157,11 @@ def _entries(document: Any, shown: str) -> tuple[Token, ...]:
             problems.append(f"{where}: expected a mapping with name, sha256 and scopes")
             continue
         if extra := sorted(set(map(str, entry)) - {"name", "sha256", "scopes"}):
-            problems.append(f"{where}: unknown key {', '.join(extra)}; allowed: name, sha256, "
-                            "scopes")
+            close = [c for key in extra
+                     for c in difflib.get_close_matches(key, ("name", "sha256", "scopes"), n=1)]
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            problems.append(f"{where}: unknown key {', '.join(extra)}{hint}; allowed: name, "
+                            "sha256, scopes")
         name, digest, scopes = entry.get("name"), entry.get("sha256"), entry.get("scopes")
         if not (isinstance(name, str) and valid_name(name)):
             problems.append(f"{where}.name: must be 1–64 letters, digits, '.', '_' or '-'")
@@ -152,7 +171,8 @@ def _entries(document: Any, shown: str) -> tuple[Token, ...]:
                             "prints it")
         if not (isinstance(scopes, list) and scopes
                 and all(isinstance(s, str) and s in SCOPES for s in scopes)):
-            problems.append(f"{where}.scopes: must be a non-empty list of: {', '.join(SCOPES)}")
+            problems.append(f"{where}.scopes: {_scope_problem(scopes)}; valid scopes: "
+                            f"{', '.join(SCOPES)}")
         if len(problems) == before:
             assert isinstance(name, str) and isinstance(digest, str) and isinstance(scopes, list)
             tokens.append(Token(name, bytes.fromhex(digest), frozenset(scopes)))

@@ -6,12 +6,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from types import MappingProxyType
 
-import httpx
-
 from ..domain import ProbeTarget, Verdict
 from . import anthropic, ollama, openai, openai_compatible
+from ._common import Upstream
 
-Probe = Callable[[httpx.AsyncClient, ProbeTarget], Awaitable[Verdict]]
+Probe = Callable[[Upstream, ProbeTarget], Awaitable[Verdict]]
 
 PROBES: MappingProxyType[str, Probe] = MappingProxyType({
     "anthropic": anthropic.probe,
@@ -20,4 +19,4 @@ PROBES: MappingProxyType[str, Probe] = MappingProxyType({
     "openai-compatible": openai_compatible.probe,
 })
 
-__all__ = ["PROBES", "Probe", "ProbeTarget", "Verdict"]
+__all__ = ["PROBES", "Probe", "ProbeTarget", "Upstream", "Verdict"]

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
 from ..domain import HealthStatus, ProbeTarget, Verdict
 from ._common import (
+    Answer,
     ProbeFailed,
+    Upstream,
+    clean_text,
     error_text,
     get,
     json_or_fail,
@@ -60,7 +61,7 @@ class HostedAPI:
         return Verdict(HealthStatus.NOT_CONFIGURED,
                        f"No {self.display_name} API key is configured — {self.key_variables}")
 
-    async def probe(self, http: httpx.AsyncClient, target: ProbeTarget) -> Verdict:
+    async def probe(self, http: Upstream, target: ProbeTarget) -> Verdict:
         if not target.api_key:
             return self.not_configured()  # no network call without a key
         if not header_safe(target.api_key):
@@ -86,7 +87,7 @@ class HostedAPI:
                 ))
         except ProbeFailed as failed:
             return failed.verdict
-        model_id = str(body["id"])
+        model_id = clean_text(str(body["id"]))
         return Verdict(
             HealthStatus.HEALTHY,
             f"{self.display_name} accepted the key ({target.key_hint}, from "
@@ -94,7 +95,7 @@ class HostedAPI:
             True, (model_id,),
         )
 
-    def _failure(self, response: httpx.Response, target: ProbeTarget) -> Verdict:
+    def _failure(self, response: Answer, target: ProbeTarget) -> Verdict:
         code = response.status_code
         said = error_text(response, target.api_key)
         detail = f" ({said})" if said else ""
@@ -116,7 +117,7 @@ class HostedAPI:
             message = (f"{name} answered {code}{detail} — the API is overloaded or failing; "
                        f"retry shortly ({self.status_page})")
         else:
-            message = f"{name} answered {code}{detail} to {response.request.url}"
+            message = f"{name} answered {code}{detail} to {response.url}"
         return Verdict(status, message)
 
     def _quota(self, code: int, said: str, key: str, detail: str) -> Verdict | None:

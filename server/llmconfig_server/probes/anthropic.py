@@ -15,8 +15,8 @@ def _is_model(body: Any) -> bool:
 
 API = HostedAPI(
     display_name="Anthropic",
-    key_variables="set ANTHROPIC_API_KEY (or STIGMER_LLM_API_KEY, or ANTHROPIC_API_KEY_FILE), "
-    "or start the server with --anthropic-key",
+    key_variables="put the key in a file only the server can read and set "
+    "ANTHROPIC_API_KEY_FILE to its path (or set ANTHROPIC_API_KEY or STIGMER_LLM_API_KEY)",
     keys_page="https://console.anthropic.com/settings/keys",
     status_page="https://status.anthropic.com",
     model_url=lambda t: f"{t.base_url}/v1/models/{model_segment(t.model)}",

@@ -18,11 +18,9 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
 from ..catalog import Listed
-from ._common import ProbeFailed, error_text, get
+from ._common import ProbeFailed, Upstream, error_text, get
 
 if TYPE_CHECKING:
-    import httpx
-
     from ..model_lists import Listing, ListTarget
 
 MAX_MODELS: Final = 2000
@@ -43,7 +41,7 @@ class ListingFailed(Exception):
         self.message = message
 
 
-async def list_models(http: httpx.AsyncClient, target: ListTarget) -> Listing:
+async def list_models(http: Upstream, target: ListTarget) -> Listing:
     """The models `target` lists; raises ListingFailed."""
     from ..model_lists import Listing
 
@@ -66,7 +64,7 @@ async def list_models(http: httpx.AsyncClient, target: ListTarget) -> Listing:
                    frozenset(collected.cloud))
 
 
-async def _anthropic(http: httpx.AsyncClient, target: ListTarget, collected: _Collected,
+async def _anthropic(http: Upstream, target: ListTarget, collected: _Collected,
                      ) -> None:
     headers = {"x-api-key": target.probe.api_key, "anthropic-version": ANTHROPIC_VERSION}
     after: str | None = None
@@ -117,7 +115,7 @@ def _take_ollama(body: Any, collected: _Collected) -> None:
             collected.cloud.add(str(name))
 
 
-async def _fetch(http: httpx.AsyncClient, url: str, target: ListTarget,
+async def _fetch(http: Upstream, url: str, target: ListTarget,
                  headers: dict[str, str]) -> Any:
     """One GET on the probes' path; the body as JSON, or ListingFailed."""
     try:

@@ -8,15 +8,21 @@ import httpx
 
 from ..domain import HealthStatus, ProbeTarget, Verdict
 from ._common import (
+    Answer,
     ProbeFailed,
+    Upstream,
+    clean_text,
     get,
     is_loopback_url,
     json_or_fail,
     status_for_http_error,
 )
+from .listing import ID_LIMIT
 from .ollama_cloud import cloud_tags, signin_problem
 
 WHAT = "Ollama"
+VERSION_LIMIT = 64  # characters of a version shown
+SHOWN_RELATIVES = 5  # pulled models of the same family named in a message
 
 
 def normalize(name: str) -> str:
@@ -28,7 +34,7 @@ def family(name: str) -> str:
     return normalize(name).rsplit(":", 1)[0]
 
 
-async def probe(http: httpx.AsyncClient, target: ProbeTarget) -> Verdict:
+async def probe(http: Upstream, target: ProbeTarget) -> Verdict:
     try:
         version_response, tags_response = await asyncio.gather(
             get(http, f"{target.base_url}/api/version", target, WHAT),
@@ -44,7 +50,8 @@ async def probe(http: httpx.AsyncClient, target: ProbeTarget) -> Verdict:
         pulled = _pulled_models(tags, target)
     except ProbeFailed as failed:
         return failed.verdict
-    server_version = str(version.get("version", "")) if isinstance(version, dict) else ""
+    server_version = clean_text(str(version.get("version", "")), VERSION_LIMIT) \
+        if isinstance(version, dict) else ""
     wanted = normalize(target.model)
     available = wanted in {normalize(name) for name in pulled}
     if available and wanted in {normalize(name) for name in cloud_tags(tags)} and \
@@ -58,8 +65,9 @@ async def probe(http: httpx.AsyncClient, target: ProbeTarget) -> Verdict:
             True, tuple(pulled), server_version,
         )
     relatives = [name for name in pulled if family(name) == family(wanted)]
-    others = f" ({', '.join(relatives)} {'is' if len(relatives) == 1 else 'are'})" \
-        if relatives else ""
+    named = ", ".join(relatives[:SHOWN_RELATIVES]) + (" …" if len(relatives) > SHOWN_RELATIVES
+                                                      else "")
+    others = f" ({named} {'is' if len(relatives) == 1 else 'are'})" if relatives else ""
     return Verdict(
         HealthStatus.MODEL_NOT_FOUND,
         f"Model {target.model} is not pulled{others} — run \"ollama pull {target.model}\"",
@@ -67,7 +75,7 @@ async def probe(http: httpx.AsyncClient, target: ProbeTarget) -> Verdict:
     )
 
 
-def _raise_for_status(response: httpx.Response, target: ProbeTarget) -> None:
+def _raise_for_status(response: Answer, target: ProbeTarget) -> None:
     if response.is_success:
         return
     status = status_for_http_error(response.status_code)
@@ -75,7 +83,7 @@ def _raise_for_status(response: httpx.Response, target: ProbeTarget) -> None:
         # Ollama has both endpoints; a 404 here means the URL is not an Ollama API root.
         raise ProbeFailed(Verdict(
             HealthStatus.BAD_RESPONSE,
-            f"{response.request.url} answered {response.status_code} — is {target.base_url} "
+            f"{response.url} answered {response.status_code} — is {target.base_url} "
             "really Ollama? (the base URL is the API root, e.g. http://localhost:11434)",
         ))
     raise ProbeFailed(Verdict(
@@ -95,7 +103,10 @@ def _pulled_models(tags: object, target: ProbeTarget) -> list[str]:
             f"{target.base_url}/api/tags did not list models as Ollama does — is "
             f"{target.base_url} really Ollama?",
         ))
-    names = [str(m.get("name") or m.get("model") or "") for m in models if isinstance(m, dict)]
+    # Names are shown (the message, available_models): cleaned of control and format
+    # characters and bounded, like the version.
+    names = [clean_text(str(m.get("name") or m.get("model") or ""), ID_LIMIT)
+             for m in models if isinstance(m, dict)]
     return sorted(name for name in names if name)
 
 

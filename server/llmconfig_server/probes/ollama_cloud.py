@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from ..domain import HealthStatus, ProbeTarget, Verdict
+from ._common import ProbeFailed, Upstream
 
 
 def cloud_tags(tags: Any) -> set[str]:
@@ -27,7 +26,7 @@ def cloud_tags(tags: Any) -> set[str]:
     return found
 
 
-async def signin_problem(http: httpx.AsyncClient, target: ProbeTarget) -> Verdict | None:
+async def signin_problem(http: Upstream, target: ProbeTarget) -> Verdict | None:
     """A verdict when the local Ollama is not signed in to ollama.com; None when it is, or
     when this Ollama cannot say (an older one without /api/me, ollama.com unreachable)."""
     status = await _whoami(http, target)
@@ -39,12 +38,10 @@ async def signin_problem(http: httpx.AsyncClient, target: ProbeTarget) -> Verdic
         "running Ollama, then check again"))
 
 
-async def _whoami(http: httpx.AsyncClient, target: ProbeTarget) -> int | None:
+async def _whoami(http: Upstream, target: ProbeTarget) -> int | None:
     """The status of `POST /api/me`, or None when there is no answer."""
     try:
         # The status is all we need: the body is never read (a hostile answer cannot grow).
-        async with http.stream("POST", f"{target.base_url}/api/me",
-                               timeout=target.timeout) as response:
-            return response.status_code
-    except httpx.HTTPError:
+        return await http.status("POST", f"{target.base_url}/api/me", target, "Ollama")
+    except ProbeFailed:
         return None

@@ -13,8 +13,8 @@ def _is_model(body: Any) -> bool:
 
 API = HostedAPI(
     display_name="OpenAI",
-    key_variables="set OPENAI_API_KEY (or STIGMER_LLM_API_KEY, or OPENAI_API_KEY_FILE), or "
-    "start the server with --llm-api-key",
+    key_variables="put the key in a file only the server can read and set OPENAI_API_KEY_FILE to "
+    "its path (or set OPENAI_API_KEY or STIGMER_LLM_API_KEY)",
     keys_page="https://platform.openai.com/api-keys",
     status_page="https://status.openai.com",
     model_url=lambda t: f"{t.base_url}/models/{model_segment(t.model)}",

@@ -4,16 +4,22 @@ base URL is resolved for it. No tokens. The model is healthy when the server lis
 
 from __future__ import annotations
 
-import httpx
-
 from ..domain import HealthStatus, ProbeTarget, Verdict
-from ._common import ProbeFailed, error_text, get, json_or_fail, status_for_http_error
+from ._common import (
+    Answer,
+    ProbeFailed,
+    Upstream,
+    error_text,
+    get,
+    json_or_fail,
+    status_for_http_error,
+)
 from .listing import clean_id
 
 SHOWN_MODELS = 200  # ids reported back; a server may list thousands
 
 
-async def probe(http: httpx.AsyncClient, target: ProbeTarget) -> Verdict:
+async def probe(http: Upstream, target: ProbeTarget) -> Verdict:
     name = target.display_name or target.provider
     what = f"{name} (an OpenAI-compatible API)"
     headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
@@ -47,7 +53,7 @@ async def probe(http: httpx.AsyncClient, target: ProbeTarget) -> Verdict:
                    "the model there, or ask for one it serves", False, shown)
 
 
-def _failure(response: httpx.Response, target: ProbeTarget, name: str) -> Verdict:
+def _failure(response: Answer, target: ProbeTarget, name: str) -> Verdict:
     code = response.status_code
     said = error_text(response, target.api_key)
     detail = f" ({said})" if said else ""
