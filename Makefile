@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 PROTOS := $(wildcard proto/llmconfig/v1/*.proto)
 GENERATED := client/llmconfig/v1 go/llmconfig/v1
 
-.PHONY: install proto proto-check proto-lint third-party-protos lint test go-tools go-test run bench bench-attack bench-transport bench-watch bench-hostile clean image image-test image-bench deploy-check
+.PHONY: install proto proto-check proto-lint third-party-protos lint test go-tools go-test run bench bench-attack bench-transport bench-watch bench-hostile bench-peers clean image image-test image-bench deploy-check
 
 install: $(STAMP)
 
@@ -88,8 +88,10 @@ test: install
 run: install
 	$(BIN)/llmconfig-server $(ARGS)
 
-## Benchmarks against a bare grpc.aio server in the same run (a few minutes on 2 cores);
-## prints a table and writes bench/results.json. BENCH_ROUNDS / BENCH_SECONDS trade time for noise.
+## Benchmarks against a bare grpc.aio server in the same run (~10 minutes on 2 cores): resolve
+## and cached health against the floor, cold start, the watched client, LiteLLM's proxy when
+## .tools/litellm has one (make bench-peers); prints a table and writes bench/results.json.
+## BENCH_ROUNDS / BENCH_SECONDS trade time for noise; BENCH_ONLY=health,throughput runs sections.
 bench: install
 	$(BIN)/python -m bench
 
@@ -116,6 +118,18 @@ bench-watch: install
 ## BENCH_SRC=/path/to/checkout measures that checkout's server instead. A measurement, not a test.
 bench-hostile: install
 	$(BIN)/python -m bench.hostile_provider
+
+## LiteLLM's proxy against llmconfig on the questions both answer (bench/peers.py): health
+## (billed calls and tokens per check, latency) and 'which model for this run' (/model/info vs
+## ResolveLLMConfig). Installs litellm[proxy] into .tools/litellm the first time (a few
+## minutes); `make bench` includes it once that exists. A measurement, not a test.
+LITELLM_VENV := .tools/litellm
+$(LITELLM_VENV)/bin/litellm:
+	$(PYTHON) -m venv $(LITELLM_VENV)
+	$(LITELLM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check 'litellm[proxy]'
+
+bench-peers: install $(LITELLM_VENV)/bin/litellm
+	LITELLM=$(LITELLM_VENV)/bin/litellm $(BIN)/python -m bench.peers
 
 ## The llmconfig-server image (IMAGE, default llmconfig-server:dev). Installs Docker from Debian
 ## and makes a Debian Python base where needed: deploy/image.sh says how.

@@ -24,7 +24,9 @@ from .load import closed_loop
 WATCH = "/llmconfig.v1.LLMConfigService/WatchLLMConfig"
 RESOLVE = "/llmconfig.v1.LLMConfigService/ResolveLLMConfig"
 WATCHERS = 1000
-CHANNELS = 10  # a fleet of runners is many connections, not one
+# A fleet of runners is many connections, not one; the server takes 100 streams per connection
+# (--max-concurrent-streams), so each channel has a connection of its own.
+CHANNELS = 20
 
 
 def _config(model: str) -> str:
@@ -49,7 +51,9 @@ def watch_fan_out() -> dict[str, Any]:
 
 async def _fan_out(llm: servers.ServerProcess, path: Path) -> dict[str, Any]:
     request = pb.WatchLLMConfigRequest().SerializeToString()
-    channels = [grpc.aio.insecure_channel(llm.target) for _ in range(CHANNELS)]
+    channels = [grpc.aio.insecure_channel(llm.target,
+                                          options=[("grpc.use_local_subchannel_pool", 1)])
+                for _ in range(CHANNELS)]
     try:
         rss_before = llm.rss_mb()
         streams = [channels[i % CHANNELS].unary_stream(

@@ -49,6 +49,7 @@ class Request:
     method: str
     path: str
     headers: dict[str, str]
+    body: bytes = b""
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -78,8 +79,12 @@ class Emulator:
             disable_nagle_algorithm = True
 
             def do_GET(self) -> None:
+                # A body is read, so a kept-alive connection's next request starts where it
+                # should (bench/peers.py's LiteLLM POSTs completions).
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if 0 < length <= 1 << 20 else b""
                 request = Request(self.command, self.path,
-                                  {k.lower(): v for k, v in self.headers.items()})
+                                  {k.lower(): v for k, v in self.headers.items()}, body)
                 emulator.requests.append(request)
                 emulator.counts[self.path] += 1
                 reply = emulator.overrides.get(self.path) or emulator.route(request)

@@ -101,6 +101,16 @@ def test_a_remembered_answer_with_the_key_still_needs_the_secrets_scope(guarded)
         guarded(RESOLVER).resolve(include_secrets=True)
 
 
+def test_a_remembered_health_answer_still_needs_the_health_scope(guarded):
+    healther = guarded(HEALTHER)
+    healther.check_health(provider="ollama")
+    assert healther.check_health(provider="ollama").cached  # its bytes are remembered now
+    with pytest.raises(llmconfig.PermissionDenied):
+        guarded(RESOLVER).check_health(provider="ollama")
+    with pytest.raises(llmconfig.Unauthenticated):
+        guarded(UNKNOWN).check_health(provider="ollama")
+
+
 def test_health_protocol_and_reflection_need_no_token(guarded):
     target = guarded(None).target
     with grpc.insecure_channel(target) as channel:

@@ -265,6 +265,17 @@ def test_refresh_skips_the_cache(serve, ollama):
     assert ollama.counts["/api/tags"] == 2
 
 
+def test_a_remembered_answer_goes_with_the_verdict_a_refresh_replaces(serve, ollama):
+    client = serve(env={"OLLAMA_BASE_URL": ollama.url})
+    first = client.check_health()
+    client.check_health()  # cached: its bytes are remembered for the next identical request
+    assert client.check_health().checked_at == first.checked_at
+    fresh = client.check_health(refresh=True)
+    after = client.check_health()
+    assert (after.cached, after.checked_at) == (True, fresh.checked_at)
+    assert fresh.checked_at != first.checked_at
+
+
 def test_unhealthy_results_are_cached_shorter_than_healthy_ones(serve, ollama):
     client = serve(env={"OLLAMA_BASE_URL": ollama.url}, healthy_ttl=30.0, unhealthy_ttl=0.2)
     assert client.check_health().healthy

@@ -24,6 +24,8 @@ import pytest
 
 import llmconfig
 from llmconfig.v1 import llmconfig_pb2 as pb
+from llmconfig.v1 import llmconfig_pb2_grpc as pb_grpc
+from llmconfig_server.service import REVISION_HEADER
 from llmconfig_server.tokens import digest_of
 
 import pki
@@ -296,6 +298,23 @@ def test_watch_skips_the_first_event_when_the_revision_is_known(serve):
     client = serve()
     revision = client.resolve().revision
     assert Watcher(client, known_revision=revision).quiet()
+
+
+def test_watch_says_its_starting_revision_in_a_header_before_any_event(serve):
+    client = serve()
+    revision = client.resolve().revision
+    with grpc.insecure_channel(client.target) as channel:
+        stub = pb_grpc.LLMConfigServiceStub(channel)
+        known = stub.WatchLLMConfig(pb.WatchLLMConfigRequest(known_revision=revision))
+        fresh = stub.WatchLLMConfig(pb.WatchLLMConfigRequest())
+        try:
+            # Known: no event follows, and the header alone says the stream is open and current.
+            assert (REVISION_HEADER, revision) in known.initial_metadata()
+            assert (REVISION_HEADER, revision) in fresh.initial_metadata()
+            assert next(fresh).config.revision == revision
+        finally:
+            known.cancel()
+            fresh.cancel()
 
 
 def test_watch_sends_one_event_per_change_of_the_callers_resolution(serve, servers, workspace):

@@ -253,6 +253,23 @@ def test_the_stream_resumes_and_answers_from_memory_again(restartable, workspace
         assert not remembered(client).stale
 
 
+def test_a_resumed_stream_of_an_unchanged_answer_is_confirmed_by_its_header_alone(workspace):
+    args = ["--listen", f"127.0.0.1:{free_port()}", *METRICS]
+    first = ServerThread(inputs_for(workspace, args=args))
+    with llmconfig.Client(first.target, watch=True) as client:
+        remembered(client)
+        first.stop()
+        eventually(lambda: client.resolve().stale)
+        second = ServerThread(inputs_for(workspace, args=args))
+        try:
+            eventually(lambda: not client.resolve().stale)
+            address = settled(second).running.metrics_address
+            assert open_streams(address) == 1
+            assert metric(address, "grpc_server_msg_sent_total", "WatchLLMConfig") == 0
+        finally:
+            second.stop()
+
+
 # -- tokens -------------------------------------------------------------------------------------
 
 RUNNER, KEEPER = "llmc_runner-token", "llmc_keeper-token"

@@ -18,6 +18,9 @@ from ._channel import ANSWERS, pushback
 from ._errors import ServiceUnavailable, from_rpc_error
 from .v1 import llmconfig_pb2 as pb
 
+# The revision a WatchLLMConfig stream starts from, in its initial metadata (docs/live.md).
+REVISION_HEADER = "llmconfig-revision"
+
 
 def events(stub: Any, channel: grpc.Channel, metadata: Any, request: pb.WatchLLMConfigRequest,
            target: str, unreachable_after: float | None) -> Iterator[pb.WatchLLMConfigEvent]:
@@ -51,11 +54,14 @@ def events(stub: Any, channel: grpc.Channel, metadata: Any, request: pb.WatchLLM
 async def aevents(stub: Any, metadata: Any, request: pb.WatchLLMConfigRequest, *,
                   channel: grpc.aio.Channel | None = None, target: str = "",
                   unreachable_after: float | None = None, remember_revision: bool = True,
+                  on_open: Callable[[str | None], None] | None = None,
                   on_end: Callable[[], None] | None = None,
                   ) -> AsyncGenerator[pb.WatchLLMConfigEvent, None]:
-    """As `events`, for asyncio. `remember_revision=False` resumes without a revision, so each
-    (re)opened stream starts with the current answer — the only sign a server gives that the
-    stream is open again. `on_end` is told each time the stream ends and is about to resume."""
+    """As `events`, for asyncio. `remember_revision=False` leaves `request.known_revision` to
+    the caller. `on_open` is told, each time a stream opens, the revision the server says it
+    starts from (its `llmconfig-revision` header; None from a server that sends none, or when
+    the call failed before its headers); `on_end` each time the stream ends and is about to
+    resume."""
     backoff = Backoff()
     while True:
         if unreachable_after is not None and channel is not None:
@@ -67,6 +73,8 @@ async def aevents(stub: Any, metadata: Any, request: pb.WatchLLMConfigRequest, *
                                    wait_for_ready=unreachable_after is None)
         delay = backoff.next()
         try:
+            if on_open is not None:
+                on_open(_header(await call.initial_metadata()))
             async for event in call:
                 backoff.reset()
                 if remember_revision:
@@ -81,6 +89,13 @@ async def aevents(stub: Any, metadata: Any, request: pb.WatchLLMConfigRequest, *
         if on_end is not None:
             on_end()
         await asyncio.sleep(delay)
+
+
+def _header(metadata: Any) -> str | None:
+    for key, value in metadata or ():
+        if key == REVISION_HEADER:
+            return str(value)
+    return None
 
 
 def _revision(event: pb.WatchLLMConfigEvent) -> str:

@@ -3,9 +3,12 @@ current by one WatchLLMConfig stream — the way xDS clients keep Envoy's config
 repeated `resolve()` is a dictionary lookup instead of a round trip.
 
 The rules, in the order a call meets them:
-- A shape is remembered once its stream has confirmed an answer (the stream's first event,
-  which is why the stream never resumes with a known revision: the server sends nothing else
-  that says a stream is open). Until then calls go to the unary RPC, as without watching.
+- A shape is remembered once its stream has confirmed an answer (the stream's first event).
+  Until then calls go to the unary RPC, as without watching. A resumed stream of an LLM shape
+  sends the revision it holds as `known_revision` once the server has shown it says, in the
+  stream's `llmconfig-revision` header, which revision a stream starts from: an unchanged
+  answer is then confirmed by that header alone, with no event. (From a server without the
+  header, every resumed stream starts with the full answer, the only sign it is open.)
 - While the stream is open, calls answer from memory; an error event (the configuration turned
   invalid) makes them raise the error the unary call would, until the next good event.
 - While it is down (a restart, a broken connection), calls answer from memory marked `stale`
@@ -103,7 +106,7 @@ class _Entry:
     (runner shapes only), and what the stream and refreshes have said so far."""
 
     __slots__ = ("answer", "confirmed", "dropped", "error", "key", "refresh_ok", "refreshing",
-                 "runner", "state", "stream_up", "tasks", "watch")
+                 "resumable", "runner", "state", "stream_up", "tasks", "watch")
 
     def __init__(self, key: Hashable, watch: pb.WatchLLMConfigRequest,
                  runner: pb.ResolveRunnerConfigRequest | None) -> None:
@@ -112,6 +115,8 @@ class _Entry:
         self.dropped = False
         self.tasks: list[asyncio.Task[None]] = []
         self.stream_up = False
+        # The server says which revision a stream starts from: resume with the one held.
+        self.resumable = False
         self.refresh_ok = runner is None  # an LLM shape's answer comes with its event
         self.refreshing: asyncio.Lock | None = None
         self.confirmed: float | None = None
@@ -220,6 +225,7 @@ class Watched:
 
     async def _follow(self, entry: _Entry) -> None:
         stream = aevents(self._stub, self._metadata, entry.watch, remember_revision=False,
+                         on_open=lambda revision: self._stream_open(entry, revision),
                          on_end=lambda: self._stream_down(entry))
         try:
             async with contextlib.aclosing(stream):
@@ -244,7 +250,20 @@ class Watched:
         else:
             status = event.error
             entry.answer, entry.error = None, lambda: from_status(status)
+        if entry.resumable:  # the next stream starts from this answer's revision ("": none)
+            entry.watch.known_revision = event.config.revision if event.HasField("config") \
+                else ""
         entry.settle()
+
+    def _stream_open(self, entry: _Entry, revision: str | None) -> None:
+        """A stream of `entry` opened, starting from `revision` (its header). The one held
+        still current: the stream sends no event, and this is the confirmation."""
+        if revision is None or entry.runner is not None:
+            return  # a runner shape refreshes on its stream's first event, as before
+        entry.resumable = True
+        if revision and revision == entry.watch.known_revision:
+            entry.stream_up = True
+            entry.settle()
 
     def _stream_down(self, entry: _Entry) -> None:
         if entry.runner is None and entry.stream_up:

@@ -12,6 +12,7 @@ import gc
 import logging
 import os
 import signal
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -47,6 +48,7 @@ log = logging.getLogger("llmconfig_server")
 __all__ = ["Inputs", "ListenError", "RunningServer", "serve", "start"]
 
 REFUSE_SECONDS = 0.25
+WARM_AFTER = 0.2  # seconds after SERVING to load the probe stack (see serve)
 # Every request of this service is a few hundred bytes; a megabyte is an attack or a bug.
 MAX_REQUEST_BYTES = 64 * 1024
 # Dead peers of long-lived watch streams are found by pings; connections are recycled now and
@@ -231,6 +233,15 @@ def runner_report(snapshot: Snapshot) -> list[str]:
     return lines
 
 
+def _warm(running: RunningServer) -> None:
+    """Load the probe stack (httpx, its TLS context, the probes) off the event loop; a
+    failure here is one the first health check meets and reports in its verdict."""
+    try:
+        running.state.current.health.pool.warm()
+    except Exception as exc:  # never fatal: a check builds the pool itself
+        log.debug("warming the probe stack failed: %s", exc)
+
+
 def _count_reloads(state: ServerState, metrics: Metrics) -> None:
     """Reload results and the server's own revision, as they change."""
     def revision() -> str:
@@ -327,6 +338,11 @@ async def serve(inputs: Inputs, snapshot: Snapshot) -> None:
     log.info("%s", startup_report(snapshot.resolver, running.addresses, notes))
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
+    # SERVING now: the first CheckProviderHealth need not pay for importing the probe stack.
+    # Loaded on a thread, a moment later: the first health checks of whoever waits for SERVING
+    # are answered first.
+    loop.call_later(WARM_AFTER, lambda: threading.Thread(
+        target=_warm, args=(running,), name="llmconfig-warm", daemon=True).start())
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     await stopping.wait()

@@ -12,6 +12,11 @@ most once at a time and at most once per cache period, within the caller's budge
 - Concurrent identical checks share one upstream probe (single flight); results are cached,
   healthy ones longer than unhealthy ones; `refresh` skips the cache (but still joins a probe
   already in flight, which is as fresh as a new one).
+- A cached verdict is also remembered as the answer's bytes, by the request's exact bytes
+  (`answer(raw)`), the way ResolveLLMConfig's answers are: a fleet polling health costs a
+  dictionary lookup per call. Such an answer lives exactly as long as the verdict it shows
+  (its expiry, or until a refresh replaces it); errors and verdicts given without probing are
+  never remembered. Who may ask is checked before the handler runs (access.py), cached or not.
 - A probe never outlives its timeout, and a caller gets its verdict before its own deadline:
   the answer is due a margin before it (a share of the time left, with a floor), and at most
   _MAX_PROBES probes run at once (the others wait their turn inside their own budget), so a
@@ -28,6 +33,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -116,18 +122,36 @@ class ProbesBusy(Exception):
 
 
 _Key = tuple[str, str, str, str]
-_Cached = tuple[float, HealthReport]  # (expiry on the monotonic clock, report)
+_ANSWER_ENTRIES: Final = 1024
+_ANSWER_BYTES: Final = 4 * 1024 * 1024
+
+
+class _Cached:
+    """A probe's report while it may be served: until `expiry` (monotonic), or until a newer
+    report for the same target replaces it."""
+
+    __slots__ = ("data", "expiry", "replaced", "report", "shown")
+
+    def __init__(self, expiry: float, report: HealthReport) -> None:
+        self.expiry = expiry
+        self.report = report
+        self.shown = replace(report, cached=True)  # what every cache hit answers
+        self.data: bytes | None = None  # `shown` as the serialised answer, once asked
+        self.replaced = False
 
 
 class HttpPool:
     """One connection pool for every probe, shared by the health checkers of successive
-    snapshots; httpx (~30 ms to import, ~30 ms for its TLS context) loads on first use, so a
-    server never asked about health never pays for it. The origins' limits are shared the same
-    way: a reload does not reset how often a provider was asked, nor its 429 pause."""
+    snapshots. httpx (~30–100 ms to import, ~30 ms for its TLS context) and the probes load on
+    first use — or earlier, off the event loop, with `warm()`, which the server's process runs
+    once it is SERVING, so neither its cold start nor its first health check pays for them. The
+    origins' limits are shared the same way: a reload does not reset how often a provider was
+    asked, nor its 429 pause."""
 
     def __init__(self) -> None:
         self._client: httpx.AsyncClient | None = None
         self._upstream: Upstream | None = None
+        self._making = threading.Lock()  # `warm` builds the client on a thread of its own
 
     def upstream(self, rate: float) -> Upstream:
         """The bounded reader every probe and listing uses (`rate`: on first use only)."""
@@ -140,13 +164,28 @@ class HttpPool:
     @property
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
-            import httpx
+            with self._making:
+                if self._client is None:
+                    import httpx
 
-            self._client = httpx.AsyncClient(
-                limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
-                follow_redirects=False,
-            )
+                    self._client = httpx.AsyncClient(
+                        limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+                        follow_redirects=False,
+                    )
         return self._client
+
+    def warm(self) -> None:
+        """Import httpx and the probes and build the pool (its TLS context included). Blocking:
+        for a thread. Building the client touches no event loop (httpcore makes its locks on
+        first use), so the loop's first probe finds it ready."""
+        from . import probes  # noqa: F401  (imports only: the probes' own code is not run)
+
+        _ = self.client
+        # httpcore reaches asyncio through anyio, whose backend (~45 ms) loads on the first
+        # request otherwise.
+        with contextlib.suppress(ImportError):
+            import anyio._backends._asyncio
+            import anyio.streams.tls  # noqa: F401
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -172,6 +211,12 @@ class ProviderHealth:
         self._own_targets = _own_targets(resolver)
         self._cache: BoundedCache[_Key, _Cached] = BoundedCache(
             _CACHE_ENTRIES, _CACHE_BYTES, _cached_size)
+        # Serialises a report as the RPC's answer (set by state.build: this module has no
+        # protobuf); without it no answer bytes are remembered.
+        self.encode: Callable[[HealthReport], bytes] | None = None
+        self._answers: BoundedCache[bytes, _Cached] = BoundedCache(
+            _ANSWER_ENTRIES, _ANSWER_BYTES,
+            lambda raw, cached: len(raw) + len(cached.data or b""))
         self._inflight: dict[_Key, asyncio.Task[HealthReport]] = {}
         self._inflight_bytes = 0
         self._slots = asyncio.Semaphore(_MAX_PROBES)
@@ -189,11 +234,24 @@ class ProviderHealth:
     def http(self) -> Upstream:
         return self.pool.upstream(self.options.probe_rate)
 
+    def answer(self, raw: bytes) -> bytes | None:
+        """The serialised answer to the request bytes `raw` while the cached verdict it
+        showed is current, else None (then ask `check`)."""
+        cached = self._answers.get(raw)
+        if cached is None:
+            return None
+        if cached.replaced or cached.expiry <= time.monotonic():
+            self._answers.pop(raw)
+            return None
+        return cached.data
+
     async def check(self, *, provider: str = "", base_url: str = "", model: str = "",
                     mode: str = "", refresh: bool = False,
-                    time_remaining: float | None = None) -> HealthReport:
+                    time_remaining: float | None = None,
+                    answer_key: bytes | None = None) -> HealthReport:
         """Check the provider; raises ConfigError or ProbeRequestInvalid for bad input,
-        ProbeTargetDenied for a base URL the server may not probe, ProbesBusy at capacity."""
+        ProbeTargetDenied for a base URL the server may not probe, ProbesBusy at capacity.
+        A cached verdict served to request bytes `answer_key` is remembered for `answer`."""
         # When the answer is due is fixed now, on arrival, whatever the work below costs.
         due = None if time_remaining is None else \
             time.monotonic() + time_remaining - max(_MIN_MARGIN, _MARGIN_SHARE * time_remaining)
@@ -216,8 +274,12 @@ class ProviderHealth:
             return _report(target, refusal, 0.0, datetime.now(UTC))
         key = (target.provider, target.base_url, target.model,
                hashlib.sha256(target.api_key.encode("utf-8", "surrogatepass")).hexdigest())
-        if not refresh and (hit := self._cache.get(key)) and hit[0] > time.monotonic():
-            return replace(hit[1], cached=True)
+        if not refresh and (hit := self._cache.get(key)) and hit.expiry > time.monotonic():
+            if answer_key is not None and self.encode is not None:
+                if hit.data is None:
+                    hit.data = self.encode(hit.shown)
+                self._answers.put(answer_key, hit)
+            return hit.shown
         task = self._inflight.get(key) or self._start(key, target)
         wait = self.options.probe_timeout + _SLACK
         if due is not None:
@@ -323,12 +385,14 @@ class ProviderHealth:
 
     def _remember(self, key: _Key, report: HealthReport) -> None:
         # The entry being replaced (expired or not) holds the previous status, for the log.
-        previous = hit[1].status if (hit := self._cache.pop(key)) else None
+        previous = None
+        if (hit := self._cache.pop(key)) is not None:
+            previous, hit.replaced = hit.report.status, True  # its remembered answers go too
         ttl = self.options.healthy_ttl if report.healthy else self.options.unhealthy_ttl
         now = time.monotonic()
         if len(self._cache) >= _CACHE_ENTRIES:
-            self._cache.evict(lambda cached: cached[0] <= now)
-        self._cache.put(key, (now + ttl, report))
+            self._cache.evict(lambda cached: cached.expiry <= now)
+        self._cache.put(key, _Cached(now + ttl, report))
         if previous is not report.status:
             own = key[:3] in self._own_targets
             log.log(logging.INFO if own else logging.DEBUG, "%s at %s: %s → %s (%s)",
@@ -389,7 +453,7 @@ def _key_size(key: _Key) -> int:
 
 
 def _cached_size(key: _Key, cached: _Cached) -> int:
-    report = cached[1]
+    report = cached.report
     return (_key_size(key) + len(report.message) + len(report.base_url) + len(report.model)
             + len(report.server_version) + sum(len(m) + 64 for m in report.available_models))
 

@@ -55,6 +55,9 @@ log = logging.getLogger(__name__)
 
 _DESCRIPTOR: Final = pb.DESCRIPTOR.services_by_name["LLMConfigService"]
 _STATUS_DETAILS_KEY: Final = "grpc-status-details-bin"
+# WatchLLMConfig's initial metadata: the revision of the caller's resolution when the stream
+# opened ("" when it is an error), sent before any event.
+REVISION_HEADER: Final = "llmconfig-revision"
 
 _Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 # With the UNAVAILABLE of a stopping server: come back in a second (gRPC's retries and the
@@ -106,12 +109,17 @@ class LLMConfigService:
     async def check_health(self, raw: bytes, context: _Context) -> bytes:
         if self.state.closed:
             await _refuse_new_call(context)
-        request = await _parse(pb.CheckProviderHealthRequest, raw, context)
         snapshot = self.state.current
+        # The caller's scope was checked before this handler ran (AccessGuard): a remembered
+        # answer goes only where the same request would be answered uncached.
+        if (data := snapshot.health.answer(raw)) is not None:
+            return data
+        request = await _parse(pb.CheckProviderHealthRequest, raw, context)
         if request.base_url:  # a container's view of a configured URL is checked as that URL
             request.base_url = network.server_view(request.base_url, self.container_host,
                                                    snapshot.health.allowed_targets)
-        response = await snapshot.servicer.CheckProviderHealth(request, context)
+        response = await snapshot.servicer.CheckProviderHealth(
+            request, context, answer_key=None if request.refresh else raw)
         return response.SerializeToString()
 
     # -- ResolveRunnerConfig ------------------------------------------------------------
@@ -227,6 +235,10 @@ class LLMConfigService:
             question = _question(raw, request)
             version = self.state.version
             event = self._shared_event(self.state.current, question, request)
+            # The stream is open: say so, with the revision it starts from, before any event —
+            # a client that resumed with the revision it knows learns at once that it is
+            # current, although no event comes (docs/live.md).
+            await context.send_initial_metadata(((REVISION_HEADER, event.revision),))
             if not (event.revision and event.revision == request.known_revision):
                 yield await self._sent(event, caller, context)
             last = event.data

@@ -45,13 +45,16 @@ class LLMConfigServicer(pb_grpc.LLMConfigServiceServicer):  # type: ignore[misc]
         self.health = health
 
     async def CheckProviderHealth(
-        self, request: pb.CheckProviderHealthRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: pb.CheckProviderHealthRequest, context: grpc.aio.ServicerContext[Any, Any],
+        answer_key: bytes | None = None,
     ) -> pb.CheckProviderHealthResponse:
+        """`answer_key`: the request's bytes, under which a cached verdict's answer is
+        remembered (see ProviderHealth.answer)."""
         try:
             report = await self.health.check(
                 provider=request.provider, base_url=request.base_url, model=request.model,
                 mode=request.mode, refresh=request.refresh,
-                time_remaining=context.time_remaining(),
+                time_remaining=context.time_remaining(), answer_key=answer_key,
             )
         except ConfigError as exc:
             await abort_with(context, config_error_status(exc))
@@ -145,6 +148,10 @@ def runner_response_of(resolution: RunnerResolution, *, include_secrets: bool,
         warnings=list(resolution.warnings),
         revision=resolution.revision,
     )
+
+
+def health_answer_of(report: HealthReport) -> bytes:
+    return health_response_of(report).SerializeToString()
 
 
 def health_response_of(report: HealthReport) -> pb.CheckProviderHealthResponse:

@@ -42,7 +42,7 @@ from .health import HealthReport, HttpPool, ProviderHealth
 from .model_lists import ModelLists
 from .redact import redact_text
 from .resolver import PROCESS_REVISION_KEY, Resolver
-from .servicer import LLMConfigServicer
+from .servicer import LLMConfigServicer, health_answer_of
 from .sources import environment_variables, read_server_sources
 from .tokens import TokenTable
 
@@ -150,6 +150,7 @@ def build(inputs: Inputs, http: HttpPool | None = None,
     if problems or access is None:
         raise BuildError(list(dict.fromkeys(problems)), tokens)
     health = ProviderHealth(resolver, options.health, http, observer=observer)
+    health.encode = health_answer_of
     return Snapshot(
         resolver=resolver,
         health=health,
