@@ -33,11 +33,19 @@ from .access import (
 )
 from .answers import Answer, Event
 from .domain import ConfigError, Origin, Source, Violation
-from .errors import abort_with, bad_request_status, config_error_status
+from .errors import (
+    abort_with,
+    bad_request_status,
+    config_error_status,
+    denied_status,
+    exhausted_status,
+)
+from .health import ProbeRequestInvalid, ProbesBusy, ProbeTargetDenied
 from .parsing import request_control_character
 from .redact import has_credentials
 from .servicer import (
     SERVICE_NAME,
+    health_response_of,
     models_response_of,
     overrides_of,
     response_of,
@@ -118,9 +126,21 @@ class LLMConfigService:
         if request.base_url:  # a container's view of a configured URL is checked as that URL
             request.base_url = network.server_view(request.base_url, self.container_host,
                                                    snapshot.health.allowed_targets)
-        response = await snapshot.servicer.CheckProviderHealth(
-            request, context, answer_key=None if request.refresh else raw)
-        return response.SerializeToString()
+        try:
+            report = await snapshot.health.check(
+                provider=request.provider, base_url=request.base_url, model=request.model,
+                mode=request.mode, refresh=request.refresh,
+                time_remaining=context.time_remaining(),
+                answer_key=None if request.refresh else raw)
+        except ConfigError as exc:
+            await abort_with(context, config_error_status(exc))
+        except ProbeTargetDenied as exc:
+            await abort_with(context, denied_status(str(exc), "PROBE_TARGET_NOT_ALLOWED"))
+        except ProbeRequestInvalid as exc:
+            await abort_with(context, bad_request_status(exc.field, exc.reason, exc.message))
+        except ProbesBusy as exc:
+            await abort_with(context, exhausted_status(str(exc), "TOO_MANY_CHECKS_IN_FLIGHT"))
+        return health_response_of(report).SerializeToString()
 
     # -- ResolveRunnerConfig ------------------------------------------------------------
 

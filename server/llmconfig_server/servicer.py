@@ -6,28 +6,11 @@ import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final, cast
 
-import grpc
-
 from llmconfig.v1 import llmconfig_pb2 as pb
-from llmconfig.v1 import llmconfig_pb2_grpc as pb_grpc
 
 from .domain import ConfigError, Resolution
-from .errors import (
-    abort_with,
-    bad_request_status,
-    config_error_status,
-    denied_status,
-    exhausted_status,
-)
-from .health import (
-    HealthReport,
-    ProbeRequestInvalid,
-    ProbesBusy,
-    ProbeTargetDenied,
-    ProviderHealth,
-)
+from .health import HealthReport
 from .redact import redact_text, redact_url
-from .resolver import Resolver
 from .runner import RunnerResolution
 
 if TYPE_CHECKING:
@@ -37,34 +20,6 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["LLMConfigService"].full_name
 _OVERRIDE_FIELDS = ("provider", "model", "base_url", "api_key", "max_tokens", "temperature")
-
-
-class LLMConfigServicer(pb_grpc.LLMConfigServiceServicer):  # type: ignore[misc]
-    def __init__(self, resolver: Resolver, health: ProviderHealth) -> None:
-        self.resolver = resolver
-        self.health = health
-
-    async def CheckProviderHealth(
-        self, request: pb.CheckProviderHealthRequest, context: grpc.aio.ServicerContext[Any, Any],
-        answer_key: bytes | None = None,
-    ) -> pb.CheckProviderHealthResponse:
-        """`answer_key`: the request's bytes, under which a cached verdict's answer is
-        remembered (see ProviderHealth.answer)."""
-        try:
-            report = await self.health.check(
-                provider=request.provider, base_url=request.base_url, model=request.model,
-                mode=request.mode, refresh=request.refresh,
-                time_remaining=context.time_remaining(), answer_key=answer_key,
-            )
-        except ConfigError as exc:
-            await abort_with(context, config_error_status(exc))
-        except ProbeTargetDenied as exc:
-            await abort_with(context, denied_status(str(exc), "PROBE_TARGET_NOT_ALLOWED"))
-        except ProbeRequestInvalid as exc:
-            await abort_with(context, bad_request_status(exc.field, exc.reason, exc.message))
-        except ProbesBusy as exc:
-            await abort_with(context, exhausted_status(str(exc), "TOO_MANY_CHECKS_IN_FLIGHT"))
-        return health_response_of(report)
 
 
 def overrides_of(request: Any, field: str = "overrides") -> dict[str, Any]:

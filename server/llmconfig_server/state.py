@@ -42,7 +42,7 @@ from .health import HealthReport, HttpPool, ProviderHealth
 from .model_lists import ModelLists
 from .redact import redact_text
 from .resolver import PROCESS_REVISION_KEY, Resolver
-from .servicer import LLMConfigServicer, health_answer_of
+from .servicer import health_answer_of
 from .sources import environment_variables, read_server_sources
 from .tokens import TokenTable
 
@@ -91,7 +91,6 @@ class BuildError(Exception):
 class Snapshot:
     resolver: Resolver
     health: ProviderHealth
-    servicer: LLMConfigServicer
     answers: AnswerCache
     access: access_policy.Access
     fingerprint: str  # equal fingerprints: nothing a caller could observe differs
@@ -154,7 +153,6 @@ def build(inputs: Inputs, http: HttpPool | None = None,
     return Snapshot(
         resolver=resolver,
         health=health,
-        servicer=LLMConfigServicer(resolver, health),
         answers=AnswerCache(),
         access=access,
         fingerprint=_fingerprint(resolver, access),
