@@ -10,9 +10,10 @@ import secrets
 from collections.abc import Mapping
 from typing import Any, Final
 
-from . import cascade
+from . import cascade, runner
 from .catalog import MODES
-from .domain import ConfigError, Resolution, Source, Value
+from .domain import ConfigError, Origin, Resolution, Source, Value
+from .runner import RunnerResolution
 from .sources import ServerSources, request_layer, request_mode
 
 _Outcome = Resolution | ConfigError
@@ -58,6 +59,19 @@ class Resolver:
             layers = (request_layer(overrides, self.catalog), *layers)
         return cascade.resolve(mode_value, layers, require_key=require_key,
                                revision_key=self.revision_key, catalog=self.catalog)
+
+    def mode_of(self, mode: str = "") -> Value:
+        """The mode a request naming `mode` (empty: none) is resolved in, with its origin."""
+        return _requested(request_mode(mode)) if mode else self.sources.mode
+
+    def resolve_runner(self, mode: str, session_id: str, net: str, container_host: str,
+                       ) -> RunnerResolution:
+        """The runner's settings for a request naming `mode` (empty: the server's)."""
+        mode_value = self.mode_of(mode)
+        origin = Origin("mode", mode_value.source, mode_value.detail)
+        return runner.resolve(self.sources.layers_for(mode_value.value), mode_value.value,
+                              origin, session_id, net, container_host,
+                              revision_key=self.revision_key)
 
     def _attempt(self, mode: Value) -> _Outcome:
         try:

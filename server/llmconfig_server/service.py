@@ -20,7 +20,7 @@ from google.rpc import status_pb2
 
 from llmconfig.v1 import llmconfig_pb2 as pb
 
-from . import network, runner
+from . import network
 from .access import (
     TRUSTED,
     Caller,
@@ -32,7 +32,7 @@ from .access import (
     require_secrets,
 )
 from .answers import Answer, Event
-from .domain import ConfigError, Origin, Source, Violation
+from .domain import ConfigError, Violation
 from .errors import (
     abort_with,
     bad_request_status,
@@ -172,10 +172,6 @@ class LLMConfigService:
         """The runner's answer, or ConfigError listing every problem of its runner and LLM
         parts together (the request's own problems alone, first)."""
         net = network.parse_network(request.network)
-        mode = request_mode(request.mode) if request.mode else snapshot.resolver.default_mode
-        mode_origin = Origin("mode", Source.REQUEST, "request mode") if request.mode else \
-            Origin("mode", snapshot.resolver.sources.mode.source,
-                   snapshot.resolver.sources.mode.detail)
         problems: list[Violation] = []
         llm = runner_resolution = None
         try:
@@ -185,10 +181,8 @@ class LLMConfigService:
                 raise
             problems += exc.violations
         try:
-            runner_resolution = runner.resolve(snapshot.resolver.sources.layers_for(mode), mode,
-                                               mode_origin, request.session_id, net,
-                                               self.container_host,
-                                               revision_key=snapshot.resolver.revision_key)
+            runner_resolution = snapshot.resolver.resolve_runner(
+                request.mode, request.session_id, net, self.container_host)
         except ConfigError as exc:
             if exc.caused_by_request:
                 raise
