@@ -89,12 +89,17 @@ class LLMConfigService:
         # Lists the providers' models on request (set by app.start).
         self.refresher: Refresher | None = None
 
+    async def _current(self, context: _Context) -> Snapshot:
+        """The snapshot a new call is answered from; a stopping server refuses the call
+        (UNAVAILABLE with pushback: come back to its successor)."""
+        if self.state.closed:
+            await _refuse_new_call(context)
+        return self.state.current
+
     # -- ResolveLLMConfig: bytes in, bytes out, answered from the snapshot's cache --------
 
     async def resolve(self, raw: bytes, context: _Context) -> bytes:
-        if self.state.closed:
-            await _refuse_new_call(context)
-        snapshot = self.state.current
+        snapshot = await self._current(context)
         if (answer := snapshot.answers.get(raw)) is not None:
             if answer.secret:
                 await self._hand_over_secret(context, "ResolveLLMConfig", *answer.secret)
@@ -115,9 +120,7 @@ class LLMConfigService:
     # -- CheckProviderHealth ------------------------------------------------------------
 
     async def check_health(self, raw: bytes, context: _Context) -> bytes:
-        if self.state.closed:
-            await _refuse_new_call(context)
-        snapshot = self.state.current
+        snapshot = await self._current(context)
         # The caller's scope was checked before this handler ran (AccessGuard): a remembered
         # answer goes only where the same request would be answered uncached.
         if (data := snapshot.health.answer(raw)) is not None:
@@ -145,9 +148,7 @@ class LLMConfigService:
     # -- ResolveRunnerConfig ------------------------------------------------------------
 
     async def resolve_runner(self, raw: bytes, context: _Context) -> bytes:
-        if self.state.closed:
-            await _refuse_new_call(context)
-        snapshot = self.state.current
+        snapshot = await self._current(context)
         request = await _parse(pb.ResolveRunnerConfigRequest, raw, context)
         caller = await self._authorize_secrets(context) if request.include_secrets else None
         try:
@@ -213,8 +214,7 @@ class LLMConfigService:
     # -- ListModels -----------------------------------------------------------------------
 
     async def list_models(self, raw: bytes, context: _Context) -> bytes:
-        if self.state.closed:
-            await _refuse_new_call(context)
+        await self._current(context)
         request = await _parse(pb.ListModelsRequest, raw, context)
         catalog = self.state.current.resolver.catalog
         if request.provider and request.provider not in catalog.providers:
@@ -237,8 +237,7 @@ class LLMConfigService:
     # -- WatchLLMConfig -----------------------------------------------------------------
 
     async def watch(self, raw: bytes, context: _Context) -> AsyncIterator[bytes]:
-        if self.state.closed:
-            await _refuse_new_call(context)
+        await self._current(context)
         request = await _parse(pb.WatchLLMConfigRequest, raw, context)
         caller = await self._authorize_secrets(context) if request.include_secrets \
             else current_caller()
