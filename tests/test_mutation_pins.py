@@ -1,0 +1,245 @@
+"""Rules a mutation run showed no test would notice breaking (issue 15, row 17): each test here
+fails on a named mutant of the security modules — `make mutation` (tools/mutation.py) finds
+such survivors; docs/testing.md says how to run it. Server-visible rules are checked against
+the real server through the real client; the tokens file's entry checks and the redaction of
+URLs in text are pure functions and are checked as such."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+import llmconfig
+from llmconfig.v1 import llmconfig_pb2 as pb
+from llmconfig.v1 import llmconfig_pb2_grpc as pb_grpc
+from llmconfig_server import access, tokens
+from llmconfig_server.redact import redact_text, redact_url
+from llmconfig_server.tokens import TokensFileError, digest_of
+
+import providers
+from conftest import ANTHROPIC_KEY
+
+RESOLVER, HEALTHER, EVERYTHING = "llmc_resolver-token", "llmc_health-token", "llmc_all-token"
+
+
+def tokens_yaml() -> str:
+    entries = [("runner", RESOLVER, "[resolve]"), ("daemon", HEALTHER, "[health]"),
+               ("admin", EVERYTHING, "[resolve, secrets, health]")]
+    return "tokens:\n" + "".join(
+        f"  - name: {name}\n    sha256: {digest_of(token)}\n    scopes: {scopes}\n"
+        for name, token, scopes in entries)
+
+
+@pytest.fixture
+def guarded(serve, workspace):
+    """A server with a tokens file; returns a function giving a client with a given token."""
+    path = workspace.write("tokens.yaml", tokens_yaml())
+    first = serve(env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY}, args=["--tokens-file", str(path)])
+    made: list[llmconfig.Client] = []
+
+    def client(token: str) -> llmconfig.Client:
+        made.append(llmconfig.Client(first.target, token=token))
+        return made[-1]
+
+    yield client
+    for each in made:
+        each.close()
+
+
+# -- tokens: who is authenticated -------------------------------------------------------------
+
+@pytest.mark.parametrize("forged", [RESOLVER[:8], RESOLVER[:-1], RESOLVER + "x",
+                                    RESOLVER[:8] + "-something-else"])
+def test_a_proven_token_does_not_admit_tokens_that_share_its_start(guarded, forged):
+    assert guarded(RESOLVER).resolve().config.provider == "anthropic"  # now proven (cached)
+    with pytest.raises(llmconfig.Unauthenticated) as caught:
+        guarded(forged).resolve()
+    assert caught.value.reason == "TOKEN_UNKNOWN"
+
+
+def test_only_the_authorization_key_carries_the_token(guarded):
+    target = guarded(RESOLVER).target
+    with grpc.insecure_channel(target) as channel:
+        stub = pb_grpc.LLMConfigServiceStub(channel)
+        for key in ("auth", "authorization-x", "auth-token", "x-authorization"):
+            with pytest.raises(grpc.RpcError) as caught:
+                stub.ResolveLLMConfig(pb.ResolveLLMConfigRequest(), timeout=5,
+                                      metadata=((key, f"Bearer {RESOLVER}"),))
+            assert caught.value.code() is grpc.StatusCode.UNAUTHENTICATED, key
+            assert "requires a token" in caught.value.details(), key
+
+
+# -- scopes: what each RPC needs --------------------------------------------------------------
+
+def test_watch_is_open_to_the_resolve_scope(guarded):
+    change = next(guarded(RESOLVER).watch())
+    assert change.resolved is not None and change.resolved.config.provider == "anthropic"
+
+
+def test_watch_is_closed_to_a_token_with_only_the_health_scope(guarded):
+    with pytest.raises(llmconfig.PermissionDenied) as caught:
+        next(guarded(HEALTHER).watch())
+    assert caught.value.reason == "SCOPE_MISSING"
+    assert "lacks the 'resolve' scope" in caught.value.message
+
+
+def test_list_models_needs_the_resolve_scope(guarded):
+    with pytest.raises(llmconfig.PermissionDenied) as caught:
+        guarded(HEALTHER).list_models()
+    assert "lacks the 'resolve' scope" in caught.value.message
+    assert guarded(RESOLVER).list_models()
+
+
+def test_every_rpc_of_the_service_has_the_scope_the_contract_names():
+    methods = {m.name for m in pb.DESCRIPTOR.services_by_name["LLMConfigService"].methods}
+    assert access.SCOPE_FOR_RPC == {
+        "ResolveLLMConfig": "resolve", "ResolveRunnerConfig": "resolve",
+        "WatchLLMConfig": "resolve", "ListModels": "resolve", "CheckProviderHealth": "health",
+    }
+    assert set(access.SCOPE_FOR_RPC) == methods
+
+
+def test_an_rpc_missing_from_the_scope_table_is_closed_even_to_a_token_with_every_scope(
+        workspace):
+    table = tokens.load(workspace.write("tokens.yaml", tokens_yaml()))
+    guard = access.AccessGuard(lambda: table)
+    authorization = [("authorization", f"Bearer {EVERYTHING}")]
+    assert guard._authorize("ResolveLLMConfig", authorization).name == "admin"
+    with pytest.raises(access.Denied) as caught:
+        guard._authorize("SomeNewRpc", authorization)
+    assert caught.value.status.code is grpc.StatusCode.PERMISSION_DENIED
+    assert "(none defined)" in caught.value.status.details
+
+
+# -- probes reach only the configured targets -------------------------------------------------
+
+def test_a_probe_target_is_the_configured_url_itself_not_one_starting_with_it(serve, emulators):
+    ollama = providers.ollama()
+    emulators.append(ollama)
+    client = serve(env={"OLLAMA_BASE_URL": ollama.url, "ANTHROPIC_API_KEY": ANTHROPIC_KEY})
+    for extended in (ollama.url + "/elsewhere", ollama.url + "/x/y"):
+        with pytest.raises(llmconfig.PermissionDenied) as caught:
+            client.check_health(provider="ollama", base_url=extended)
+        assert caught.value.reason == "PROBE_TARGET_NOT_ALLOWED"
+    with pytest.raises(llmconfig.PermissionDenied) as caught:
+        client.check_health(provider="anthropic",
+                            base_url="https://api.anthropic.com.evil.example")
+    assert caught.value.reason == "PROBE_TARGET_NOT_ALLOWED"
+    assert ollama.requests == []
+
+
+# -- the cascade: a contradiction inside one layer is an error --------------------------------
+
+def test_a_base_url_of_another_provider_in_the_providers_own_layer_is_refused(serve):
+    client = serve(env={"STIGMER_LLM_PROVIDER": "anthropic", "ANTHROPIC_API_KEY": ANTHROPIC_KEY,
+                        "STIGMER_LLM_BASE_URL": "https://api.openai.com/v1"})
+    with pytest.raises(llmconfig.PreconditionFailed) as caught:
+        client.resolve()
+    violation = caught.value.violations[0]
+    assert (violation.subject, violation.reason) == ("STIGMER_LLM_BASE_URL", "PROVIDER_MISMATCH")
+
+
+# -- a broken reload: answers carry the warning -----------------------------------------------
+
+def test_an_answer_remembered_before_a_broken_reload_comes_back_with_its_warning(
+        serve, servers, workspace):
+    path = workspace.write("config.yaml", "local:\n  llm:\n    model: claude-sonnet-5.5\n")
+    client = serve(env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY},
+                   args=["--config", str(path), "--reload-interval", "0"])
+    assert not any("could not be reloaded" in w for w in client.resolve().warnings)
+    assert not any("could not be reloaded" in w for w in client.resolve().warnings)  # remembered
+    path.write_text("local:\n  llm:\n    model: [unclosed\n")
+    assert servers[0].reload() == "failed"
+    assert any("could not be reloaded" in w for w in client.resolve().warnings)
+
+
+# -- redaction: the whole userinfo, however many `@` it holds ---------------------------------
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("proxy https://user:p@ss@proxy.example:8080/x failed",
+     "proxy https://***@proxy.example:8080/x failed"),
+    ("https://u:a@b@c@host/", "https://***@host/"),
+    ("redis default:p@ss@redis:6379 refused", "redis ***@redis:6379 refused"),
+])
+def test_redaction_hides_a_password_holding_an_at_sign(text, shown):
+    assert redact_text(text) == shown
+    assert "ss@" not in redact_text(text) and "b@" not in redact_text(text)
+
+
+def test_a_url_with_an_at_sign_in_its_password_is_redacted_up_to_the_host():
+    assert redact_url("https://user:p@ss@proxy.example/v1") == "https://***@proxy.example/v1"
+
+
+# -- the tokens file: every entry check -------------------------------------------------------
+
+GOOD = digest_of("llmc_good")
+
+
+def entry(name: object = "runner", sha256: object = GOOD, scopes: object = "[resolve]",
+          extra: str = "") -> str:
+    return f"tokens:\n  - name: {name}\n    sha256: {sha256}\n    scopes: {scopes}\n{extra}"
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("tokens: [runner]\n", "tokens[0]: expected a mapping"),
+    (entry(extra="    note: hi\n"), "tokens[0]: unknown key note"),
+    (entry(name="''"), "tokens[0].name: must be 1–64"),
+    (entry(name="-runner"), "tokens[0].name: must be 1–64"),
+    (entry(name="a" * 65), "tokens[0].name: must be 1–64"),
+    (entry(name="12"), "tokens[0].name: must be 1–64"),  # a number, not a string
+    ("tokens:\n  - sha256: " + GOOD + "\n    scopes: [resolve]\n", "tokens[0].name"),
+    (entry(sha256="llmc_pasted-the-token-itself"), "tokens[0].sha256: must be the 64 hex"),
+    (entry(sha256=GOOD[:63]), "tokens[0].sha256: must be the 64 hex"),
+    (entry(sha256=GOOD + "0"), "tokens[0].sha256: must be the 64 hex"),
+    (entry(sha256="g" * 64), "tokens[0].sha256: must be the 64 hex"),
+    ("tokens:\n  - name: runner\n    scopes: [resolve]\n", "tokens[0].sha256"),
+    (entry(scopes="[]"), "tokens[0].scopes: must be a non-empty list"),
+    (entry(scopes="resolve"), "tokens[0].scopes: must be a non-empty list"),
+    (entry(scopes="[resolve, admin]"), "tokens[0].scopes: must be a non-empty list"),
+    (entry(scopes="[1]"), "tokens[0].scopes: must be a non-empty list"),
+    ("tokens:\n  - name: runner\n    sha256: " + GOOD + "\n", "tokens[0].scopes"),
+    (entry() + "  - name: runner\n    sha256: " + digest_of("other") + "\n    scopes: [health]\n",
+     "name 'runner' is used by more than one entry"),
+    (entry() + "  - name: other\n    sha256: " + GOOD + "\n    scopes: [health]\n",
+     "two entries have the same sha256"),
+    ("tokens: {name: runner}\n", "`tokens` must be a list"),
+    ("tokens: []\nextra: 1\n", "expected one key, `tokens:`"),
+    ("- name: runner\n", "expected one key, `tokens:`"),
+])
+def test_a_tokens_file_entry_that_breaks_a_rule_is_refused_naming_it(workspace, text, says):
+    path = workspace.write("tokens.yaml", text)
+    with pytest.raises(TokensFileError) as caught:
+        tokens.load(path)
+    assert says in str(caught.value)
+    assert "llmc_pasted" not in str(caught.value)
+
+
+def test_the_second_entry_is_checked_too(workspace):
+    path = workspace.write("tokens.yaml", entry() + "  - name: other\n    sha256: nope\n"
+                                                    "    scopes: [health]\n")
+    with pytest.raises(TokensFileError) as caught:
+        tokens.load(path)
+    assert "tokens[1].sha256" in str(caught.value)
+    assert "tokens[0]" not in str(caught.value)
+
+
+@pytest.mark.parametrize("text", ["tokens:\n", "tokens: []\n"])
+def test_a_tokens_file_listing_none_accepts_no_token_and_says_so(workspace, text):
+    table = tokens.load(workspace.write("tokens.yaml", text))
+    assert table.tokens == () and not table.broken
+    assert table.problem is not None and "lists no tokens" in table.problem
+    assert table.authenticate("llmc_good") is None
+
+
+def test_a_good_tokens_file_gives_each_entry_its_name_digest_and_scopes(workspace):
+    table = tokens.load(workspace.write(
+        "tokens.yaml", entry(scopes="[resolve, secrets]") + "  - name: b.2_x\n    sha256: "
+        + digest_of("llmc_other").upper() + "\n    scopes: [health]\n"))
+    assert table.problem is None
+    first, second = table.tokens
+    assert (first.name, first.digest.hex(), first.scopes) == (
+        "runner", GOOD, frozenset({"resolve", "secrets"}))
+    assert (second.name, second.scopes) == ("b.2_x", frozenset({"health"}))
+    assert table.authenticate("llmc_other") is second
+    assert table.authenticate("llmc_good") is first
+    assert table.authenticate("llmc_good") is first  # proven: the same answer
