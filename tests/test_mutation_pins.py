@@ -13,7 +13,7 @@ import llmconfig
 from llmconfig.v1 import llmconfig_pb2 as pb
 from llmconfig.v1 import llmconfig_pb2_grpc as pb_grpc
 from llmconfig_server import access, tokens
-from llmconfig_server.redact import redact_text, redact_url
+from llmconfig_server.redact import has_credentials, redact_text, redact_url
 from llmconfig_server.tokens import TokensFileError, digest_of
 
 import providers
@@ -243,3 +243,76 @@ def test_a_good_tokens_file_gives_each_entry_its_name_digest_and_scopes(workspac
     assert table.authenticate("llmc_other") is second
     assert table.authenticate("llmc_good") is first
     assert table.authenticate("llmc_good") is first  # proven: the same answer
+
+
+def test_a_tokens_file_over_the_limit_is_refused_and_one_at_the_limit_is_read(workspace):
+    head = "tokens: []\n#"
+    at_limit = head + "x" * (tokens.TOKENS_FILE_LIMIT - len(head) - 1) + "\n"
+    assert tokens.load(workspace.write("at.yaml", at_limit)).tokens == ()
+    with pytest.raises(TokensFileError) as caught:
+        tokens.load(workspace.write("over.yaml", at_limit + "\n"))
+    assert "more than the 1024 KiB allowed" in str(caught.value)
+
+
+def test_only_a_valid_token_is_remembered_as_proven(workspace):
+    table = tokens.load(workspace.write("tokens.yaml", entry()))
+    for _ in range(3):
+        assert table.authenticate("llmc_not-known") is None
+    assert table._proven == {}  # a caller cannot fill it
+    known = table.authenticate("llmc_good")
+    assert table._proven == {"llmc_good": known}  # the next call skips the hash and the scan
+
+
+# -- `token new`: scopes, the token and its entry ---------------------------------------------
+
+def test_scopes_are_parsed_trimmed_and_deduplicated_in_order():
+    assert tokens.parse_scopes(" secrets, resolve ,secrets,") == ("secrets", "resolve")
+    assert tokens.parse_scopes("health") == ("health",)
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("", "unknown scope (none given)"), (" , ", "unknown scope (none given)"),
+    ("resolve,admin", "unknown scope 'admin'"), ("Resolve", "unknown scope 'Resolve'"),
+])
+def test_unknown_or_missing_scopes_are_refused_naming_them(text, says):
+    with pytest.raises(ValueError) as caught:
+        tokens.parse_scopes(text)
+    assert str(caught.value).startswith(says)
+    assert "use a comma-separated list of: resolve, secrets, health" in str(caught.value)
+
+
+def test_a_new_token_is_prefixed_random_and_its_entry_loads(workspace):
+    first, second = tokens.new_token(), tokens.new_token()
+    assert first.startswith("llmc_") and len(first) >= 45 and first != second
+    text = "tokens:\n" + tokens.entry_yaml("runner", first, ("resolve", "secrets"))
+    assert text.endswith(f"    sha256: {digest_of(first)}\n    scopes: [resolve, secrets]\n")
+    table = tokens.load(workspace.write("tokens.yaml", text))
+    assert table.authenticate(first) == tokens.Token(
+        "runner", bytes.fromhex(digest_of(first)), frozenset({"resolve", "secrets"}))
+
+
+def test_a_tokens_file_that_cannot_be_used_makes_a_closed_broken_table():
+    table = tokens.closed("/etc/tokens.yaml", "why")
+    assert (table.tokens, table.source, table.problem, table.broken) == (
+        (), "/etc/tokens.yaml", "why", True)
+
+
+# -- redaction: what has credentials, and what is left alone ----------------------------------
+
+@pytest.mark.parametrize(("url", "has"), [
+    ("https://user:pw@proxy.example/", True), ("https://proxy.example/a@b", False),
+    ("https://proxy.example/", False), ("http://[::1", False),
+])
+def test_has_credentials_looks_only_at_the_authority(url, has):
+    assert has_credentials(url) is has
+
+
+@pytest.mark.parametrize("text", ["no credentials here", "mail me at someone@example.com",
+                                  "https://proxy.example/path@x"])
+def test_text_without_userinfo_is_left_as_it_is(text):
+    assert redact_text(text) == text
+    assert redact_url(text) == text
+
+
+def test_an_unparseable_url_with_credentials_is_still_redacted():
+    assert redact_url("http://user:pw@[::1") == "http://***@[::1"
