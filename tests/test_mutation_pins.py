@@ -13,6 +13,7 @@ import llmconfig
 from llmconfig.v1 import llmconfig_pb2 as pb
 from llmconfig.v1 import llmconfig_pb2_grpc as pb_grpc
 from llmconfig_server import access, tokens
+from llmconfig_server.listeners import Listener, parse_listener
 from llmconfig_server.redact import has_credentials, redact_text, redact_url
 from llmconfig_server.tokens import TokensFileError, digest_of
 
@@ -316,3 +317,103 @@ def test_text_without_userinfo_is_left_as_it_is(text):
 
 def test_an_unparseable_url_with_credentials_is_still_redacted():
     assert redact_url("http://user:pw@[::1") == "http://***@[::1"
+
+
+# -- access: who is on this machine, the bearer header, the exposure policy -------------------
+
+@pytest.mark.parametrize(("peer", "loopback"), [
+    ("ipv4:127.0.0.1:5555", True), ("ipv4:127.9.9.9:1", True), ("ipv6:[::1]:5555", True),
+    ("ipv6:%5B::1%5D:5555", True), ("ipv6:[::ffff:127.0.0.1]:80", True),
+    ("ipv4:10.0.0.1:5555", False), ("ipv6:[2001:db8::1]:5555", False),
+    ("ipv6:[::ffff:10.0.0.1]:80", False), ("unix:/run/llmconfig.sock", False),
+    ("ipv4:localhost:5555", False), ("ipv4:", False), ("127.0.0.1:5555", False),
+])
+def test_a_peer_is_loopback_only_by_its_address(peer, loopback):
+    assert access.peer_is_loopback(peer) is loopback
+
+
+@pytest.mark.parametrize("header", [f"bearer {RESOLVER}", f"BEARER {RESOLVER}",
+                                    f"  Bearer {RESOLVER}  ", f"Bearer   {RESOLVER}"])
+def test_the_bearer_scheme_is_case_blind_and_the_token_trimmed(guarded, header):
+    target = guarded(RESOLVER).target
+    with grpc.insecure_channel(target) as channel:
+        answer = pb_grpc.LLMConfigServiceStub(channel).ResolveLLMConfig(
+            pb.ResolveLLMConfigRequest(), timeout=5, metadata=(("authorization", header),))
+    assert answer.config.provider == "anthropic"
+
+
+@pytest.mark.parametrize("header", ["Bearer", "Bearer    ", RESOLVER, f"Token {RESOLVER}"])
+def test_an_authorization_without_a_bearer_token_is_a_missing_token(guarded, header):
+    target = guarded(RESOLVER).target
+    with grpc.insecure_channel(target) as channel:
+        with pytest.raises(grpc.RpcError) as caught:
+            pb_grpc.LLMConfigServiceStub(channel).ResolveLLMConfig(
+                pb.ResolveLLMConfigRequest(), timeout=5, metadata=(("authorization", header),))
+    assert caught.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    assert "requires a token" in caught.value.details()
+
+
+def test_the_secrets_scope_is_named_with_what_asked_for_it():
+    caller = access.Caller("runner", frozenset({"resolve"}))
+    with pytest.raises(access.Denied) as caught:
+        access.require_secrets(caller=caller)
+    assert caught.value.status.code is grpc.StatusCode.PERMISSION_DENIED
+    assert caught.value.status.details == (
+        "token 'runner' lacks the 'secrets' scope needed for include_secrets (it has: resolve); "
+        "ask the operator to add 'secrets' to its scopes in the tokens file")
+    assert access.require_secrets(caller=access.TRUSTED) is access.TRUSTED
+
+
+def listener(spec: str) -> Listener:
+    return parse_listener(spec)
+
+
+@pytest.mark.parametrize("specs", [["127.0.0.1:0"], ["[::1]:0", "localhost:0"],
+                                   ["unix:/run/x.sock"]])
+def test_this_machines_listeners_need_neither_tokens_nor_tls(specs):
+    assert access.exposure_problems([listener(s) for s in specs], False, None) == []
+
+
+def test_a_listener_beyond_loopback_needs_tokens_then_tls():
+    listeners = [listener("127.0.0.1:0"), listener("0.0.0.0:50051"), listener("10.1.2.3:9")]
+    tls = access.TlsFiles("cert.pem", "key.pem")
+    no_tokens, = access.exposure_problems(listeners, False, tls)
+    assert no_tokens.startswith("--listen 0.0.0.0:50051, 10.1.2.3:9 is reachable from other "
+                                "machines and there is no --tokens-file")
+    no_tls, = access.exposure_problems(listeners, True, None)
+    assert no_tls.startswith("--listen 0.0.0.0:50051, 10.1.2.3:9 is reachable from other "
+                             "machines without TLS")
+    assert access.exposure_problems(listeners, True, tls) == []
+
+
+def test_the_access_description_says_who_is_trusted_and_where_keys_go(workspace):
+    local = [listener("127.0.0.1:0")]
+    assert access.load(access.AccessOptions(), local).description == (
+        "no tokens: every caller is trusted, keys only over Unix sockets; "
+        "TCP transport security: none")
+    assert access.load(access.AccessOptions(trust_loopback=True), local).description == (
+        "no tokens: every caller is trusted, keys also over loopback TCP (--trust-loopback); "
+        "TCP transport security: none")
+    path = workspace.write("tokens.yaml", tokens_yaml())
+    loaded = access.load(access.AccessOptions(tokens_file=str(path)), local)
+    assert loaded.description == f"tokens from {path} (3 entries); TCP transport security: none"
+    assert loaded.warnings == ()
+
+
+def test_insecure_serves_beyond_loopback_with_one_warning_per_problem():
+    loaded = access.load(access.AccessOptions(insecure=True), [listener("0.0.0.0:0")])
+    assert loaded.tokens is None
+    assert loaded.warnings == ("--insecure: serving anyway although --listen 0.0.0.0:0 is "
+                               "reachable from other machines and there is no --tokens-file, "
+                               "so anyone who can reach it could read the API keys",)
+    with pytest.raises(access.AccessProblem) as caught:
+        access.load(access.AccessOptions(), [listener("0.0.0.0:0")])
+    assert caught.value.tokens is None
+
+
+def test_an_unusable_tokens_file_is_loaded_as_a_closed_table(workspace):
+    path = workspace.write("tokens.yaml", "tokens: [oops]\n")
+    loaded = access.load(access.AccessOptions(tokens_file=str(path)), [listener("127.0.0.1:0")])
+    assert loaded.tokens is not None and loaded.tokens.broken and loaded.tokens.tokens == ()
+    assert loaded.tokens.problem is not None
+    assert loaded.tokens.problem.endswith("; every token is refused until it is fixed")

@@ -64,14 +64,18 @@ MAP_RUNNER = """
 import sys, coverage, pytest
 data_file, include, args = sys.argv[1], sys.argv[2].split(","), sys.argv[3:]
 cov = coverage.Coverage(data_file=data_file, include=include)
+failed = set()
 class Contexts:
     def pytest_runtest_setup(self, item): cov.switch_context(item.nodeid)
     def pytest_runtest_teardown(self, item): cov.switch_context(item.nodeid)
+    def pytest_runtest_logreport(self, report):
+        if report.failed: failed.add(report.nodeid)
 cov.start()
 try:
     code = pytest.main(args, plugins=[Contexts()])
 finally:
     cov.stop(); cov.save()
+    import json; open(data_file + ".failed", "w").write(json.dumps(sorted(failed)))
 sys.exit(0 if code in (0, 1) else code)
 """
 
@@ -92,10 +96,17 @@ def coverage_map(files: list[Path], tests: list[str]) -> dict[str, dict[int, lis
     print(f"map: tests ran under coverage in {time.monotonic() - started:.0f} s", flush=True)
     data = coverage.CoverageData(basename=str(data_file))
     data.read()
+    # A test that fails without a mutant says nothing about one: it runs for none.
+    failed = set(json.loads(Path(f"{data_file}.failed").read_text()))
+    known = WORK / "failed.json"
+    known.write_text(json.dumps(sorted(failed | set(
+        json.loads(known.read_text()) if known.exists() else ()))))
+    if failed:
+        print(f"map: left out, failing without a mutant: {', '.join(sorted(failed))}")
     result: dict[str, dict[int, list[str]]] = {}
     for file in files:
         by_line = data.contexts_by_lineno(str(file))
-        result[str(file)] = {line: sorted(c for c in contexts if c)
+        result[str(file)] = {line: sorted(c for c in contexts if c and c not in failed)
                              for line, contexts in by_line.items()}
     return result
 
@@ -334,9 +345,11 @@ def run_mutant(mutant: Mutant, tests: list[str], timeout: float) -> None:
         try:
             mutant.status = "survived" if run.wait(timeout=timeout) == 0 else "killed"
         except subprocess.TimeoutExpired:
-            os.killpg(run.pid, signal.SIGKILL)
-            run.wait()
             mutant.status = "timeout"
+        finally:
+            if run.poll() is None:
+                os.killpg(run.pid, signal.SIGKILL)
+                run.wait()
     finally:
         shutil.copyfile(backup, file)
         _drop_bytecode(file)
@@ -362,7 +375,12 @@ def main() -> int:
                         ", ".join(SKIPPED_TESTS) + ")")
     parser.add_argument("--reuse-map", action="store_true",
                         help="use .mutation/map.json from the last run")
+    parser.add_argument("--remap", nargs="*", default=(),
+                        help="with --reuse-map: run these test files under coverage again and "
+                        "put what they execute into the map (after adding or changing tests)")
     options = parser.parse_args()
+    # Stopped from outside: the mutated module is put back (run_mutant's finally) on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     restore_all()
     files = module_files(options.modules.split(","))
     tests = options.tests or [str(p.relative_to(ROOT)) for p in sorted((ROOT / "tests").glob(
@@ -371,9 +389,22 @@ def main() -> int:
     if options.reuse_map and map_file.exists():
         by_file = {f: {int(k): v for k, v in lines.items()}
                    for f, lines in json.loads(map_file.read_text()).items()}
+        if options.remap:
+            again = coverage_map(module_files(list(MODULES)), options.remap)
+            for name, lines in by_file.items():
+                for ids in lines.values():
+                    ids[:] = [i for i in ids if i.split("::")[0] not in options.remap]
+                for line, ids in again.get(name, {}).items():
+                    lines[line] = sorted({*lines.get(line, []), *ids})
+            map_file.write_text(json.dumps(by_file))
     else:
         by_file = coverage_map(module_files(list(MODULES)), tests)
         map_file.write_text(json.dumps(by_file))
+    if (WORK / "failed.json").exists():
+        failed = set(json.loads((WORK / "failed.json").read_text()))
+        for lines in by_file.values():
+            for ids in lines.values():
+                ids[:] = [i for i in ids if i not in failed]
     results: list[Mutant] = []
     started = time.monotonic()
     for file in files:
