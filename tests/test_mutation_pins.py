@@ -345,10 +345,9 @@ def test_the_bearer_scheme_is_case_blind_and_the_token_trimmed(guarded, header):
 @pytest.mark.parametrize("header", ["Bearer", "Bearer    ", RESOLVER, f"Token {RESOLVER}"])
 def test_an_authorization_without_a_bearer_token_is_a_missing_token(guarded, header):
     target = guarded(RESOLVER).target
-    with grpc.insecure_channel(target) as channel:
-        with pytest.raises(grpc.RpcError) as caught:
-            pb_grpc.LLMConfigServiceStub(channel).ResolveLLMConfig(
-                pb.ResolveLLMConfigRequest(), timeout=5, metadata=(("authorization", header),))
+    with grpc.insecure_channel(target) as channel, pytest.raises(grpc.RpcError) as caught:
+        pb_grpc.LLMConfigServiceStub(channel).ResolveLLMConfig(
+            pb.ResolveLLMConfigRequest(), timeout=5, metadata=(("authorization", header),))
     assert caught.value.code() is grpc.StatusCode.UNAUTHENTICATED
     assert "requires a token" in caught.value.details()
 
