@@ -14,7 +14,7 @@
    failure, with a per-mutant timeout. A mutant is killed when a test fails (or the run times
    out); it survives when they all pass; a line no test executes is `not run`.
 4. Prints a score per module (killed / mutants) and every survivor, and writes
-   .mutation/results.json.
+   .mutation/results-MODULES.json.
 
 Not part of `make test` (minutes to hours). Server processes started by tests
 (`server_process`) import the mutated file too, but the map does not see their lines: such a
@@ -414,8 +414,12 @@ def main() -> int:
             mutants = sorted(random.Random(options.seed).sample(mutants, options.sample),
                              key=lambda m: (m.line, m.index, m.variant))
         lines = by_file.get(str(file), {})
+        # A line run only on import (a constant, a default, a decorator) belongs to no test:
+        # every test that runs any of the module's code is asked instead.
+        on_import = sorted({test for ids in lines.values() for test in ids})
         for mutant in mutants:
-            run_mutant(mutant, lines.get(mutant.line, []), options.timeout)
+            ids = lines.get(mutant.line)
+            run_mutant(mutant, on_import if ids == [] else ids or [], options.timeout)
             if mutant.status != "equal":
                 results.append(mutant)
                 print(f"{mutant.status:9} {file.relative_to(ROOT)}:{mutant.line} {mutant.kind}"
@@ -440,7 +444,8 @@ def report(results: list[Mutant], files: list[Path], seconds: float,
         for m in survivors:
             print(f"  {Path(m.file).relative_to(PACKAGE)}:{m.line} [{m.kind}] {m.status}: "
                   f"{m.shown}")
-    (WORK / "results.json").write_text(json.dumps([asdict(m) for m in results], indent=1))
+    name = options.modules.replace(",", "-")
+    (WORK / f"results-{name}.json").write_text(json.dumps([asdict(m) for m in results], indent=1))
 
 
 if __name__ == "__main__":
