@@ -416,7 +416,9 @@ def main() -> int:
         lines = by_file.get(str(file), {})
         # A line run only on import (a constant, a default, a decorator) belongs to no test:
         # every test that runs any of the module's code is asked instead.
-        on_import = sorted({test for ids in lines.values() for test in ids})
+        # (The module's own test files first, at most 80: a survivor must not run into the
+        # timeout only because it runs every test.)
+        on_import = ordered_tests(sorted({t for ids in lines.values() for t in ids}), file)[:80]
         for mutant in mutants:
             ids = lines.get(mutant.line)
             run_mutant(mutant, on_import if ids == [] else ids or [], options.timeout)
