@@ -416,3 +416,20 @@ def test_an_unusable_tokens_file_is_loaded_as_a_closed_table(workspace):
     assert loaded.tokens is not None and loaded.tokens.broken and loaded.tokens.tokens == ()
     assert loaded.tokens.problem is not None
     assert loaded.tokens.problem.endswith("; every token is refused until it is fixed")
+
+
+def test_a_token_table_never_shows_or_compares_the_tokens_it_has_proven(workspace):
+    path = workspace.write("tokens.yaml", entry())
+    used, fresh = tokens.load(path), tokens.load(path)
+    assert used.authenticate("llmc_good") is not None
+    assert "llmc_good" not in repr(used)  # the fingerprint of a state is made of this repr
+    assert repr(used) == repr(fresh) and used == fresh  # a reload finds nothing changed
+
+
+def test_tokens_and_token_tables_cannot_be_changed_once_read(workspace):
+    import dataclasses
+    table = tokens.load(workspace.write("tokens.yaml", entry()))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        table.tokens[0].scopes = frozenset(tokens.SCOPES)  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        table.problem = None  # type: ignore[misc]
