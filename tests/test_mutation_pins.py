@@ -198,6 +198,8 @@ def entry(name: object = "runner", sha256: object = GOOD, scopes: object = "[res
     (entry(scopes="resolve"), "tokens[0].scopes: must be a non-empty list"),
     (entry(scopes="[resolve, admin]"), "tokens[0].scopes: must be a non-empty list"),
     (entry(scopes="[1]"), "tokens[0].scopes: must be a non-empty list"),
+    (entry(scopes="{resolve: yes}"), "tokens[0].scopes: must be a non-empty list"),
+    (entry(scopes="[resolvex]"), "tokens[0].scopes: must be a non-empty list"),
     ("tokens:\n  - name: runner\n    sha256: " + GOOD + "\n", "tokens[0].scopes"),
     (entry() + "  - name: runner\n    sha256: " + digest_of("other") + "\n    scopes: [health]\n",
      "name 'runner' is used by more than one entry"),
@@ -222,6 +224,15 @@ def test_the_second_entry_is_checked_too(workspace):
         tokens.load(path)
     assert "tokens[1].sha256" in str(caught.value)
     assert "tokens[0]" not in str(caught.value)
+
+
+def test_every_problem_of_a_tokens_file_is_named_one_after_another(workspace):
+    path = workspace.write("tokens.yaml", "tokens:\n  - name: -x\n    sha256: nope\n"
+                                          "    scopes: [resolve]\n")
+    with pytest.raises(TokensFileError) as caught:
+        tokens.load(path)
+    assert f"tokens file {path}: tokens[0].name: must be 1–64" in str(caught.value)
+    assert "'-'; tokens[0].sha256: must be the 64 hex characters" in str(caught.value)
 
 
 @pytest.mark.parametrize("text", ["tokens:\n", "tokens: []\n"])
@@ -284,7 +295,8 @@ def test_unknown_or_missing_scopes_are_refused_naming_them(text, says):
 
 def test_a_new_token_is_prefixed_random_and_its_entry_loads(workspace):
     first, second = tokens.new_token(), tokens.new_token()
-    assert first.startswith("llmc_") and len(first) >= 45 and first != second
+    assert first.startswith("llmc_") and first != second
+    assert len(first) == len("llmc_") + 43  # 32 random bytes, URL-safe base64
     text = "tokens:\n" + tokens.entry_yaml("runner", first, ("resolve", "secrets"))
     assert text.endswith(f"    sha256: {digest_of(first)}\n    scopes: [resolve, secrets]\n")
     table = tokens.load(workspace.write("tokens.yaml", text))
