@@ -312,9 +312,14 @@ def _drop_bytecode(file: Path) -> None:
 
 
 def ordered_tests(tests: list[str], file: Path) -> list[str]:
-    """The module's own test files first (most likely to fail fast), then the rest."""
-    own = ("test_mutation_pins.py", f"test_{file.stem}.py")
-    return sorted(tests, key=lambda t: (not any(t.split("::")[0].endswith(o) for o in own),))
+    """The pins first, then the module's own test file (most likely to fail fast), the rest."""
+    order = ("test_mutation_pins.py", f"test_{file.stem}.py")
+
+    def rank(test: str) -> int:
+        name = test.split("::")[0].rsplit("/", 1)[-1]
+        return order.index(name) if name in order else len(order)
+
+    return sorted(tests, key=rank)
 
 
 def run_mutant(mutant: Mutant, tests: list[str], timeout: float) -> None:
@@ -416,9 +421,9 @@ def main() -> int:
         lines = by_file.get(str(file), {})
         # A line run only on import (a constant, a default, a decorator) belongs to no test:
         # every test that runs any of the module's code is asked instead.
-        # (The module's own test files first, at most 80: a survivor must not run into the
+        # (The pins and the module's own tests first, at most 150: a survivor must not run into the
         # timeout only because it runs every test.)
-        on_import = ordered_tests(sorted({t for ids in lines.values() for t in ids}), file)[:80]
+        on_import = ordered_tests(sorted({t for ids in lines.values() for t in ids}), file)[:150]
         for mutant in mutants:
             ids = lines.get(mutant.line)
             run_mutant(mutant, on_import if ids == [] else ids or [], options.timeout)
