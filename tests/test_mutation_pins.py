@@ -339,6 +339,7 @@ def test_an_unparseable_url_with_credentials_is_still_redacted():
     ("ipv4:10.0.0.1:5555", False), ("ipv6:[2001:db8::1]:5555", False),
     ("ipv6:[::ffff:10.0.0.1]:80", False), ("unix:/run/llmconfig.sock", False),
     ("ipv4:localhost:5555", False), ("ipv4:", False), ("127.0.0.1:5555", False),
+    ("unix-abstract:127.0.0.1:5555", False), ("vsock:[::1]:5555", False),
 ])
 def test_a_peer_is_loopback_only_by_its_address(peer, loopback):
     assert access.peer_is_loopback(peer) is loopback
@@ -445,3 +446,25 @@ def test_tokens_and_token_tables_cannot_be_changed_once_read(workspace):
         table.tokens[0].scopes = frozenset(tokens.SCOPES)  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         table.problem = None  # type: ignore[misc]
+
+
+def test_a_caller_shows_no_token_and_cannot_be_changed(workspace):
+    import dataclasses
+    table = tokens.load(workspace.write("tokens.yaml", tokens_yaml()))
+    caller = access.AccessGuard(lambda: table)._authorize(
+        "ResolveLLMConfig", [("authorization", f"Bearer {EVERYTHING}")])
+    assert EVERYTHING not in repr(caller) and EVERYTHING not in str(caller)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        caller.scopes = frozenset()  # type: ignore[misc]
+    assert access.authorize_again(caller).name == "admin"  # asks the table again
+    assert access.authorize_again(access.TRUSTED) is access.TRUSTED  # nothing to ask
+
+
+def test_a_tls_file_over_the_limit_is_refused_naming_the_limit(workspace):
+    big = workspace.write("cert.pem", "-----BEGIN CERTIFICATE-----\n"
+                          + "A" * access.TLS_FILE_LIMIT)
+    key = workspace.write("key.pem", "-----BEGIN PRIVATE KEY-----\n")
+    with pytest.raises(access.TlsError) as caught:
+        access.read_tls(access.TlsFiles(str(big), str(key)))
+    assert str(caught.value) == (f"--tls-cert: {big} is {access.TLS_FILE_LIMIT + 28} bytes, "
+                                 "more than the 1024 KiB allowed")
