@@ -423,7 +423,13 @@ def main() -> int:
         # every test that runs any of the module's code is asked instead.
         # (The pins and the module's own tests first, at most 150: a survivor must not run into the
         # timeout only because it runs every test.)
-        on_import = ordered_tests(sorted({t for ids in lines.values() for t in ids}), file)[:150]
+        # A constant may be read only by a test that runs none of the module's lines (a table
+        # compared with the contract): the pins and the module's test file run whole.
+        whole = [f"tests/{name}" for name in ("test_mutation_pins.py", f"test_{file.stem}.py")
+                 if (ROOT / "tests" / name).exists()]
+        on_import = whole + [t for t in ordered_tests(sorted(
+            {t for ids in lines.values() for t in ids}), file) if t.split("::")[0] not in whole
+        ][:150]
         for mutant in mutants:
             ids = lines.get(mutant.line)
             run_mutant(mutant, on_import if ids == [] else ids or [], options.timeout)
