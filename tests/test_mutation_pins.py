@@ -468,3 +468,11 @@ def test_a_tls_file_over_the_limit_is_refused_naming_the_limit(workspace):
         access.read_tls(access.TlsFiles(str(big), str(key)))
     assert str(caught.value) == (f"--tls-cert: {big} is {access.TLS_FILE_LIMIT + 28} bytes, "
                                  "more than the 1024 KiB allowed")
+
+
+@pytest.mark.parametrize(("scopes", "held"), [({"resolve", "health"}, "health, resolve"),
+                                               (set(), "none")])
+def test_a_missing_scope_names_the_scopes_the_token_has(scopes, held):
+    with pytest.raises(access.Denied) as caught:
+        access.require_secrets(caller=access.Caller("daemon", frozenset(scopes)))
+    assert f"(it has: {held});" in caught.value.status.details
