@@ -17,6 +17,7 @@ from llmconfig_server.listeners import Listener, parse_listener
 from llmconfig_server.redact import has_credentials, redact_text, redact_url
 from llmconfig_server.tokens import TokensFileError, digest_of
 
+import pki
 import providers
 from conftest import ANTHROPIC_KEY
 
@@ -476,3 +477,59 @@ def test_a_missing_scope_names_the_scopes_the_token_has(scopes, held):
     with pytest.raises(access.Denied) as caught:
         access.require_secrets(caller=access.Caller("daemon", frozenset(scopes)))
     assert f"(it has: {held});" in caught.value.status.details
+
+
+
+# -- TLS files: each way one cannot be used is said ------------------------------------------
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory):
+    return pki.make(tmp_path_factory.mktemp("pki"))
+
+
+def tls_problem(cert, key, client_ca=None) -> str:
+    with pytest.raises(access.TlsError) as caught:
+        access.read_tls(access.TlsFiles(str(cert), str(key), client_ca and str(client_ca)))
+    return str(caught.value)
+
+
+def test_good_tls_files_are_read_and_described(certificates):
+    files = access.TlsFiles(str(certificates.server_cert), str(certificates.server_key))
+    material = access.read_tls(files)
+    assert material.cert == certificates.server_cert.read_bytes()
+    assert material.key == certificates.server_key.read_bytes() and material.client_ca is None
+    local = [listener("127.0.0.1:0")]
+    assert access.load(access.AccessOptions(tls=files), local).description.endswith(
+        "; TCP transport security: TLS")
+    mutual = access.TlsFiles(files.cert, files.key, str(certificates.ca))
+    assert access.load(access.AccessOptions(tls=mutual), local).description.endswith(
+        "; TCP transport security: mTLS (client certificates required)")
+
+
+def test_a_key_where_the_certificate_belongs_is_no_certificate(certificates):
+    cert, key = certificates.server_cert, certificates.server_key
+    assert tls_problem(key, key) == f"--tls-cert: {key} holds no PEM certificate"
+    assert tls_problem(cert, cert) == f"--tls-key: {cert} holds no PEM private key"
+
+
+def test_a_certificate_that_does_not_parse_is_refused(certificates, tmp_path):
+    junk = tmp_path / "junk.pem"
+    junk.write_text("-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n")
+    assert tls_problem(junk, certificates.server_key) == (
+        f"--tls-cert: {junk} holds no readable PEM certificate")
+    assert tls_problem(certificates.server_cert, certificates.server_key, junk) == (
+        f"--tls-client-ca: {junk} holds no readable PEM certificate")
+
+
+def test_an_encrypted_key_is_refused_saying_so(certificates, tmp_path):
+    key = tmp_path / "encrypted.key"
+    key.write_text("-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n"
+                   "-----END ENCRYPTED PRIVATE KEY-----\n")
+    assert tls_problem(certificates.server_cert, key) == (
+        f"--tls-key: {key} is encrypted; gRPC needs an unencrypted PEM key")
+
+
+def test_the_key_of_another_certificate_is_a_mismatch(certificates):
+    cert, key = certificates.server_cert, certificates.client_key
+    assert tls_problem(cert, key) == (
+        f"--tls-key: {key} is not the key of the certificate in {cert} (KEY_VALUES_MISMATCH)")
