@@ -533,3 +533,27 @@ def test_the_key_of_another_certificate_is_a_mismatch(certificates):
     cert, key = certificates.server_cert, certificates.client_key
     assert tls_problem(cert, key) == (
         f"--tls-key: {key} is not the key of the certificate in {cert} (KEY_VALUES_MISMATCH)")
+
+
+# -- state: what a build refuses, and the revision key ----------------------------------------
+
+def test_a_mode_that_cannot_be_known_stops_a_build_even_when_the_mode_need_not_be_valid(
+        workspace):
+    from llmconfig_server import state
+    from llmconfig_server.sources import MODE_ENV
+
+    from conftest import inputs_for
+    with pytest.raises(state.BuildError) as caught:
+        state.build(inputs_for(workspace, {MODE_ENV: "bogus"}))
+    assert any(MODE_ENV in problem for problem in caught.value.problems)
+
+
+def test_a_tokens_file_listing_none_keeps_the_processs_own_revision_key(workspace):
+    from llmconfig_server.resolver import PROCESS_REVISION_KEY
+    from llmconfig_server.state import derive_revision_key
+
+    empty = tokens.load(workspace.write("empty.yaml", "tokens: []\n"))
+    assert derive_revision_key(None) == derive_revision_key(empty) == PROCESS_REVISION_KEY
+    one = tokens.load(workspace.write("one.yaml", entry()))
+    assert derive_revision_key(one) not in (PROCESS_REVISION_KEY, derive_revision_key(
+        tokens.load(workspace.write("other.yaml", entry(sha256=digest_of("llmc_other"))))))
