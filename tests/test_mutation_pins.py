@@ -557,3 +557,37 @@ def test_a_tokens_file_listing_none_keeps_the_processs_own_revision_key(workspac
     one = tokens.load(workspace.write("one.yaml", entry()))
     assert derive_revision_key(one) not in (PROCESS_REVISION_KEY, derive_revision_key(
         tokens.load(workspace.write("other.yaml", entry(sha256=digest_of("llmc_other"))))))
+
+
+# -- network: the caller's network and container addresses ------------------------------------
+
+@pytest.mark.parametrize(("raw", "network"), [("", "host"), ("host", "host"),
+                                              ("docker", "docker")])
+def test_the_network_names_are_host_by_default_and_docker(raw, network):
+    from llmconfig_server.network import parse_network
+    assert parse_network(raw) == network
+
+
+@pytest.mark.parametrize("raw", ["Docker", "bridge", " host"])
+def test_any_other_network_is_the_callers_mistake(raw):
+    from llmconfig_server.domain import ConfigError
+    from llmconfig_server.network import parse_network
+    with pytest.raises(ConfigError):
+        parse_network(raw)
+
+
+@pytest.mark.parametrize(("hostport", "seen"), [
+    ("[::1]:7233", "host.docker.internal:7233"), ("127.0.0.1:6379", "host.docker.internal:6379"),
+    ("localhost", "host.docker.internal"), ("redis.internal:6379", None),
+])
+def test_a_loopback_host_port_is_seen_through_the_container_host(hostport, seen):
+    from llmconfig_server.network import DEFAULT_CONTAINER_HOST, hostport_for_container
+    assert DEFAULT_CONTAINER_HOST == "host.docker.internal"
+    assert hostport_for_container(hostport, DEFAULT_CONTAINER_HOST) == seen
+
+
+def test_a_docker_caller_is_told_the_container_host_for_a_loopback_base_url(serve):
+    client = serve(env={"OLLAMA_BASE_URL": "http://127.0.0.1:11434"})
+    assert client.resolve(network="docker").config.base_url == \
+        "http://host.docker.internal:11434"
+    assert client.resolve(network="host").config.base_url == "http://127.0.0.1:11434"
