@@ -591,3 +591,10 @@ def test_a_docker_caller_is_told_the_container_host_for_a_loopback_base_url(serv
     assert client.resolve(network="docker").config.base_url == \
         "http://host.docker.internal:11434"
     assert client.resolve(network="host").config.base_url == "http://127.0.0.1:11434"
+
+
+def test_an_ollama_host_without_a_host_means_this_machine():
+    from llmconfig_server.domain import Source
+    from llmconfig_server.parsing import parse_ollama_host
+    assert parse_ollama_host(":11434", Source.ENV, "OLLAMA_HOST") == (
+        "http://127.0.0.1:11434", ())
