@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 PROTOS := $(wildcard proto/llmconfig/v1/*.proto)
 GENERATED := client/llmconfig/v1 go/llmconfig/v1
 
-.PHONY: install proto proto-check proto-lint third-party-protos lint test go-tools go-test run bench bench-attack bench-transport bench-watch bench-hostile bench-peers clean image image-test image-bench deploy-check
+.PHONY: install proto proto-check proto-lint third-party-protos lint test go-tools go-test run bench bench-attack bench-transport bench-watch bench-hostile bench-peers mutation clean image image-test image-bench deploy-check
 
 install: $(STAMP)
 
@@ -130,6 +130,11 @@ $(LITELLM_VENV)/bin/litellm:
 
 bench-peers: install $(LITELLM_VENV)/bin/litellm
 	LITELLM=$(LITELLM_VENV)/bin/litellm $(BIN)/python -m bench.peers
+## Mutation testing of the security modules (tools/mutation.py): a score per module and the
+## survivors; tens of minutes on 2 cores. MUTATION_ARGS='--modules access --sample 40' narrows it.
+## Not part of `make test` or CI.
+mutation: install
+	$(BIN)/python tools/mutation.py $(MUTATION_ARGS)
 
 ## The llmconfig-server image (IMAGE, default llmconfig-server:dev). Installs Docker from Debian
 ## and makes a Debian Python base where needed: deploy/image.sh says how.
