@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import ipaddress
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -124,7 +125,12 @@ def peer_is_loopback(peer: str) -> bool:
     kind, _, rest = unquote(peer).partition(":")
     if kind not in ("ipv4", "ipv6"):
         return False
-    return is_loopback(rest.rpartition(":")[0], listen=True)  # a peer is never unspecified
+    host = rest.rpartition(":")[0]
+    try:  # gRPC names a peer by its address, never by a name: anything else is not loopback
+        ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return False
+    return is_loopback(host, listen=True)  # a peer is never unspecified
 
 
 def _untrusted_transport(loopback: bool, what: str) -> grpc.Status:
