@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import importlib
 import logging
 import threading
 import time
@@ -182,10 +183,11 @@ class HttpPool:
 
         _ = self.client
         # httpcore reaches asyncio through anyio, whose backend (~45 ms) loads on the first
-        # request otherwise.
-        with contextlib.suppress(ImportError):
-            import anyio._backends._asyncio
-            import anyio.streams.tls  # noqa: F401
+        # request otherwise. anyio is httpx's dependency, not ours: loaded by name, and
+        # skipped should a later httpx do without it.
+        for name in ("anyio._backends._asyncio", "anyio.streams.tls"):
+            with contextlib.suppress(ImportError):
+                importlib.import_module(name)
 
     async def aclose(self) -> None:
         if self._client is not None:
