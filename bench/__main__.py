@@ -95,7 +95,7 @@ def _ollama() -> Any:
 
 
 def throughput() -> dict[str, Any]:
-    from llmconfig_server.tokens import digest_of
+    from llmconfig_server.access.tokens import digest_of
 
     ollama = _ollama()  # `health` is answered from the cache: a healthy verdict lives 10 s
     scratch = Path(tempfile.mkdtemp(prefix="llmc-bench-", dir="/tmp"))
@@ -156,9 +156,9 @@ def throughput() -> dict[str, Any]:
 # -- 2. in-process cost ---------------------------------------------------------------------------
 
 def in_process() -> dict[str, float]:
-    from llmconfig_server.resolver import Resolver
-    from llmconfig_server.servicer import overrides_of, response_of
-    from llmconfig_server.sources import ServerFlags, load_server_sources
+    from llmconfig_server.rpc.convert import overrides_of, response_of
+    from llmconfig_server.sources.layers import ServerFlags, load_server_sources
+    from llmconfig_server.sources.resolver import Resolver
 
     resolver = Resolver(load_server_sources(ServerFlags(), {}, Path("/"), Path("/nonexistent")))
     overrides = {"model": "llama3.2", "temperature": 0.2}

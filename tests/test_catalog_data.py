@@ -10,16 +10,16 @@ from importlib import resources
 
 import pytest
 
-from llmconfig_server.catalog import shipped, shipped_entries
-from llmconfig_server.catalog_file import assemble, parse_text
-from llmconfig_server.probes import PROBES
+from llmconfig_server.health.probes.registry import PROBES
+from llmconfig_server.resolve.catalog import shipped, shipped_entries
+from llmconfig_server.resolve.catalog_file import assemble, parse_text
 
 from conftest import ANTHROPIC_KEY, OPENAI_KEY, TRUST_LOOPBACK
 
 
 def test_the_shipped_catalog_passes_its_schema_and_reads_the_same_without_it():
     # At start the shipped file is read without pydantic (cold start); this is its check.
-    text = (resources.files("llmconfig_server") / "catalog.yaml").read_text()
+    text = (resources.files("llmconfig_server.resolve") / "catalog.yaml").read_text()
     checked = parse_text(text, "catalog.yaml")
     trusted = parse_text(text, "catalog.yaml", trusted=True)
     day = date(2026, 12, 2)

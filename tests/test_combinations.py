@@ -28,7 +28,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2
 
 import llmconfig
-from llmconfig_server.tokens import digest_of
+from llmconfig_server.access.tokens import digest_of
 
 import pki
 from conftest import GRPCURL

@@ -10,8 +10,8 @@ import random
 
 import pytest
 
-from llmconfig_server import config_file
-from llmconfig_server.config_file import ConfigFileError
+from llmconfig_server.sources import config_file
+from llmconfig_server.sources.config_file import ConfigFileError
 
 KEY = "sk-ant-api03-FUZZfuzzFUZZfuzz-9q8w7e6r5t4y"
 TOKEN = "Zq7Wx2VbK3y9FUZZfuzz8Rt5"  # a secret without a known prefix

@@ -17,7 +17,7 @@ import yaml
 from kubernetes_validate.utils import all_versions, validate
 from packaging.version import Version
 
-from llmconfig_server.config_schema import ConfigFileModel
+from llmconfig_server.sources.config_schema import ConfigFileModel
 
 ROOT = Path(__file__).resolve().parent.parent
 KUBECTL = Path(sys.executable).parent / "kubectl"
@@ -220,7 +220,7 @@ def test_local_runs_one_replica_and_says_insecure_explicitly(rendered: dict[str,
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_each_overlay_passes_the_servers_flags_and_exposure_policy(rendered: dict[str, Any],
                                                                    overlay: str) -> None:
-    from llmconfig_server.access import exposure_problems
+    from llmconfig_server.access.guard import exposure_problems
     from llmconfig_server.flags import parse
 
     container = _container(rendered[overlay])

@@ -55,9 +55,9 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
+from llmconfig_server.access.tokens import digest_of
+from llmconfig_server.access.tokens import load as load_tokens
 from llmconfig_server.flags import build_parser
-from llmconfig_server.tokens import digest_of
-from llmconfig_server.tokens import load as load_tokens
 
 import pki
 import providers
@@ -752,7 +752,8 @@ def documented_variables() -> set[str]:
 
 
 def read_variables() -> set[str]:
-    from llmconfig_server import runner, sources
+    from llmconfig_server.resolve import runner
+    from llmconfig_server.sources import layers as sources
 
     return {*sources.environment_variables(), *runner.environment_variables()}
 
@@ -790,7 +791,7 @@ NOT_REASONS = {"KEY_VALUES_MISMATCH",  # OpenSSL's, read from an ssl.SSLError
 
 
 def reasons_in_code() -> set[str]:
-    from llmconfig_server.domain import Reason
+    from llmconfig_server.resolve.domain import Reason
 
     strings = {s for s in string_constants(server_sources())
                if re.fullmatch(r"[A-Z][A-Z0-9]*(_[A-Z0-9]+)+", s) and not ENV_LIKE.match(s)}
@@ -804,7 +805,7 @@ def test_every_error_reason_is_documented_and_exists():
 
 
 def test_the_provider_limits_are_the_catalogs():
-    from llmconfig_server.catalog import shipped
+    from llmconfig_server.resolve.catalog import shipped
 
     for name, limit, temperature, *_ in table("limits"):
         spec = shipped().providers[name.strip("`")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import llmconfig
-from llmconfig_server.state import BuildError
+from llmconfig_server.live.state import BuildError
 
 from conftest import ANTHROPIC_KEY, TRUST_LOOPBACK
 

@@ -18,8 +18,8 @@ import pytest
 
 from llmconfig_server.__main__ import first_state
 from llmconfig_server.flags import parse
-from llmconfig_server.report import startup_report
-from llmconfig_server.state import Inputs
+from llmconfig_server.live.state import Inputs
+from llmconfig_server.observe.report import startup_report
 
 from conftest import ServerProcess, Workspace, base_env, refusal_lines, with_quiet_model_lists
 

@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import llmconfig
 from llmconfig.v1 import llmconfig_pb2 as pb
-from llmconfig_server.tokens import digest_of
+from llmconfig_server.access.tokens import digest_of
 
 import pki
 from conftest import ANTHROPIC_KEY

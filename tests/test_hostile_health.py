@@ -16,17 +16,17 @@ import llmconfig
 from llmconfig import HealthStatus
 from llmconfig.v1 import llmconfig_pb2 as pb
 from llmconfig.v1 import llmconfig_pb2_grpc as pb_grpc
-from llmconfig_server import domain
-from llmconfig_server.answers import Answer, AnswerCache
-from llmconfig_server.bounded import BoundedCache
-from llmconfig_server.domain import ProbeTarget, Verdict
 from llmconfig_server.flags import parse
-from llmconfig_server.health import HealthOptions, ProviderHealth
-from llmconfig_server.origin_limits import OriginLimits
-from llmconfig_server.probes import Upstream
-from llmconfig_server.probes import anthropic as anthropic_probe
-from llmconfig_server.resolver import Resolver
-from llmconfig_server.sources import load_server_sources
+from llmconfig_server.health.checker import HealthOptions, ProviderHealth
+from llmconfig_server.health.origin_limits import OriginLimits
+from llmconfig_server.health.probes import anthropic as anthropic_probe
+from llmconfig_server.health.probes.registry import Upstream
+from llmconfig_server.live.answers import Answer, AnswerCache
+from llmconfig_server.resolve import domain
+from llmconfig_server.resolve.domain import ProbeTarget, Verdict
+from llmconfig_server.sources.layers import load_server_sources
+from llmconfig_server.sources.resolver import Resolver
+from llmconfig_server.support.bounded import BoundedCache
 
 import providers
 from conftest import ANTHROPIC_KEY, OPENAI_KEY, TRUST_LOOPBACK
@@ -195,7 +195,7 @@ def test_a_probe_that_raises_gives_a_verdict_not_an_rpc_failure(workspace, caplo
 
 def health_lines(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
     return [r.getMessage() for r in caplog.records
-            if r.name == "llmconfig_server.health" and r.levelno >= level]
+            if r.name == "llmconfig_server.health.checker" and r.levelno >= level]
 
 
 def test_a_line_break_from_upstream_cannot_forge_a_log_line(serve, emulators, caplog):

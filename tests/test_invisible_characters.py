@@ -5,7 +5,7 @@ and a field violation naming the field — whichever RPC and field. A value that
 `claude-sonnet-4.5` but is not, or a session id that renders backwards, never gets through.
 
 Server inputs (environment, config file) follow the same rule: one definition of a control
-character (`llmconfig_server.parsing.control_character`) for everything the server takes.
+character (`llmconfig_server.resolve.parsing.control_character`) for everything the server takes.
 """
 
 from __future__ import annotations

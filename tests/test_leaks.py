@@ -14,7 +14,7 @@ import pytest
 
 import llmconfig
 from llmconfig._channel import security_from
-from llmconfig_server.tokens import digest_of
+from llmconfig_server.access.tokens import digest_of
 
 from conftest import ANTHROPIC_KEY, base_env, startup_refusal
 

@@ -25,8 +25,8 @@ import pytest
 import llmconfig
 from llmconfig.v1 import llmconfig_pb2 as pb
 from llmconfig.v1 import llmconfig_pb2_grpc as pb_grpc
+from llmconfig_server.access.tokens import digest_of
 from llmconfig_server.service import REVISION_HEADER
-from llmconfig_server.tokens import digest_of
 
 import pki
 from conftest import (

@@ -1,5 +1,5 @@
-"""Loopback is decided once (`llmconfig_server.network.is_loopback`), on the parsed host, for
-every question the server asks: which endpoints a container must reach through
+"""Loopback is decided once (`llmconfig_server.resolve.network.is_loopback`), on the parsed
+host, for every question the server asks: which endpoints a container must reach through
 `--container-host` (`network: docker`), which listeners need no token or TLS, which callers are
 loopback, which probe URLs are this machine.
 

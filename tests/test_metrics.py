@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 import llmconfig
-from llmconfig_server.tokens import digest_of
+from llmconfig_server.access.tokens import digest_of
 
 from conftest import GRPCURL, startup_refusal
 

@@ -15,8 +15,8 @@ import pytest
 
 import llmconfig
 from llmconfig import ModelStatus
-from llmconfig_server import model_lists
-from llmconfig_server.probes.listing import ID_LIMIT, MAX_MODELS
+from llmconfig_server.health import model_lists
+from llmconfig_server.health.probes.listing import ID_LIMIT, MAX_MODELS
 
 import providers
 from conftest import ANTHROPIC_KEY, OPENAI_KEY

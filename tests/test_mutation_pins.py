@@ -12,10 +12,11 @@ import pytest
 import llmconfig
 from llmconfig.v1 import llmconfig_pb2 as pb
 from llmconfig.v1 import llmconfig_pb2_grpc as pb_grpc
-from llmconfig_server import access, tokens
-from llmconfig_server.listeners import Listener, parse_listener
-from llmconfig_server.redact import has_credentials, redact_text, redact_url
-from llmconfig_server.tokens import TokensFileError, digest_of
+from llmconfig_server.access import guard as access
+from llmconfig_server.access import tokens
+from llmconfig_server.access.listeners import Listener, parse_listener
+from llmconfig_server.access.tokens import TokensFileError, digest_of
+from llmconfig_server.support.redact import has_credentials, redact_text, redact_url
 
 import pki
 import providers
@@ -539,8 +540,8 @@ def test_the_key_of_another_certificate_is_a_mismatch(certificates):
 
 def test_a_mode_that_cannot_be_known_stops_a_build_even_when_the_mode_need_not_be_valid(
         workspace):
-    from llmconfig_server import state
-    from llmconfig_server.sources import MODE_ENV
+    from llmconfig_server.live import state
+    from llmconfig_server.sources.layers import MODE_ENV
 
     from conftest import inputs_for
     with pytest.raises(state.BuildError) as caught:
@@ -549,8 +550,8 @@ def test_a_mode_that_cannot_be_known_stops_a_build_even_when_the_mode_need_not_b
 
 
 def test_a_tokens_file_listing_none_keeps_the_processs_own_revision_key(workspace):
-    from llmconfig_server.resolver import PROCESS_REVISION_KEY
-    from llmconfig_server.state import derive_revision_key
+    from llmconfig_server.live.state import derive_revision_key
+    from llmconfig_server.sources.resolver import PROCESS_REVISION_KEY
 
     empty = tokens.load(workspace.write("empty.yaml", "tokens: []\n"))
     assert derive_revision_key(None) == derive_revision_key(empty) == PROCESS_REVISION_KEY
@@ -564,14 +565,14 @@ def test_a_tokens_file_listing_none_keeps_the_processs_own_revision_key(workspac
 @pytest.mark.parametrize(("raw", "network"), [("", "host"), ("host", "host"),
                                               ("docker", "docker")])
 def test_the_network_names_are_host_by_default_and_docker(raw, network):
-    from llmconfig_server.network import parse_network
+    from llmconfig_server.resolve.network import parse_network
     assert parse_network(raw) == network
 
 
 @pytest.mark.parametrize("raw", ["Docker", "bridge", " host"])
 def test_any_other_network_is_the_callers_mistake(raw):
-    from llmconfig_server.domain import ConfigError
-    from llmconfig_server.network import parse_network
+    from llmconfig_server.resolve.domain import ConfigError
+    from llmconfig_server.resolve.network import parse_network
     with pytest.raises(ConfigError):
         parse_network(raw)
 
@@ -581,7 +582,7 @@ def test_any_other_network_is_the_callers_mistake(raw):
     ("localhost", "host.docker.internal"), ("redis.internal:6379", None),
 ])
 def test_a_loopback_host_port_is_seen_through_the_container_host(hostport, seen):
-    from llmconfig_server.network import DEFAULT_CONTAINER_HOST, hostport_for_container
+    from llmconfig_server.resolve.network import DEFAULT_CONTAINER_HOST, hostport_for_container
     assert DEFAULT_CONTAINER_HOST == "host.docker.internal"
     assert hostport_for_container(hostport, DEFAULT_CONTAINER_HOST) == seen
 
@@ -594,7 +595,7 @@ def test_a_docker_caller_is_told_the_container_host_for_a_loopback_base_url(serv
 
 
 def test_an_ollama_host_without_a_host_means_this_machine():
-    from llmconfig_server.domain import Source
-    from llmconfig_server.parsing import parse_ollama_host
+    from llmconfig_server.resolve.domain import Source
+    from llmconfig_server.resolve.parsing import parse_ollama_host
     assert parse_ollama_host(":11434", Source.ENV, "OLLAMA_HOST") == (
         "http://127.0.0.1:11434", ())

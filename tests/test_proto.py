@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from llmconfig.v1 import llmconfig_pb2 as pb
-from llmconfig_server.domain import Source
+from llmconfig_server.resolve.domain import Source
 
 
 def test_domain_sources_match_the_proto_enum():

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import llmconfig
-from llmconfig_server.tokens import digest_of
+from llmconfig_server.access.tokens import digest_of
 
 from conftest import ANTHROPIC_KEY, TRUST_LOOPBACK, base_env
 

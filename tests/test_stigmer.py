@@ -623,7 +623,7 @@ def fuzzed_stigmer_file(rng) -> str:  # type: ignore[no-untyped-def]
 def test_no_stigmer_file_breaks_the_reader_or_shows_a_key(workspace):
     import random
 
-    from llmconfig_server.sources import ServerFlags, read_server_sources
+    from llmconfig_server.sources.layers import ServerFlags, read_server_sources
 
     rng = random.Random(20261202)
     path = workspace.write(STIGMER, "")

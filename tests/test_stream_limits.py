@@ -17,7 +17,7 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2
 
 from llmconfig.v1 import llmconfig_pb2 as pb
-from llmconfig_server.tokens import digest_of
+from llmconfig_server.access.tokens import digest_of
 
 from conftest import startup_refusal
 

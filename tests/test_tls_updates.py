@@ -94,7 +94,7 @@ def test_a_fixed_tls_update_is_applied(serve, servers, workspace, certs):
 
 
 def test_failed_handshakes_are_logged_rate_limited_in_the_log_format(server_process, certs):
-    from llmconfig_server.corelog import LIMIT, WINDOW
+    from llmconfig_server.observe.corelog import LIMIT, WINDOW
 
     handle = server_process(["--tls-cert", str(certs.server_cert), "--tls-key",
                              str(certs.server_key), "--log-format", "json"])

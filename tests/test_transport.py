@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import llmconfig
-from llmconfig_server.tokens import digest_of
+from llmconfig_server.access.tokens import digest_of
 
 import pki
 from conftest import ANTHROPIC_KEY, base_env, startup_refusal

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import pytest
 
 import llmconfig
-from llmconfig_server.tokens import digest_of
+from llmconfig_server.access.tokens import digest_of
 
 from conftest import ANTHROPIC_KEY, TRUST_LOOPBACK, ServerThread, inputs_for
 

@@ -10,8 +10,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import generate_latest
 
-from llmconfig_server.metrics import Metrics
-from llmconfig_server.wrapping import WrappingServer
+from llmconfig_server.observe.metrics import Metrics
+from llmconfig_server.rpc.wrapping import WrappingServer
 
 
 def handled(metrics: Metrics, code: str) -> float:

@@ -41,6 +41,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "server" / "llmconfig_server"
 WORK = ROOT / ".mutation"
 MODULES = ("access", "tokens", "redact", "network", "parsing", "state", "probes")
+# Where each module lives in the package's layers (docs/development.md).
+PATHS = {"access": "access/guard.py", "tokens": "access/tokens.py", "redact": "support/redact.py",
+         "network": "resolve/network.py", "parsing": "resolve/parsing.py",
+         "state": "live/state.py", "probes": "health/probes"}
 # The map leaves these out: they render the manifests, run the docs, build wheels, or drive
 # LangChain models; none of them is about the modules mutated here.
 SKIPPED_TESTS = ("test_deploy.py", "test_docs.py", "test_packaging.py", "test_langchain.py",
@@ -48,14 +52,22 @@ SKIPPED_TESTS = ("test_deploy.py", "test_docs.py", "test_packaging.py", "test_la
 PYTHON = sys.executable
 
 
+def own_name(file: Path) -> str:
+    """The module's name before the layers (access/guard.py is `access`): its test file's."""
+    for name, path in PATHS.items():
+        if file == PACKAGE / path:
+            return name
+    return file.stem
+
+
 def module_files(names: list[str]) -> list[Path]:
     files: list[Path] = []
     for name in names:
         if name == "probes":
-            files += sorted(p for p in (PACKAGE / "probes").glob("*.py")
+            files += sorted(p for p in (PACKAGE / PATHS[name]).glob("*.py")
                             if p.name != "__init__.py")
         else:
-            files.append(PACKAGE / f"{name}.py")
+            files.append(PACKAGE / PATHS.get(name, f"{name}.py"))
     return files
 
 
@@ -313,7 +325,7 @@ def _drop_bytecode(file: Path) -> None:
 
 def ordered_tests(tests: list[str], file: Path) -> list[str]:
     """The pins first, then the module's own test file (most likely to fail fast), the rest."""
-    order = ("test_mutation_pins.py", f"test_{file.stem}.py")
+    order = ("test_mutation_pins.py", f"test_{own_name(file)}.py")
 
     def rank(test: str) -> int:
         name = test.split("::")[0].rsplit("/", 1)[-1]
@@ -425,7 +437,7 @@ def main() -> int:
         # timeout only because it runs every test.)
         # A constant may be read only by a test that runs none of the module's lines (a table
         # compared with the contract): the pins and the module's test file run whole.
-        whole = [f"tests/{name}" for name in ("test_mutation_pins.py", f"test_{file.stem}.py")
+        whole = [f"tests/{name}" for name in ("test_mutation_pins.py", f"test_{own_name(file)}.py")
                  if (ROOT / "tests" / name).exists()]
         on_import = whole + [t for t in ordered_tests(sorted(
             {t for ids in lines.values() for t in ids}), file) if t.split("::")[0] not in whole

@@ -14,35 +14,35 @@ SERVER = ROOT / "server" / "llmconfig_server"
 
 # (name, module, [(text, replaced by)], pytest -k expression)
 MUTANTS: list[tuple[str, str, list[tuple[str, str]], str]] = [
-    ("proven-token cache keyed by an 8-character prefix", "tokens.py", [
+    ("proven-token cache keyed by an 8-character prefix", "access/tokens.py", [
         ("self._proven.get(presented)", "self._proven.get(presented[:8])"),
         ("self._proven[presented] = found", "self._proven[presented[:8]] = found")],
      "proven_token"),
-    ("probe allow-list `in` loosened to startswith", "health.py", [
+    ("probe allow-list `in` loosened to startswith", "health/checker.py", [
         ("base_url in self.allowed_targets",
          "any(base_url.startswith(t) for t in self.allowed_targets)")], "probe_target"),
-    ("an RPC missing from the scope table left open", "access.py", [
+    ("an RPC missing from the scope table left open", "access/guard.py", [
         ("if scope is None or scope not in caller.scopes",
          "if scope is not None and scope not in caller.scopes")], "scope_table"),
-    ("an RPC missing from the scope table given `resolve`", "access.py", [
+    ("an RPC missing from the scope table given `resolve`", "access/guard.py", [
         ("scope = SCOPE_FOR_RPC.get(rpc)", "scope = SCOPE_FOR_RPC.get(rpc, 'resolve')")],
      "scope_table"),
-    ("WatchLLMConfig needing health", "access.py", [
+    ("WatchLLMConfig needing health", "access/guard.py", [
         ('"WatchLLMConfig": "resolve"', '"WatchLLMConfig": "health"')], "watch"),
-    ("ListModels left out of the scope table", "access.py", [
+    ("ListModels left out of the scope table", "access/guard.py", [
         ('    "ListModels": "resolve",\n', '')], "list_models or every_rpc"),
-    ("any metadata key starting `auth` taken as the token", "access.py", [
+    ("any metadata key starting `auth` taken as the token", "access/guard.py", [
         ('if key == "authorization" and', 'if key.startswith("auth") and')],
      "authorization_key"),
-    ("redaction of URLs in text stopping at the first @", "redact.py", [
+    ("redaction of URLs in text stopping at the first @", "support/redact.py", [
         ("""[^/?#\\s'\\"]*@")""", """[^/?#\\s'\\"@]*@")""")], "at_sign"),
-    ("redaction of scheme-less userinfo stopping at the first @", "redact.py", [
+    ("redaction of scheme-less userinfo stopping at the first @", "support/redact.py", [
         ("""+:[^/?#\\s'\\"]*@(?=""", """+:[^/?#\\s'\\"@]*@(?=""")], "at_sign"),
-    ("redact_url splitting at the first @", "redact.py", [
+    ("redact_url splitting at the first @", "support/redact.py", [
         ('parts.netloc.rpartition("@")', 'parts.netloc.partition("@")')], "at_sign"),
-    ("a same-layer base-URL contradiction downgraded to a warning", "cascade.py", [
+    ("a same-layer base-URL contradiction downgraded to a warning", "resolve/cascade.py", [
         ("if rank <= provider_rank:", "if rank < provider_rank:")], "own_layer"),
-    ("the degraded snapshot keeping the old answer cache", "state.py", [
+    ("the degraded snapshot keeping the old answer cache", "live/state.py", [
         ("return replace(self, answers=AnswerCache(), events=EventCache(),",
          "return replace(self, events=EventCache(),")], "broken_reload"),
 ]
@@ -62,8 +62,8 @@ ENTRY_CHECKS: list[list[tuple[str, str]]] = [  # the tokens file's entry checks,
     [('re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")', 're.compile(r"[A-Za-z0-9._-]{0,64}")')],
     [('if len(problems) == before:', 'if True:')],
 ]
-MUTANTS += [(f"tokens file entry check removed: {edits[0][0].strip()[:50]}", "tokens.py", edits,
-             "tokens_file or entry") for edits in ENTRY_CHECKS]
+MUTANTS += [(f"tokens file entry check removed: {edits[0][0].strip()[:50]}", "access/tokens.py",
+             edits, "tokens_file or entry") for edits in ENTRY_CHECKS]
 
 
 def drop_bytecode(module: Path) -> None:

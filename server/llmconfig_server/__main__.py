@@ -14,10 +14,10 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .flags import FlagError, parse
+from llmconfig_server.flags import FlagError, parse
 
 if TYPE_CHECKING:
-    from .state import Inputs, Snapshot
+    from llmconfig_server.live.state import Inputs, Snapshot
 
 EXIT_INVALID_CONFIG = 2
 EXIT_CANNOT_SERVE = 1
@@ -34,13 +34,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FlagError as exc:
         print(flag_refusal(exc), file=sys.stderr)
         return EXIT_INVALID_CONFIG
-    from .corelog import route_native_stderr
-    from .logs import configure
+    from llmconfig_server.observe.corelog import route_native_stderr
+    from llmconfig_server.observe.logs import configure
 
     route_native_stderr()  # gRPC core's own lines, rate-limited, in --log-format
     configure(options.log_level, options.log_format)
-    from .app import ListenError, serve
-    from .state import BuildError, Inputs
+    from llmconfig_server.app import ListenError, serve
+    from llmconfig_server.live.state import BuildError, Inputs
 
     inputs = Inputs.of_process(options)
     try:
@@ -54,14 +54,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"llmconfig-server: {exc}", file=sys.stderr)
         return EXIT_CANNOT_SERVE
     finally:
-        from .corelog import flush
+        from llmconfig_server.observe.corelog import flush
 
         flush()
     return 0
 
 
 def token_command(argv: Sequence[str]) -> int:
-    from .tokens import SCOPES, entry_yaml, new_token, parse_scopes, valid_name
+    from llmconfig_server.access.tokens import (
+        SCOPES,
+        entry_yaml,
+        new_token,
+        parse_scopes,
+        valid_name,
+    )
 
     parser = argparse.ArgumentParser(
         prog="llmconfig-server token",
@@ -92,7 +98,7 @@ def token_command(argv: Sequence[str]) -> int:
 def first_state(inputs: Inputs) -> Snapshot:
     """The state to start serving, or BuildError: what makes `llmconfig-server` exit 2 (the
     suite calls this in-process for the rules, and runs the command for the exit code)."""
-    from .state import BuildError, build
+    from llmconfig_server.live.state import BuildError, build
 
     snapshot = build(inputs)
     tokens = snapshot.access.tokens
@@ -110,7 +116,7 @@ def flag_refusal(error: FlagError) -> str:
 
 def refusal(problems: Sequence[str]) -> str:
     """What `llmconfig-server` prints before exiting 2."""
-    from .redact import redact_text
+    from llmconfig_server.support.redact import redact_text
 
     lines = ["llmconfig-server: refusing to start: the configuration is invalid:"]
     lines += [f"  - {redact_text(problem)}" for problem in problems]

@@ -19,6 +19,6 @@ def run() -> None:
               f"{', '.join(missing)}); install them with: pip install 'llmconfig[server]'",
               file=sys.stderr)
         sys.exit(1)
-    from .__main__ import run as serve
+    from llmconfig_server.__main__ import run as serve
 
     serve()

@@ -21,27 +21,27 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
-from . import reflection
-from .access import AccessGuard, reloading_credentials
-from .health_protocol import BoundedHealthServicer
-from .listeners import (
+from llmconfig_server.access.guard import AccessGuard, reloading_credentials
+from llmconfig_server.access.listeners import (
     Listener,
     ListenError,
     prepare_unix_socket,
     restrict_unix_socket,
 )
-from .logs import quiet_chatty_libraries
-from .model_lists import Refresher
-from .reloader import Reloader
-from .service import LLMConfigService
-from .servicer import SERVICE_NAME
-from .state import Inputs, ServerState, Snapshot, build
-from .streams import WatchBudget
-from .wrapping import Layer, WrappingServer
+from llmconfig_server.health.model_lists import Refresher
+from llmconfig_server.live.reloader import Reloader
+from llmconfig_server.live.state import Inputs, ServerState, Snapshot, build
+from llmconfig_server.observe.logs import quiet_chatty_libraries
+from llmconfig_server.rpc import reflection
+from llmconfig_server.rpc.convert import SERVICE_NAME
+from llmconfig_server.rpc.health_protocol import BoundedHealthServicer
+from llmconfig_server.rpc.streams import WatchBudget
+from llmconfig_server.rpc.wrapping import Layer, WrappingServer
+from llmconfig_server.service import LLMConfigService
 
 if TYPE_CHECKING:
-    from .flags import Options
-    from .metrics import Metrics
+    from llmconfig_server.flags import Options
+    from llmconfig_server.observe.metrics import Metrics
 
 log = logging.getLogger("llmconfig_server")
 
@@ -124,7 +124,9 @@ async def start(inputs: Inputs, snapshot: Snapshot | None = None, *,
     service = LLMConfigService(state, budget)
     metrics = None
     if options.metrics_listen:
-        from .metrics import Metrics  # prometheus-client loads only for a server that serves it
+        from llmconfig_server.observe.metrics import (
+            Metrics,  # prometheus-client loads only for a server that serves it
+        )
 
         metrics = Metrics()
         layers.append(metrics.layer)
@@ -209,9 +211,9 @@ def runner_report(snapshot: Snapshot) -> list[str]:
     """One line per mode: the runner settings are usable, or why not (never fatal). The
     server's own mode gets every problem; the other mode, one short line naming the settings
     and the command that explains them (a local server's cloud settings are rarely set)."""
-    from . import runner
-    from .catalog import MODES
-    from .domain import ConfigError, Origin, Source
+    from llmconfig_server.resolve import runner
+    from llmconfig_server.resolve.catalog import MODES
+    from llmconfig_server.resolve.domain import ConfigError, Origin, Source
 
     own = snapshot.resolver.default_mode
     lines = []
@@ -302,7 +304,7 @@ def _health_only(health: HealthServicer, listener: Listener, layers: list[Layer]
 
 
 def _serve_metrics(metrics: Metrics, listen: str) -> tuple[Any, str | None]:
-    from .metrics_http import MetricsHTTP
+    from llmconfig_server.observe.metrics_http import MetricsHTTP
 
     host, _, port = listen.rpartition(":")
     host = host.strip("[]")
@@ -320,7 +322,7 @@ async def serve(inputs: Inputs, snapshot: Snapshot) -> None:
     options = inputs.options
     running = await start(inputs, snapshot, signals=True)
     _tune_collector()
-    from .report import startup_report
+    from llmconfig_server.observe.report import startup_report
 
     notes = [f"access: {snapshot.access.description}"]
     if running.metrics_address:

@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
-from . import __version__
-from .access import AccessOptions, TlsFiles
-from .catalog import shipped
-from .health import HealthOptions
-from .listeners import UNIX_PREFIX, Listener, ListenSpecError, parse_listener
-from .origin_limits import DEFAULT_RATE, MAX_RATE
-from .sources import FLAG_FOR_FIELD, ServerFlags
-from .streams import DEFAULT_MAX_WATCH_STREAMS
+from llmconfig_server import __version__
+from llmconfig_server.access.guard import AccessOptions, TlsFiles
+from llmconfig_server.access.listeners import UNIX_PREFIX, Listener, ListenSpecError, parse_listener
+from llmconfig_server.health.checker import HealthOptions
+from llmconfig_server.health.origin_limits import DEFAULT_RATE, MAX_RATE
+from llmconfig_server.resolve.catalog import shipped
+from llmconfig_server.rpc.streams import DEFAULT_MAX_WATCH_STREAMS
+from llmconfig_server.sources.layers import FLAG_FOR_FIELD, ServerFlags
 
 DEFAULT_LISTEN = "127.0.0.1:50061"
 LISTEN_ENV = "STIGMER_LLMCONFIG_LISTEN"

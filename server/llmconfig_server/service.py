@@ -19,9 +19,7 @@ from google.protobuf.message import DecodeError
 from google.rpc import status_pb2
 
 from llmconfig.v1 import llmconfig_pb2 as pb
-
-from . import network
-from .access import (
+from llmconfig_server.access.guard import (
     TRUSTED,
     Caller,
     Denied,
@@ -31,19 +29,14 @@ from .access import (
     current_caller,
     require_secrets,
 )
-from .answers import Answer, Event
-from .domain import ConfigError, Violation
-from .errors import (
-    abort_with,
-    bad_request_status,
-    config_error_status,
-    denied_status,
-    exhausted_status,
-)
-from .health import ProbeRequestInvalid, ProbesBusy, ProbeTargetDenied
-from .parsing import request_control_character
-from .redact import has_credentials
-from .servicer import (
+from llmconfig_server.access.unix_peers import UnixPeers
+from llmconfig_server.health.checker import ProbeRequestInvalid, ProbesBusy, ProbeTargetDenied
+from llmconfig_server.live.answers import Answer, Event
+from llmconfig_server.live.state import ServerState, Snapshot
+from llmconfig_server.resolve import network
+from llmconfig_server.resolve.domain import ConfigError, Violation
+from llmconfig_server.resolve.parsing import request_control_character
+from llmconfig_server.rpc.convert import (
     SERVICE_NAME,
     health_response_of,
     models_response_of,
@@ -51,13 +44,19 @@ from .servicer import (
     response_of,
     runner_response_of,
 )
-from .sources import request_mode
-from .state import ServerState, Snapshot
-from .streams import WatchBudget, is_anonymous
-from .unix_peers import UnixPeers
+from llmconfig_server.rpc.errors import (
+    abort_with,
+    bad_request_status,
+    config_error_status,
+    denied_status,
+    exhausted_status,
+)
+from llmconfig_server.rpc.streams import WatchBudget, is_anonymous
+from llmconfig_server.sources.layers import request_mode
+from llmconfig_server.support.redact import has_credentials
 
 if TYPE_CHECKING:
-    from .model_lists import Refresher
+    from llmconfig_server.health.model_lists import Refresher
 
 log = logging.getLogger(__name__)
 

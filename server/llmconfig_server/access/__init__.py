@@ -1,0 +1,1 @@
+"""Who may call what: tokens, listeners, peers, the guard around every handler."""

@@ -1,0 +1,1 @@
+"""Logs, gRPC core's log lines, metrics and the startup report."""

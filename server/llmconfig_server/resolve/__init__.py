@@ -1,0 +1,1 @@
+"""The cascade without gRPC: the vocabulary, the catalog, the grammar, the rules."""

@@ -1,0 +1,1 @@
+"""gRPC plumbing: status mapping, proto conversion, handler wrapping, health, reflection."""

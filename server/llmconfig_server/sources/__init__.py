@@ -1,0 +1,1 @@
+"""Where values come from: the request, flags, environment and config files."""

@@ -1,0 +1,1 @@
+"""What every layer uses: bounded file reads, bounded caches, redaction, safe YAML."""
