@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeAlias, TypeVar
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -104,11 +104,8 @@ class LLMConfigService:
                 await self._hand_over_secret(context, "ResolveLLMConfig", *answer.secret)
             return answer.data
         request = await _parse(pb.ResolveLLMConfigRequest, raw, context)
-        caller = await self._authorize_secrets(context) if request.include_secrets else None
-        try:
-            response = self._llm_response(snapshot, request)
-        except ConfigError as exc:
-            await abort_with(context, config_error_status(exc))
+        caller = await self._secrets_caller(request, context)
+        response = await _answered(context, self._llm_response, snapshot, request)
         secret = None
         if caller is not None and (secret := secret_of(response)) is not None:
             await self._hand_over(caller, context, "ResolveLLMConfig", *secret)
@@ -149,11 +146,8 @@ class LLMConfigService:
     async def resolve_runner(self, raw: bytes, context: _Context) -> bytes:
         snapshot = await self._current(context)
         request = await _parse(pb.ResolveRunnerConfigRequest, raw, context)
-        caller = await self._authorize_secrets(context) if request.include_secrets else None
-        try:
-            response = self._runner_response(snapshot, request)
-        except ConfigError as exc:
-            await abort_with(context, config_error_status(exc))
+        caller = await self._secrets_caller(request, context)
+        response = await _answered(context, self._runner_response, snapshot, request)
         if caller is not None:
             config = response.config
             secrets = [(provider, hint) for provider, hint, present in (
@@ -315,6 +309,10 @@ class LLMConfigService:
         caller = await self._authorize_secrets(context)
         await self._hand_over(caller, context, rpc, provider, key_hint)
 
+    async def _secrets_caller(self, request: Any, context: _Context) -> Caller | None:
+        """The caller allowed the keys a request asks for (None when it asks for none)."""
+        return await self._authorize_secrets(context) if request.include_secrets else None
+
     async def _authorize_secrets(self, context: _Context) -> Caller:
         try:
             return require_secrets()
@@ -371,6 +369,18 @@ async def _refuse_new_call(context: _Context) -> NoReturn:
                         "the server is shutting down; retry (the llmconfig client does)",
                         SHUTDOWN_PUSHBACK)
     raise AssertionError("context.abort returned")  # it raises
+
+
+R = TypeVar("R")
+
+
+async def _answered(context: _Context, answer: Callable[[Snapshot, Any], R], snapshot: Snapshot,
+                   request: Any) -> R:
+    """`answer(snapshot, request)`, a ConfigError turned into its rich status."""
+    try:
+        return answer(snapshot, request)
+    except ConfigError as exc:
+        await abort_with(context, config_error_status(exc))
 
 
 def _status_message(status: grpc.Status) -> status_pb2.Status:

@@ -79,7 +79,8 @@ def load_with_marks(text: str) -> tuple[Any, Marks]:
     "on" there, not true)."""
     try:
         _count_values(text)
-        return _compose_and_construct(text)
+        document, root = _compose_and_construct(text)
+        return document, _marks(root) if root is not None else {}
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
@@ -99,14 +100,15 @@ def load_with_marks(text: str) -> tuple[Any, Marks]:
         raise YAMLProblem("invalid YAML: not valid Unicode text") from None
 
 
-def _compose_and_construct(text: str) -> tuple[Any, Marks]:
+def _compose_and_construct(text: str) -> tuple[Any, Node | None]:
+    """The document and its root node (None for an empty document), its graph checked."""
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
-            return None, {}
+            return None, None
         _check_graph(node)
-        return loader.construct_document(node), _marks(node)
+        return loader.construct_document(node), node
     finally:
         loader.dispose()
 
@@ -236,21 +238,18 @@ def load_located(text: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
     document (`("models", 3, "id")`), so a schema error can say `file:line`."""
     try:
         _count_values(text)
-        loader = _Loader(text)
-        try:
-            node = loader.get_single_node()
-            if node is None:
-                return None, {}
-            _check_graph(node)
-            lines: dict[tuple[Any, ...], int] = {}
-            _record_lines(node, (), lines)
-            return loader.construct_document(node), lines
-        finally:
-            loader.dispose()
+        document, root = _compose_and_construct(text)
+        return document, _lines(root) if root is not None else {}
     except YAMLProblem:
         raise
     except Exception:
         return load(text), {}  # the same failure, reported as `load` reports it
+
+
+def _lines(root: Node) -> dict[tuple[Any, ...], int]:
+    lines: dict[tuple[Any, ...], int] = {}
+    _record_lines(root, (), lines)
+    return lines
 
 
 def _record_lines(node: Node, path: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from llmconfig_server.health.probes._keyed import HostedAPI, model_segment
+from llmconfig_server.resolve.rules import key_fix
 
 API_VERSION = "2023-06-01"
 
@@ -15,8 +16,7 @@ def _is_model(body: Any) -> bool:
 
 API = HostedAPI(
     display_name="Anthropic",
-    key_variables="put the key in a file only the server can read and set "
-    "ANTHROPIC_API_KEY_FILE to its path (or set ANTHROPIC_API_KEY or STIGMER_LLM_API_KEY)",
+    key_variables=key_fix("ANTHROPIC_API_KEY"),
     keys_page="https://console.anthropic.com/settings/keys",
     status_page="https://status.anthropic.com",
     model_url=lambda t: f"{t.base_url}/v1/models/{model_segment(t.model)}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from llmconfig_server.health.probes._keyed import HostedAPI, model_segment
+from llmconfig_server.resolve.rules import key_fix
 
 
 def _is_model(body: Any) -> bool:
@@ -13,8 +14,7 @@ def _is_model(body: Any) -> bool:
 
 API = HostedAPI(
     display_name="OpenAI",
-    key_variables="put the key in a file only the server can read and set OPENAI_API_KEY_FILE to "
-    "its path (or set OPENAI_API_KEY or STIGMER_LLM_API_KEY)",
+    key_variables=key_fix("OPENAI_API_KEY"),
     keys_page="https://platform.openai.com/api-keys",
     status_page="https://status.openai.com",
     model_url=lambda t: f"{t.base_url}/models/{model_segment(t.model)}",
