@@ -92,7 +92,7 @@ async def one_round(url: str, home: Path, sent: list[int], memory: bool,
         Inputs(options, environ, home, home)))
     refresher = Refresher(state, 0)
     await refresher.refresh(["anthropic"])  # warm: httpx loaded, the pool connected
-    state = ServerState(state.inputs, build(state.inputs, state.current.health.pool))
+    state = ServerState(state.inputs, build(state.inputs, state.runtime))
     refresher = Refresher(state, 0)
     sent.clear()
     if memory:  # tracemalloc slows everything down: the time comes from rounds without it
@@ -103,10 +103,10 @@ async def one_round(url: str, home: Path, sent: list[int], memory: bool,
     elapsed = time.perf_counter() - began
     current, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    listing = state.current.lists.get("anthropic", url)
+    listing = state.runtime.lists.get("anthropic", url)
     assert listing is not None and len(listing.models) == MODELS, "the list was not learned"
     assert state.current.resolver.catalog.model("anthropic", "claude-bench-00000") is not None
-    await state.current.health.pool.aclose()
+    await state.runtime.http.aclose()
     return elapsed, current - before, peak - before, len(listing.models)
 
 

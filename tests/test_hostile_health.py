@@ -335,10 +335,19 @@ def test_past_the_limit_of_checks_in_flight_a_new_one_is_resource_exhausted(serv
         if not pending:
             break
     assert pending == []  # every one of the 1,024 is held in flight
-    assert verdicts(client.target, ["llama:7b"], timeout=5.0) == {
-        "llama:7b": "RESOURCE_EXHAUSTED"}
+    assert answer_of(client.target, "llama:7b") == "RESOURCE_EXHAUSTED"
     # A check already in flight is joined, not refused.
-    assert verdicts(client.target, held[:1], timeout=5.0) == {held[0]: "HEALTH_STATUS_TIMEOUT"}
+    assert answer_of(client.target, held[0]) == "HEALTH_STATUS_TIMEOUT"
+
+
+def answer_of(target: str, model: str) -> str:
+    """The server's answer about `model`: a call that misses its deadline on a loaded machine
+    says nothing about the rule, so it is asked again (a few times at most)."""
+    for _ in range(10):
+        code = verdicts(target, [model], timeout=5.0)[model]
+        if code != "DEADLINE_EXCEEDED":
+            return code
+    return code
 
 
 # -- Verdicts before the deadline, under load -------------------------------------------------

@@ -105,7 +105,7 @@ class RunningServer:
         await self.server.stop(grace - refusing)
         if self._health_server is not None:  # NOT_SERVING to the probes until the very end
             await self._health_server.stop(0)
-        await self.state.current.health.pool.aclose()
+        await self.state.runtime.http.aclose()
         if self._metrics_server is not None:
             self._metrics_server.close()
 
@@ -131,7 +131,7 @@ async def start(inputs: Inputs, snapshot: Snapshot | None = None, *,
         metrics = Metrics()
         layers.append(metrics.layer)
         # Every probe of this and later snapshots reaches the metrics.
-        snapshot.health.observer = metrics.observe_probe
+        state.runtime.observer = metrics.observe_probe
         service.on_secret = metrics.count_secret
         _count_reloads(state, metrics)
         if options.access.tokens_file:
@@ -239,7 +239,7 @@ def _warm(running: RunningServer) -> None:
     """Load the probe stack (httpx, its TLS context, the probes) off the event loop; a
     failure here is one the first health check meets and reports in its verdict."""
     try:
-        running.state.current.health.pool.warm()
+        running.state.runtime.http.warm()
     except Exception as exc:  # never fatal: a check builds the pool itself
         log.debug("warming the probe stack failed: %s", exc)
 

@@ -234,7 +234,7 @@ class Refresher:
         for target in found:
             key = (target.provider, target.base_url)
             task = self._running.get(key)
-            if task is None and snapshot.lists.attempt(target, now):
+            if task is None and snapshot.runtime.lists.attempt(target, now):
                 task = asyncio.create_task(self._list(target))
                 self._running[key] = task
                 task.add_done_callback(self._forget(key))
@@ -256,7 +256,7 @@ class Refresher:
     async def _list(self, target: ListTarget) -> bool:
         from llmconfig_server.health.probes.listing import ListingFailed, list_models
 
-        lists = self.state.current.lists
+        lists = self.state.runtime.lists
         budget = target.probe.timeout * LISTING_BUDGET_PROBES
         try:
             # Each request has the probe's timeout; the whole list (pages) a few of them.

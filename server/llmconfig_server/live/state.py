@@ -87,6 +87,23 @@ class BuildError(Exception):
         self.tokens = tokens
 
 
+@dataclass(eq=False)
+class Runtime:
+    """What lives as long as the server, not as long as one snapshot: one HTTP pool (its
+    connections, the origins' rates and 429 pauses), what the providers listed, the revision
+    key the first build chose, and where probe outcomes go (the metrics, when served). Every
+    snapshot of a ServerState is built with the same one (`ServerState.runtime`)."""
+
+    http: HttpPool = field(default_factory=HttpPool)
+    lists: ModelLists = field(default_factory=ModelLists)
+    revision_key: bytes | None = None
+    observer: Callable[[HealthReport, bool], None] | None = None
+
+    def observe(self, report: HealthReport, own_target: bool) -> None:
+        if self.observer is not None:
+            self.observer(report, own_target)
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Snapshot:
     resolver: Resolver
@@ -95,8 +112,8 @@ class Snapshot:
     access: access_policy.Access
     fingerprint: str  # equal fingerprints: nothing a caller could observe differs
     files: tuple[Path, ...]  # the files this snapshot was built from, to watch
-    # What the providers list, for the life of the process (every snapshot shares it).
-    lists: ModelLists = field(default_factory=ModelLists)
+    # What lives as long as the server; `runtime.lists` is what the providers list.
+    runtime: Runtime = field(default_factory=Runtime)
     # Problems with newer inputs while this (last good) state is served; added to answers.
     warnings: tuple[str, ...] = ()
     # WatchLLMConfig's events on this snapshot, shared by the streams that asked the same.
@@ -111,16 +128,15 @@ class Snapshot:
                        access=access)
 
 
-def build(inputs: Inputs, http: HttpPool | None = None,
-          observer: Callable[[HealthReport, bool], None] | None = None,
-          revision_key: bytes | None = None, lists: ModelLists | None = None) -> Snapshot:
+def build(inputs: Inputs, runtime: Runtime | None = None) -> Snapshot:
     """The complete server state for `inputs`, or BuildError listing every problem: an
     unusable catalog file, an invalid configuration of the server's own mode, an unusable TLS
-    file, or a listener the exposure policy forbids. `revision_key`: the one the first build
-    chose (see derive_revision_key); a reload keeps it, so editing tokens does not change
-    revisions. `lists`: what the providers listed, kept from state to state."""
+    file, or a listener the exposure policy forbids. `runtime`: the server's (a new one for a
+    first build); its revision key is the one the first build chose (see derive_revision_key),
+    so editing tokens does not change revisions."""
     options = inputs.options
-    lists = lists or ModelLists()
+    runtime = runtime or Runtime()
+    lists = runtime.lists
     problems: list[str] = []
     access: access_policy.Access | None = None
     tokens = None
@@ -137,7 +153,7 @@ def build(inputs: Inputs, http: HttpPool | None = None,
         catalog = shipped()
     sources = read_server_sources(options.flags, inputs.environ, inputs.cwd, inputs.home,
                                   catalog)
-    resolver = Resolver(sources, revision_key or derive_revision_key(tokens))
+    resolver = Resolver(sources, runtime.revision_key or derive_revision_key(tokens))
     base = resolver.base()
     # An input of the server's own mode that cannot be used (a bad variable, a config file
     # that cannot be read) always stops it; so does a mode that cannot be known. An input of
@@ -148,7 +164,8 @@ def build(inputs: Inputs, http: HttpPool | None = None,
         problems += [v.message for v in base.violations]
     if problems or access is None:
         raise BuildError(list(dict.fromkeys(problems)), tokens)
-    health = ProviderHealth(resolver, options.health, http, observer=observer)
+    runtime.revision_key = resolver.revision_key  # the first build's, kept by every reload
+    health = ProviderHealth(resolver, options.health, runtime.http, observer=runtime.observe)
     health.encode = health_answer_of
     return Snapshot(
         resolver=resolver,
@@ -157,7 +174,7 @@ def build(inputs: Inputs, http: HttpPool | None = None,
         access=access,
         fingerprint=_fingerprint(resolver, access),
         files=_files(inputs, resolver),
-        lists=lists,
+        runtime=runtime,
     )
 
 
@@ -250,6 +267,11 @@ class ServerState:
         self._good = self.current
 
     @property
+    def runtime(self) -> Runtime:
+        """The server's runtime: the first snapshot's, shared by every later one."""
+        return self.current.runtime
+
+    @property
     def good(self) -> Snapshot:
         assert self._good is not None
         return self._good
@@ -269,8 +291,7 @@ class ServerState:
 
     def _reload(self, reason: str) -> str:
         try:
-            fresh = build(self.inputs, self.good.health.pool, self.good.health.observer,
-                          self.good.resolver.revision_key, self.good.lists)
+            fresh = build(self.inputs, self.runtime)
         except BuildError as exc:
             message = redact_text("; ".join(exc.problems))  # it goes into logs and answers
             new_problem = self.problem is None or self.problem.message != message

@@ -149,8 +149,8 @@ def models_response_of(snapshot: Snapshot, providers: list[str], mode: str,
             base_url = resolve_provider(snapshot.resolver, mode, provider).base_url
         except ConfigError:
             base_url = catalog.providers[provider].default_base_url
-        listed = rows(catalog, snapshot.lists.get(provider, base_url), provider,
-                      redact_url(base_url), snapshot.lists.error(provider, base_url))
+        listed = rows(catalog, snapshot.runtime.lists.get(provider, base_url), provider,
+                      redact_url(base_url), snapshot.runtime.lists.error(provider, base_url))
         response.warnings.extend(redact_text(w) for w in listed.warnings)
         for row in listed.rows:
             facts = row.facts
