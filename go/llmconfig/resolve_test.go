@@ -97,8 +97,8 @@ func TestServerPreconditionNamesTheVariableToSet(t *testing.T) {
 	violation := decoded.Violations[0]
 	want := llmconfig.Violation{Subject: "ANTHROPIC_API_KEY", Field: "api_key", Reason: "API_KEY_MISSING"}
 	if violation.Subject != want.Subject || violation.Field != want.Field || violation.Reason != want.Reason ||
-		!strings.Contains(violation.Description, "--anthropic-key") {
-		t.Errorf("violation %+v, want %+v and the flag that fixes it", violation, want)
+		!strings.Contains(violation.Description, "ANTHROPIC_API_KEY_FILE") {
+		t.Errorf("violation %+v, want %+v and the key file variable that fixes it", violation, want)
 	}
 }
 
