@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import time
 from collections import Counter
 
 import grpc
@@ -356,10 +357,17 @@ def verdicts(target: str, models: list[str], timeout: float) -> dict[str, str]:
     """Each model's answer (a HealthStatus name, or the gRPC status code's name), all asked at
     once."""
     async def one(stub: pb_grpc.LLMConfigServiceStub, model: str) -> str:
+        started = time.monotonic()
         try:
             answer = await stub.CheckProviderHealth(pb.CheckProviderHealthRequest(model=model),
                                                     timeout=timeout)
         except grpc.aio.AioRpcError as exc:
+            # Past the deadline, the server's end of the call resets the stream; on a loaded
+            # machine that reset can reach the client before its own deadline timer runs, and
+            # the client says CANCELLED for what is a missed deadline.
+            if (exc.code() is grpc.StatusCode.CANCELLED
+                    and time.monotonic() - started >= timeout * 0.9):
+                return "DEADLINE_EXCEEDED"
             return exc.code().name
         return pb.HealthStatus.Name(answer.status)
 
