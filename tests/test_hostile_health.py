@@ -320,6 +320,12 @@ def test_an_entry_bigger_than_an_eighth_of_the_budget_is_not_kept():
 IN_FLIGHT_LIMIT = 1024  # distinct checks in flight (docs/health.md)
 
 
+# Calls that got no answer from the handler: a missed deadline, or — seen once in ~3,000 calls
+# opened at once while stress-ng saturated both cores — a stream the transport reset (CANCELLED,
+# 0.08 s in, before any handler answered). Neither says anything about the in-flight bound.
+UNANSWERED = {"DEADLINE_EXCEEDED", "CANCELLED"}
+
+
 def test_past_the_limit_of_checks_in_flight_a_new_one_is_resource_exhausted(serve, emulators):
     hole = started(emulators, BlackHole())
     # Probes of a host that never answers stay in flight for their whole (long) budget, while
@@ -329,10 +335,10 @@ def test_past_the_limit_of_checks_in_flight_a_new_one_is_resource_exhausted(serv
     pending = held
     for _ in range(20):
         answers = verdicts(client.target, pending, timeout=5.0)
-        assert set(answers.values()) <= {"HEALTH_STATUS_TIMEOUT", "DEADLINE_EXCEEDED"}
+        assert set(answers.values()) <= {"HEALTH_STATUS_TIMEOUT", *UNANSWERED}
         # A call that missed its deadline may never have reached the server: ask again (the
         # same model joins its check if it is in flight, or starts it).
-        pending = [model for model, code in answers.items() if code == "DEADLINE_EXCEEDED"]
+        pending = [model for model, code in answers.items() if code in UNANSWERED]
         if not pending:
             break
     assert pending == []  # every one of the 1,024 is held in flight
@@ -346,7 +352,7 @@ def answer_of(target: str, model: str) -> str:
     says nothing about the rule, so it is asked again (a few times at most)."""
     for _ in range(10):
         code = verdicts(target, [model], timeout=5.0)[model]
-        if code != "DEADLINE_EXCEEDED":
+        if code not in UNANSWERED:
             return code
     return code
 
