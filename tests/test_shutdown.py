@@ -22,9 +22,10 @@ pytestmark = pytest.mark.under_load
 METHOD = "/llmconfig.v1.LLMConfigService/ResolveLLMConfig"
 
 
-# Under the server's --max-concurrent-streams (100): a caller that keeps exactly the limit
-# going can have a stream refused (UNAVAILABLE) while the server frees the previous one.
-async def load_through_sigterm(handle, callers: int = 90) -> tuple[dict, dict, float]:
+# Well under the server's --max-concurrent-streams (100): a caller that keeps close to the limit
+# going can have a stream refused (UNAVAILABLE) while a loaded server frees the previous ones
+# (90 callers did, once in a few runs beside stress-ng).
+async def load_through_sigterm(handle, callers: int = 50) -> tuple[dict, dict, float]:
     """Callers loop on raw calls (no client retries, so every outcome is seen); SIGTERM goes
     out after a second. Returns outcomes of calls started before and after it, and how long
     the server took to exit."""

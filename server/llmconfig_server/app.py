@@ -321,6 +321,12 @@ async def serve(inputs: Inputs, snapshot: Snapshot) -> None:
     """Serve until SIGTERM or SIGINT, then stop gracefully (see RunningServer.stop)."""
     options = inputs.options
     running = await start(inputs, snapshot, signals=True)
+    # Before anything says it is up: a SIGTERM right after the startup lines (a supervisor
+    # that saw them) must stop it gracefully, not kill it with the default action.
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
     _tune_collector()
     from llmconfig_server.observe.report import startup_report
 
@@ -338,15 +344,11 @@ async def serve(inputs: Inputs, snapshot: Snapshot) -> None:
     if (tokens := snapshot.access.tokens) is not None and tokens.problem is not None:
         log.error("%s", tokens.problem)  # an empty list; an unusable file stopped __main__
     log.info("%s", startup_report(snapshot.resolver, running.addresses, notes))
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
     # SERVING now: the first CheckProviderHealth need not pay for importing the probe stack.
     # Loaded on a thread, a moment later: the first health checks of whoever waits for SERVING
     # are answered first.
     loop.call_later(WARM_AFTER, lambda: threading.Thread(
         target=_warm, args=(running,), name="llmconfig-warm", daemon=True).start())
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
     await stopping.wait()
     log.info("stopping: NOT_SERVING, serving %.1fs more while callers move away, then "
              "in-flight calls have %.1fs to finish", options.drain_seconds,
