@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 
@@ -38,22 +40,30 @@ async def closed_loop(target: str, method: str, payload: bytes, concurrency: int
                                    response_deserializer=_identity)
         for _ in range(50):  # warm the connection and the server's code paths
             await call(payload, timeout=10, metadata=metadata)
-        latencies: list[float] = []
-        failures = 0
-        deadline = time.perf_counter() + seconds
+        return await callers(lambda: call(payload, timeout=10, metadata=metadata),
+                             grpc.RpcError, concurrency, seconds)
 
-        async def caller() -> None:
-            nonlocal failures
-            while (now := time.perf_counter()) < deadline:
-                try:
-                    await call(payload, timeout=10, metadata=metadata)
-                except grpc.RpcError:
-                    failures += 1
-                latencies.append(time.perf_counter() - now)
 
-        began = time.perf_counter()
-        await asyncio.gather(*(caller() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - began
+async def callers(once: Callable[[], Awaitable[Any]], failure: type[BaseException],
+                  concurrency: int, seconds: float) -> Sample:
+    """`concurrency` callers of `once()` for `seconds`, each calling again when its previous
+    call returns; a `failure` raised is counted, not fatal."""
+    latencies: list[float] = []
+    failures = 0
+    deadline = time.perf_counter() + seconds
+
+    async def caller() -> None:
+        nonlocal failures
+        while (now := time.perf_counter()) < deadline:
+            try:
+                await once()
+            except failure:
+                failures += 1
+            latencies.append(time.perf_counter() - now)
+
+    began = time.perf_counter()
+    await asyncio.gather(*(caller() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - began
     quantiles = statistics.quantiles(latencies, n=100)
     return Sample(len(latencies), elapsed, quantiles[49] * 1e6, quantiles[98] * 1e6, failures)
 

@@ -38,7 +38,7 @@ import httpx
 from llmconfig.v1 import llmconfig_pb2 as pb
 
 from . import servers
-from .load import Sample, closed_loop
+from .load import Sample, callers, closed_loop
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "peers.json"
@@ -160,24 +160,10 @@ async def _http_loop(url: str, concurrency: int, seconds: float) -> Sample:
     async with httpx.AsyncClient(headers=headers, limits=limits, timeout=10) as client:
         for _ in range(20):
             (await client.get(url)).raise_for_status()
-        latencies: list[float] = []
-        failures = 0
-        deadline = time.perf_counter() + seconds
 
-        async def caller() -> None:
-            nonlocal failures
-            while (now := time.perf_counter()) < deadline:
-                try:
-                    (await client.get(url)).raise_for_status()
-                except httpx.HTTPError:
-                    failures += 1
-                latencies.append(time.perf_counter() - now)
-
-        began = time.perf_counter()
-        await asyncio.gather(*(caller() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - began
-    quantiles = statistics.quantiles(latencies, n=100)
-    return Sample(len(latencies), elapsed, quantiles[49] * 1e6, quantiles[98] * 1e6, failures)
+        async def once() -> None:
+            (await client.get(url)).raise_for_status()
+        return await callers(once, httpx.HTTPError, concurrency, seconds)
 
 
 def _timed(call: Any, count: int) -> float:
